@@ -1,0 +1,245 @@
+//! Configuration from the environment (in Azure: the Function App's application settings;
+//! locally: `local.settings.json` under `func start`, or the shell).
+//!
+//! [`Config::from_lookup`] validates everything at startup and reports *every* problem, one
+//! line each, so a misconfigured app fails once with a full list instead of at the first
+//! sign-in. Settings that are legal but risky become [`Config::warnings`].
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use url::Url;
+
+/// Default of `APPROVAL_WAIT_SECONDS`: B2C custom policies abandon a REST call after 10 s
+/// and retry once (MS docs "restful-technical-profile" / api-connectors-overview), so one
+/// call must answer well inside that, network and B2C's own overhead included.
+pub const DEFAULT_APPROVAL_WAIT_SECONDS: u64 = 7;
+
+/// Above this many seconds of wait budget, B2C's 10 s timeout is close: warn.
+pub const WAIT_WARNING_ABOVE_SECONDS: u64 = 9;
+
+/// Largest accepted `APPROVAL_WAIT_SECONDS`; host.json's `functionTimeout` (2 minutes) must
+/// stay above it.
+pub const MAX_APPROVAL_WAIT_SECONDS: u64 = 60;
+
+/// Smallest accepted `APPROVAL_POLL_INTERVAL_MS`, to stay clear of Authy's rate limits.
+pub const MIN_POLL_INTERVAL_MS: u64 = 250;
+
+/// Where the Authy API lives unless `AUTHY_API_URL` says otherwise.
+pub const DEFAULT_AUTHY_API_URL: &str = "https://api.authy.com";
+
+/// Whether the Authy API is real or the built-in simulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthyBackend {
+    /// Talk to `AUTHY_API_URL` with `AUTHY_API_KEY`.
+    Remote,
+    /// Start the built-in simulator on a loopback port inside this process and talk to it
+    /// (`AUTHY_SIMULATOR=embedded`, or the `demo` command). Refused in Azure.
+    EmbeddedSimulator,
+}
+
+/// Everything the handler reads from its environment, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `AUTHY_API_KEY`; `None` only with the embedded simulator (which makes up its own).
+    pub authy_api_key: Option<SecretString>,
+    /// `AUTHY_API_URL`: https, or http to a loopback address (the simulator).
+    pub authy_api_url: Url,
+    /// `AUTHY_APPROVAL_MESSAGE`: the push title.
+    pub approval_message: String,
+    /// `AUTHY_APPROVAL_TTL_SECONDS`: `seconds_to_expire` of each approval request; this, not
+    /// one HTTP call, is how long a user has to approve.
+    pub approval_ttl: Duration,
+    /// `APPROVAL_WAIT_SECONDS`: the budget of one call of any function, Authy calls included.
+    pub approval_wait: Duration,
+    /// `APPROVAL_POLL_INTERVAL_MS`: pause between two status polls.
+    pub poll_interval: Duration,
+    /// `FUNCTIONS_CUSTOMHANDLER_PORT`: where the host forwards requests.
+    pub port: u16,
+    /// `AUTHY_SIMULATOR` (`off` | `embedded`).
+    pub authy_backend: AuthyBackend,
+    /// `WEBSITE_INSTANCE_ID` is set: we run on App Service / Functions in Azure.
+    pub running_in_azure: bool,
+    /// Legal but risky settings, to be logged at WARN once logging is up.
+    pub warnings: Vec<String>,
+}
+
+/// Every configuration problem found, one per line in `Display`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub Vec<String>);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join("\n"))
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads the process environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] listing every invalid setting.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (tests pass a map). Empty values count as unset.
+    ///
+    /// # Errors
+    /// [`ConfigError`] listing every invalid setting.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+
+        let running_in_azure = get("WEBSITE_INSTANCE_ID").is_some();
+        let authy_backend = match get("AUTHY_SIMULATOR").as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("off") | Some("false") => AuthyBackend::Remote,
+            Some("embedded") => AuthyBackend::EmbeddedSimulator,
+            Some(other) => {
+                errors.push(format!("AUTHY_SIMULATOR: '{other}' is not one of off, embedded"));
+                AuthyBackend::Remote
+            }
+        };
+        if authy_backend == AuthyBackend::EmbeddedSimulator && running_in_azure {
+            errors.push(
+                "AUTHY_SIMULATOR: the Authy simulator never runs in Azure (WEBSITE_INSTANCE_ID is set); remove the setting"
+                    .into(),
+            );
+        }
+
+        let authy_api_key = get("AUTHY_API_KEY").map(SecretString::from);
+        if authy_api_key.is_none() && authy_backend == AuthyBackend::Remote {
+            errors.push(
+                "AUTHY_API_KEY: required (the Authy application's API key), unless AUTHY_SIMULATOR=embedded"
+                    .into(),
+            );
+        }
+
+        let authy_api_url = match parse_authy_url(&get("AUTHY_API_URL").unwrap_or_else(|| DEFAULT_AUTHY_API_URL.into())) {
+            Ok(url) => url,
+            Err(e) => {
+                errors.push(format!("AUTHY_API_URL: {e}"));
+                Url::parse(DEFAULT_AUTHY_API_URL).expect("constant URL parses")
+            }
+        };
+
+        let approval_message = get("AUTHY_APPROVAL_MESSAGE").unwrap_or_else(|| "Sign-in request".into());
+        if approval_message.chars().count() > 200 {
+            errors.push("AUTHY_APPROVAL_MESSAGE: at most 200 characters".into());
+        }
+
+        let mut number = |name: &str, default: u64, range: std::ops::RangeInclusive<u64>, unit: &str| -> u64 {
+            match get(name) {
+                None => default,
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) if range.contains(&n) => n,
+                    _ => {
+                        errors.push(format!(
+                            "{name}: '{v}' is not a whole number of {unit} from {} to {}",
+                            range.start(),
+                            range.end()
+                        ));
+                        default
+                    }
+                },
+            }
+        };
+        let ttl = number("AUTHY_APPROVAL_TTL_SECONDS", 120, 10..=86_400, "seconds");
+        let wait = number("APPROVAL_WAIT_SECONDS", DEFAULT_APPROVAL_WAIT_SECONDS, 1..=MAX_APPROVAL_WAIT_SECONDS, "seconds");
+        let poll = number("APPROVAL_POLL_INTERVAL_MS", 1000, MIN_POLL_INTERVAL_MS..=60_000, "milliseconds");
+        let port = number("FUNCTIONS_CUSTOMHANDLER_PORT", 7071, 0..=65_535, "");
+        if wait > WAIT_WARNING_ABOVE_SECONDS {
+            warnings.push(format!(
+                "APPROVAL_WAIT_SECONDS={wait} is above {WAIT_WARNING_ABOVE_SECONDS}: B2C abandons REST calls after 10 s and retries once, which sends a second request"
+            ));
+        }
+        if authy_backend == AuthyBackend::EmbeddedSimulator {
+            warnings.push("AUTHY_SIMULATOR=embedded: pushes go to the built-in Authy simulator, not to Authy; never use this for real sign-ins".into());
+        }
+
+        if !errors.is_empty() {
+            return Err(ConfigError(errors));
+        }
+        Ok(Self {
+            authy_api_key,
+            authy_api_url,
+            approval_message,
+            approval_ttl: Duration::from_secs(ttl),
+            approval_wait: Duration::from_secs(wait),
+            poll_interval: Duration::from_millis(poll),
+            port: u16::try_from(port).unwrap_or(7071),
+            authy_backend,
+            running_in_azure,
+            warnings,
+        })
+    }
+}
+
+/// https anywhere; plain http only to a loopback host (the simulator), so the API key never
+/// crosses a network in clear text.
+fn parse_authy_url(raw: &str) -> Result<Url, String> {
+    let url = Url::parse(raw).map_err(|e| format!("'{raw}' is not a URL ({e})"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if loopback => Ok(url),
+        "http" => Err(format!("'{raw}' must use https (http is allowed only to a loopback address)")),
+        other => Err(format!("'{raw}': unsupported scheme {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_need_only_the_key() {
+        let c = config(&[("AUTHY_API_KEY", "k")]).unwrap();
+        assert_eq!(c.approval_wait, Duration::from_secs(7));
+        assert_eq!(c.poll_interval, Duration::from_millis(1000));
+        assert_eq!(c.approval_ttl, Duration::from_secs(120));
+        assert_eq!(c.port, 7071);
+        assert_eq!(c.authy_api_url.as_str(), "https://api.authy.com/");
+        assert!(c.warnings.is_empty());
+    }
+
+    #[test]
+    fn reports_every_problem_on_its_own_line() {
+        let e = config(&[
+            ("APPROVAL_WAIT_SECONDS", "0"),
+            ("APPROVAL_POLL_INTERVAL_MS", "10"),
+            ("AUTHY_API_URL", "http://api.authy.com"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.0.len(), 4, "{e}");
+        assert!(e.0.iter().any(|l| l.starts_with("AUTHY_API_KEY: required")));
+        assert!(e.0.iter().any(|l| l.starts_with("APPROVAL_WAIT_SECONDS:")));
+        assert!(e.0.iter().any(|l| l.starts_with("APPROVAL_POLL_INTERVAL_MS:")));
+        assert!(e.0.iter().any(|l| l.contains("must use https")));
+    }
+
+    #[test]
+    fn warns_near_the_b2c_timeout_and_refuses_the_simulator_in_azure() {
+        let c = config(&[("AUTHY_API_KEY", "k"), ("APPROVAL_WAIT_SECONDS", "10")]).unwrap();
+        assert!(c.warnings[0].contains("10 s"));
+        let e = config(&[("AUTHY_SIMULATOR", "embedded"), ("WEBSITE_INSTANCE_ID", "abc")]).unwrap_err();
+        assert!(e.to_string().contains("never runs in Azure"));
+        let c = config(&[("AUTHY_SIMULATOR", "embedded")]).unwrap();
+        assert_eq!(c.authy_backend, AuthyBackend::EmbeddedSimulator);
+        assert!(c.warnings.iter().any(|w| w.contains("simulator")));
+    }
+}

@@ -1,0 +1,299 @@
+//! The one error type of the API, [`ApiError`], whose variants *are* the B2C error contract.
+//!
+//! Azure AD B2C shows a REST technical profile's error to the user only when the API answers
+//! with an HTTP 4xx status and a body of the form
+//! `{"version": "1.0.0", "status": 409, "userMessage": "..."}` (MS docs
+//! "restful-technical-profile", section "Returning validation error message"). Every failure of
+//! every function therefore ends here: each variant fixes its `code`, its HTTP status and its
+//! `userMessage`. `userMessage` is a `&'static str` chosen per variant, so no exception text,
+//! URL or key can ever reach a user; details go to `developerMessage`.
+
+use std::fmt;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+use crate::authy::AuthyError;
+
+tokio::task_local! {
+    /// The invocation id of the request being served (the host's
+    /// `X-Azure-Functions-InvocationId`, or a generated one), set by the invocation middleware
+    /// so that every error body carries it as `requestId` without threading it through handlers.
+    pub static INVOCATION_ID: String;
+}
+
+/// Version string B2C expects in the `version` field of an error body.
+pub const B2C_ERROR_VERSION: &str = "1.0.0";
+
+/// Every way a call can fail, as B2C will read it.
+///
+/// Business and validation failures answer HTTP 409 (B2C shows `userMessage` on the page);
+/// protocol failures (malformed JSON, wrong content type, body over 64 KiB, wrong method,
+/// unknown path) answer their natural 4xx with the same body. Nothing answers 5xx.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    /// A required claim is absent, `""` or `null`.
+    MissingClaim {
+        /// The JSON field name (the claim's `PartnerClaimType`).
+        claim: &'static str,
+    },
+    /// `phoneNumber` is not a valid international number.
+    InvalidPhoneNumber {
+        /// Why the parser refused it (never shown to the user).
+        reason: String,
+    },
+    /// `email` / `signInName` is not an email address.
+    InvalidEmail,
+    /// `authyId` is not 1–20 digits without a leading zero.
+    InvalidAuthyId,
+    /// `approvalRequestId` is not a canonical (8-4-4-4-12, hyphenated) UUID.
+    InvalidApprovalRequestId,
+    /// The wait budget ran out while the approval request was still pending.
+    ApprovalPending,
+    /// The user denied the push in the Authy app.
+    ApprovalDenied,
+    /// The approval request outlived its `seconds_to_expire`.
+    ApprovalExpired,
+    /// Authy does not know this approval request (or this authy id).
+    ApprovalRequestNotFound {
+        /// Authy's `error_code` and message.
+        detail: String,
+    },
+    /// The approval request belongs to a different authy id than the one in the call.
+    ApprovalRequestMismatch,
+    /// Authy does not know this authy id (the user was deleted at Authy).
+    AuthyUserNotFound {
+        /// Authy's `error_code` and message.
+        detail: String,
+    },
+    /// Authy answered 429 (or 503 with `Retry-After`): too many requests.
+    AuthyThrottled {
+        /// What Authy said.
+        detail: String,
+    },
+    /// Authy could not be reached or answered 5xx, HTML, garbage, or too late.
+    AuthyUnavailable {
+        /// What went wrong (status, timeout, connection error).
+        detail: String,
+    },
+    /// Authy refused the request (`success: false` with an `error_code`).
+    AuthyRejected {
+        /// Authy's `error_code` and message.
+        detail: String,
+    },
+    /// Authy refused our API key (HTTP 401, error 60001): a configuration fault.
+    AuthyApiKeyRejected,
+    /// The body is not JSON of the expected shape (400).
+    MalformedRequest {
+        /// The parser's message.
+        detail: String,
+    },
+    /// The `Content-Type` is not `application/json` (415).
+    UnsupportedMediaType,
+    /// The body is larger than [`crate::app::MAX_BODY_BYTES`] (413).
+    PayloadTooLarge,
+    /// The path exists but not for this method (405).
+    MethodNotAllowed,
+    /// No function at this path (404).
+    NotFound,
+    /// A bug: a handler panicked. Caught, logged, answered without a 5xx.
+    Internal,
+}
+
+impl ApiError {
+    /// The stable, machine-readable `code` of the B2C error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MissingClaim { .. } => "MissingClaim",
+            Self::InvalidPhoneNumber { .. } => "InvalidPhoneNumber",
+            Self::InvalidEmail => "InvalidEmail",
+            Self::InvalidAuthyId => "InvalidAuthyId",
+            Self::InvalidApprovalRequestId => "InvalidApprovalRequestId",
+            Self::ApprovalPending => "ApprovalPending",
+            Self::ApprovalDenied => "ApprovalDenied",
+            Self::ApprovalExpired => "ApprovalExpired",
+            Self::ApprovalRequestNotFound { .. } => "ApprovalRequestNotFound",
+            Self::ApprovalRequestMismatch => "ApprovalRequestMismatch",
+            Self::AuthyUserNotFound { .. } => "AuthyUserNotFound",
+            Self::AuthyThrottled { .. } => "AuthyThrottled",
+            Self::AuthyUnavailable { .. } => "AuthyUnavailable",
+            Self::AuthyRejected { .. } => "AuthyRejected",
+            Self::AuthyApiKeyRejected => "AuthyApiKeyRejected",
+            Self::MalformedRequest { .. } => "MalformedRequest",
+            Self::UnsupportedMediaType => "UnsupportedMediaType",
+            Self::PayloadTooLarge => "PayloadTooLarge",
+            Self::MethodNotAllowed => "MethodNotAllowed",
+            Self::NotFound => "NotFound",
+            Self::Internal => "InternalError",
+        }
+    }
+
+    /// The HTTP status of the answer: 409 for everything B2C should show, the natural 4xx
+    /// for protocol faults. Never 5xx.
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            Self::MalformedRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            _ => StatusCode::CONFLICT,
+        }
+    }
+
+    /// The text B2C shows the user: fixed per variant, actionable, free of internals.
+    pub fn user_message(&self) -> &'static str {
+        match self {
+            Self::InvalidPhoneNumber { .. } => {
+                "Enter your mobile phone number with its country code, for example +1 425 555 0100."
+            }
+            Self::InvalidEmail => "Enter a valid email address.",
+            Self::ApprovalPending => "Approve the request in the Authy app, then select Continue.",
+            Self::ApprovalDenied => {
+                "The sign-in request was denied in the Authy app. Sign in again to send a new request."
+            }
+            Self::ApprovalExpired => {
+                "The sign-in request expired before it was approved. Sign in again to send a new request."
+            }
+            Self::ApprovalRequestNotFound { .. } | Self::ApprovalRequestMismatch => {
+                "This sign-in request is no longer valid. Sign in again to send a new request."
+            }
+            Self::AuthyUserNotFound { .. } => {
+                "Your phone is no longer enrolled for sign-in approval. Contact support to enrol it again."
+            }
+            Self::AuthyThrottled { .. } => {
+                "Too many sign-in requests right now. Wait a moment, then select Continue."
+            }
+            Self::AuthyUnavailable { .. } => {
+                "The approval service is not responding right now. Wait a moment, then select Continue."
+            }
+            Self::AuthyRejected { .. } => {
+                "The approval service could not process this request. Check your phone number, then try again."
+            }
+            Self::MissingClaim { .. }
+            | Self::InvalidAuthyId
+            | Self::InvalidApprovalRequestId
+            | Self::AuthyApiKeyRejected
+            | Self::MalformedRequest { .. }
+            | Self::UnsupportedMediaType
+            | Self::PayloadTooLarge
+            | Self::MethodNotAllowed
+            | Self::NotFound
+            | Self::Internal => "Something went wrong on our side. Please try again later.",
+        }
+    }
+
+    /// Details for the policy's developer (B2C shows them only in Application Insights
+    /// traces / development mode): Authy's `error_code` and message, parser errors.
+    pub fn developer_message(&self) -> String {
+        match self {
+            Self::MissingClaim { claim } => format!("The claim '{claim}' is required."),
+            Self::InvalidPhoneNumber { reason } => format!("phoneNumber is not valid: {reason}"),
+            Self::InvalidEmail => "email/signInName is not an email address.".into(),
+            Self::InvalidAuthyId => {
+                "authyId must be 1 to 20 digits without a leading zero.".into()
+            }
+            Self::InvalidApprovalRequestId => {
+                "approvalRequestId must be a hyphenated UUID (8-4-4-4-12).".into()
+            }
+            Self::ApprovalPending => "The approval request is still pending.".into(),
+            Self::ApprovalDenied => "The user denied the approval request.".into(),
+            Self::ApprovalExpired => "The approval request expired.".into(),
+            Self::ApprovalRequestNotFound { detail } => {
+                format!("Authy does not know this approval request: {detail}")
+            }
+            Self::ApprovalRequestMismatch => {
+                "The approval request belongs to a different authy id.".into()
+            }
+            Self::AuthyUserNotFound { detail } => format!("Authy does not know this authy id: {detail}"),
+            Self::AuthyThrottled { detail } => format!("Authy throttled the call: {detail}"),
+            Self::AuthyUnavailable { detail } => format!("Authy is unavailable: {detail}"),
+            Self::AuthyRejected { detail } => format!("Authy rejected the call: {detail}"),
+            Self::AuthyApiKeyRejected => {
+                "Authy rejected the API key (60001): check AUTHY_API_KEY.".into()
+            }
+            Self::MalformedRequest { detail } => format!("The request body is not valid: {detail}"),
+            Self::UnsupportedMediaType => "Content-Type must be application/json.".into(),
+            Self::PayloadTooLarge => "The request body is larger than 64 KiB.".into(),
+            Self::MethodNotAllowed => "Functions accept POST only.".into(),
+            Self::NotFound => {
+                "No function at this path: use /api/Register, /api/CreateApprovalRequest or /api/WaitForAuthyApproval."
+                    .into()
+            }
+            Self::Internal => "Unexpected internal error; see the handler's logs.".into(),
+        }
+    }
+
+    /// The body B2C reads, with `requestId` set to `request_id`.
+    pub fn body(&self, request_id: &str) -> B2cErrorBody {
+        B2cErrorBody {
+            version: B2C_ERROR_VERSION,
+            status: 409,
+            code: self.code(),
+            user_message: self.user_message(),
+            developer_message: self.developer_message(),
+            request_id: request_id.to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code(), self.developer_message())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// The JSON error body B2C reads: `status` is always 409 whatever the HTTP status (B2C
+/// requires it), `userMessage` is shown to the user.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct B2cErrorBody {
+    /// Always [`B2C_ERROR_VERSION`].
+    pub version: &'static str,
+    /// Always 409, as B2C requires.
+    pub status: u16,
+    /// [`ApiError::code`].
+    pub code: &'static str,
+    /// [`ApiError::user_message`].
+    pub user_message: &'static str,
+    /// [`ApiError::developer_message`].
+    pub developer_message: String,
+    /// The invocation id, to find the call in the logs.
+    pub request_id: String,
+}
+
+/// Marker put in the extensions of every error response, so the invocation log line can
+/// name the outcome `code` without parsing the body.
+#[derive(Debug, Clone, Copy)]
+pub struct OutcomeCode(pub &'static str);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let request_id = INVOCATION_ID
+            .try_with(Clone::clone)
+            .unwrap_or_else(|_| uuid::Uuid::new_v4().to_string());
+        let mut response = (self.http_status(), Json(self.body(&request_id))).into_response();
+        response.extensions_mut().insert(OutcomeCode(self.code()));
+        response
+    }
+}
+
+impl From<AuthyError> for ApiError {
+    fn from(error: AuthyError) -> Self {
+        let detail = error.to_string();
+        match error {
+            AuthyError::Throttled { .. } => Self::AuthyThrottled { detail },
+            AuthyError::Timeout
+            | AuthyError::Connection(_)
+            | AuthyError::Unavailable { .. }
+            | AuthyError::MalformedResponse { .. } => Self::AuthyUnavailable { detail },
+            AuthyError::NotFound { .. } => Self::ApprovalRequestNotFound { detail },
+            AuthyError::InvalidApiKey => Self::AuthyApiKeyRejected,
+            AuthyError::Rejected { .. } => Self::AuthyRejected { detail },
+        }
+    }
+}

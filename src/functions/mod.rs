@@ -1,0 +1,166 @@
+//! One module per Azure Function, each with its request type (the claims B2C sends), its
+//! response type (the output claims B2C reads) and its handler.
+//!
+//! Request types follow B2C's REST technical profile with `SendClaimsIn=Body`: a flat JSON
+//! object whose field names are the claims' `PartnerClaimType`s. Unknown fields are ignored;
+//! every field may be absent, `""` or `null` (B2C sends `DefaultValue=""` claims) and then
+//! counts as missing ([`claim`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde::de::{self, Deserializer, Visitor};
+use tokio::time::Instant;
+
+use crate::authy::{AuthyClient, NewApprovalRequest};
+use crate::domain::{CorrelationId, Email};
+use crate::error::ApiError;
+
+pub mod create_approval_request;
+pub mod register;
+pub mod wait_for_authy_approval;
+
+/// The function names, as in their folders, `function.json` routes and URLs (`/api/<name>`).
+pub const FUNCTION_NAMES: [&str; 3] = ["Register", "CreateApprovalRequest", "WaitForAuthyApproval"];
+
+/// What the functions share: built once at startup.
+#[derive(Clone, Debug)]
+pub struct FunctionsState {
+    /// The one Authy client (one connection pool).
+    pub authy: AuthyClient,
+    /// Approval request and polling settings.
+    pub approvals: Arc<ApprovalSettings>,
+}
+
+/// How approval requests are created and awaited.
+#[derive(Clone, Debug)]
+pub struct ApprovalSettings {
+    /// Push title (`AUTHY_APPROVAL_MESSAGE`).
+    pub message: String,
+    /// `seconds_to_expire` of each approval request.
+    pub ttl: Duration,
+    /// Pause between two status polls.
+    pub poll_interval: Duration,
+}
+
+/// The instant by which the invocation must have answered: arrival + `APPROVAL_WAIT_SECONDS`,
+/// less a small margin for writing the answer. Put into the request's extensions by the
+/// invocation middleware.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadline(pub Instant);
+
+impl Deadline {
+    /// Time left until the deadline (zero when passed).
+    pub fn remaining(&self) -> Duration {
+        self.0.saturating_duration_since(Instant::now())
+    }
+}
+
+/// `axum::Json`, but every rejection is an [`ApiError`] in the B2C shape.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClaimsJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ClaimsJson<T>
+where
+    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(match rejection.status() {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+                _ => ApiError::MalformedRequest {
+                    detail: rejection.body_text(),
+                },
+            }),
+        }
+    }
+}
+
+/// Deserializes one claim: a string (trimmed; `""` is missing), `null`, or an integer (B2C
+/// sends `int`/`long` claims as JSON numbers). Anything else is an error.
+///
+/// # Errors
+/// For booleans, fractions, arrays and objects.
+pub fn claim<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    struct ClaimVisitor;
+    impl<'de> Visitor<'de> for ClaimVisitor {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string claim, an integer or null")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            let v = v.trim();
+            Ok((!v.is_empty()).then(|| v.to_owned()))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    deserializer.deserialize_option(ClaimVisitor)
+}
+
+/// A required claim, or [`ApiError::MissingClaim`].
+fn required<'a>(value: &'a Option<String>, claim: &'static str) -> Result<&'a str, ApiError> {
+    value.as_deref().ok_or(ApiError::MissingClaim { claim })
+}
+
+/// The user's email: `email` when present, else `signInName` (local accounts carry the
+/// address there). `Ok(None)` when both are missing.
+fn email_claim(email: &Option<String>, sign_in_name: &Option<String>) -> Result<Option<Email>, ApiError> {
+    email.as_ref().or(sign_in_name.as_ref()).map(|s| Email::parse(s)).transpose()
+}
+
+/// Records B2C's correlation id on the invocation's log span; returns it for Authy's
+/// `hidden_details`.
+fn correlation_id(raw: &Option<String>) -> Option<CorrelationId> {
+    let id = raw.as_deref().and_then(CorrelationId::parse);
+    if let Some(id) = &id {
+        tracing::Span::current().record("correlation_id", id.as_str());
+    }
+    id
+}
+
+/// The push for one sign-in: title from settings, the account shown in the details, and
+/// B2C's correlation id and the user's IP address kept hidden for support.
+fn approval_request(
+    settings: &ApprovalSettings,
+    email: Option<&Email>,
+    correlation_id: Option<&CorrelationId>,
+    ip_address: Option<std::net::IpAddr>,
+) -> NewApprovalRequest {
+    let mut request = NewApprovalRequest {
+        message: settings.message.clone(),
+        seconds_to_expire: settings.ttl.as_secs(),
+        ..Default::default()
+    };
+    if let Some(email) = email {
+        request.details.push(("Account".into(), email.as_str().to_owned()));
+    }
+    if let Some(id) = correlation_id {
+        request.hidden_details.push(("correlation_id".into(), id.as_str().to_owned()));
+    }
+    if let Some(ip) = ip_address {
+        request.hidden_details.push(("ip_address".into(), ip.to_string()));
+    }
+    request
+}

@@ -1,0 +1,27 @@
+//! # b2c-authy
+//!
+//! An Azure Functions **custom handler** that lets Azure AD B2C custom policies use Twilio
+//! Authy push approvals as a second factor.
+//!
+//! Layout, in the order a request travels:
+//! - `main.rs` — the `handler` binary: command line, logging, configuration, start.
+//! - [`app`] — router, layers (invocation id, deadline, log line, panic guard, body limit),
+//!   the server entry [`app::run`] and [`app::Application`].
+//! - [`functions`] — one module per function (`Register`, `CreateApprovalRequest`,
+//!   `WaitForAuthyApproval`): request claims, response claims, handler.
+//! - [`domain`] — parsed values: [`domain::PhoneNumber`], [`domain::Email`],
+//!   [`domain::AuthyId`], [`domain::ApprovalRequestId`], [`domain::CorrelationId`].
+//! - [`authy`] — the Authy REST client.
+//! - [`error`] — [`error::ApiError`], the B2C error contract.
+//! - [`config`] — settings from the environment, validated at startup.
+//! - [`simulator`] — the built-in Authy simulator (demo, `func start`, tests).
+//! - [`logging`] — JSON logs, WARN+ to stderr.
+
+pub mod app;
+pub mod authy;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod functions;
+pub mod logging;
+pub mod simulator;

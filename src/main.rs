@@ -1,0 +1,168 @@
+//! `handler`: the binary the Azure Functions host starts (custom handler), plus the demo and
+//! the standalone Authy simulator.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use b2c_authy::app::Application;
+use b2c_authy::config::Config;
+use b2c_authy::simulator::{self, SimulatorConfig, TRIGGERS};
+use clap::{Parser, Subcommand};
+
+/// Azure AD B2C ↔ Twilio Authy push approval, as an Azure Functions custom handler.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the functions as the Functions host expects (the default; settings from the
+    /// environment).
+    Serve,
+    /// Serve the functions with the built-in Authy simulator on 127.0.0.1:7071 (or
+    /// FUNCTIONS_CUSTOMHANDLER_PORT) and print ready-to-paste curl calls.
+    Demo,
+    /// Run only the Authy simulator, to point AUTHY_API_URL at it under `func start`.
+    Simulator {
+        /// Port on 127.0.0.1.
+        #[arg(long, default_value_t = 8089)]
+        port: u16,
+        /// Seconds after which an approval request is answered.
+        #[arg(long, default_value_t = 2)]
+        approve_after_seconds: u64,
+        /// API key to accept (default: any non-empty key).
+        #[arg(long)]
+        api_key: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = b2c_authy::logging::init() {
+        eprintln!("{e}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(false).await,
+            Command::Demo => serve(true).await,
+            Command::Simulator {
+                port,
+                approve_after_seconds,
+                api_key,
+            } => run_simulator(port, approve_after_seconds, api_key).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            for line in message.lines() {
+                tracing::error!("{line}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(demo: bool) -> Result<(), String> {
+    let config = if demo {
+        Config::from_lookup(|name| match name {
+            "AUTHY_SIMULATOR" => Some("embedded".into()),
+            _ => std::env::var(name).ok(),
+        })
+    } else {
+        Config::from_env()
+    }
+    .map_err(|e| e.to_string())?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let app = Application::build(&config).await?;
+    let address = app.address().map_err(|e| e.to_string())?;
+    tracing::info!(%address, wait_seconds = config.approval_wait.as_secs(), "custom handler listening");
+    if demo {
+        print_demo(&address.to_string());
+    }
+    app.run_until_stopped(shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))
+}
+
+async fn run_simulator(port: u16, approve_after: u64, api_key: Option<String>) -> Result<(), String> {
+    if std::env::var_os("WEBSITE_INSTANCE_ID").is_some() {
+        return Err("the Authy simulator never runs in Azure (WEBSITE_INSTANCE_ID is set)".into());
+    }
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
+    let config = SimulatorConfig {
+        approve_after: Duration::from_secs(approve_after),
+        api_key,
+        ..SimulatorConfig::default()
+    };
+    let address = simulator::spawn(listener, config).map_err(|e| e.to_string())?;
+    println!("Authy simulator on http://{address}: set AUTHY_API_URL=http://{address} and any AUTHY_API_KEY");
+    shutdown_signal().await;
+    Ok(())
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM (what the host and App Service send on scale-in/redeploy).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received: finishing in-flight invocations");
+}
+
+fn print_demo(address: &str) {
+    let base = format!("http://{address}/api");
+    let triggers: String = TRIGGERS
+        .iter()
+        .map(|(suffix, _, what)| format!("    +1 425 555 {suffix}  {what}\n"))
+        .collect();
+    println!(
+        r#"
+Demo: the custom handler with the built-in Authy simulator (no push reaches a phone).
+Any other phone number is approved 2 s after the push. Simulator triggers (last 4 digits):
+{triggers}
+1. Enrol a phone (answers {{"authyId": "..."}}):
+  curl -s -X POST {base}/Register -H 'Content-Type: application/json' \
+    -d '{{"email":"alice@example.com","phoneNumber":"+1 425 555 0100"}}'
+
+2. Send the push (answers {{"approvalRequestId": "..."}}):
+  curl -s -X POST {base}/CreateApprovalRequest -H 'Content-Type: application/json' \
+    -d '{{"authyId":"14255550100","email":"alice@example.com"}}'
+
+3. Wait for the approval (paste the approvalRequestId; 409 ApprovalPending means call again):
+  curl -s -X POST {base}/WaitForAuthyApproval -H 'Content-Type: application/json' \
+    -d '{{"authyId":"14255550100","approvalRequestId":"PASTE-IT-HERE"}}'
+
+Press Ctrl-C to stop.
+"#
+    );
+}

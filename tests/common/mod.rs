@@ -1,0 +1,119 @@
+//! Shared test helpers: start the Authy simulator and the handler on port 0, and a client
+//! that behaves like B2C (10 s timeout, JSON body).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use b2c_authy::app::Application;
+use b2c_authy::config::Config;
+use b2c_authy::simulator::{self, SimulatorConfig};
+use serde_json::Value;
+
+/// The key the test simulator accepts.
+pub const TEST_API_KEY: &str = "test-authy-key-5f1c9e";
+
+/// B2C's timeout for a REST call from a custom policy (MS docs restful-technical-profile).
+pub const B2C_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running handler.
+#[derive(Clone)]
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// A client with B2C's 10 s timeout.
+    pub client: reqwest::Client,
+}
+
+/// Starts the simulator (answering after `approve_after`) and a handler pointed at it, with
+/// `settings` added to the environment (e.g. `APPROVAL_WAIT_SECONDS`).
+pub async fn spawn_app(approve_after: Duration, settings: &[(&str, &str)]) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = simulator::spawn(
+        listener,
+        SimulatorConfig {
+            approve_after,
+            api_key: Some(TEST_API_KEY.into()),
+            ..SimulatorConfig::default()
+        },
+    )
+    .unwrap();
+    let url = format!("http://{sim}");
+    spawn_app_against(&url, settings).await
+}
+
+/// Starts a handler against an Authy API at `authy_url` (a mockito server or a simulator).
+pub async fn spawn_app_against(authy_url: &str, settings: &[(&str, &str)]) -> TestApp {
+    let mut env: HashMap<String, String> = [
+        ("AUTHY_API_URL", authy_url),
+        ("AUTHY_API_KEY", TEST_API_KEY),
+        ("FUNCTIONS_CUSTOMHANDLER_PORT", "0"),
+        ("APPROVAL_POLL_INTERVAL_MS", "250"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in settings {
+        env.insert(k.to_string(), v.to_string());
+    }
+    let config = Config::from_lookup(|k| env.get(k).cloned()).expect("valid test config");
+    let app = Application::build(&config).await.expect("app builds");
+    let base = format!("http://{}", app.address().unwrap());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    TestApp {
+        base,
+        client: reqwest::Client::builder().timeout(B2C_TIMEOUT).build().unwrap(),
+    }
+}
+
+impl TestApp {
+    /// POSTs `body` as JSON to `/api/<function>`; returns status and parsed body.
+    pub async fn call(&self, function: &str, body: Value) -> (u16, Value) {
+        self.post_raw(function, "application/json", body.to_string().into_bytes())
+            .await
+    }
+
+    /// POSTs raw bytes with a content type.
+    pub async fn post_raw(&self, function: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}/api/{function}", self.base))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("the handler answers within B2C's 10 s");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}"));
+        (status, json)
+    }
+
+    /// Register, then CreateApprovalRequest: the authy id and approval request id.
+    pub async fn enrol_and_push(&self, phone: &str) -> (String, String) {
+        let (status, body) = self
+            .call("Register", serde_json::json!({"email": "alice@example.com", "phoneNumber": phone}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let authy_id = body["authyId"].as_str().unwrap().to_owned();
+        let (status, body) = self
+            .call("CreateApprovalRequest", serde_json::json!({"authyId": authy_id}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        (authy_id, body["approvalRequestId"].as_str().unwrap().to_owned())
+    }
+}
+
+/// Asserts `body` is the B2C error body with `code`, and returns its userMessage.
+pub fn assert_b2c_error(body: &Value, code: &str) -> String {
+    assert_eq!(body["version"], "1.0.0", "{body}");
+    assert_eq!(body["status"], 409, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert!(body["requestId"].as_str().is_some_and(|s| !s.is_empty()), "{body}");
+    assert!(body["developerMessage"].is_string(), "{body}");
+    let user_message = body["userMessage"].as_str().expect("userMessage").to_owned();
+    for internal in ["http", "127.0.0.1", "Authy is", "HTTP", TEST_API_KEY, "error_code", "<html"] {
+        assert!(!user_message.contains(internal), "userMessage leaks {internal:?}: {user_message}");
+    }
+    user_message
+}

@@ -1,0 +1,252 @@
+//! End to end over real HTTP: the handler on port 0 against the built-in Authy simulator.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{assert_b2c_error, spawn_app};
+use serde_json::json;
+
+#[tokio::test]
+async fn enrol_push_and_approval_after_two_seconds() {
+    let app = spawn_app(Duration::from_secs(2), &[]).await;
+    let (authy_id, approval_request_id) = app.enrol_and_push("+1 (425) 555-0100").await;
+    assert_eq!(authy_id, "14255550100");
+
+    let started = Instant::now();
+    let (status, body) = app
+        .call(
+            "WaitForAuthyApproval",
+            json!({"authyId": authy_id, "approvalRequestId": approval_request_id, "correlationId": "c-1"}),
+        )
+        .await;
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"approvalRequestId": approval_request_id, "approvalStatus": "approved"})
+    );
+    assert!(took < Duration::from_secs(3), "approved after 2 s must answer within ~3 s, took {took:?}");
+}
+
+#[tokio::test]
+async fn pending_answers_approval_pending_strictly_inside_the_budget() {
+    let app = spawn_app(Duration::from_secs(2), &[("APPROVAL_WAIT_SECONDS", "3")]).await;
+    let (authy_id, id) = app.enrol_and_push("+1 425 555 0103").await;
+    let started = Instant::now();
+    let (status, body) = app
+        .call("WaitForAuthyApproval", json!({"authyId": authy_id, "approvalRequestId": id}))
+        .await;
+    let took = started.elapsed();
+    assert_eq!(status, 409);
+    let message = assert_b2c_error(&body, "ApprovalPending");
+    assert_eq!(message, "Approve the request in the Authy app, then select Continue.");
+    assert!(took < Duration::from_secs(3), "budget is 3 s, took {took:?}");
+    assert!(took > Duration::from_millis(2500), "gave up early: {took:?}");
+}
+
+#[tokio::test]
+async fn waiting_resumes_across_calls_with_the_same_approval_request() {
+    // B2C's flow: a first call ends pending, the user selects Continue, the second call sees
+    // the approval — and no second push is sent.
+    let app = spawn_app(Duration::from_millis(1500), &[("APPROVAL_WAIT_SECONDS", "1")]).await;
+    let (authy_id, id) = app.enrol_and_push("+1 425 555 0100").await;
+    let call = json!({"authyId": authy_id, "approvalRequestId": id});
+    let (status, body) = app.call("WaitForAuthyApproval", call.clone()).await;
+    assert_eq!(status, 409);
+    assert_b2c_error(&body, "ApprovalPending");
+    let (status, body) = app.call("WaitForAuthyApproval", call).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["approvalRequestId"], id.as_str());
+}
+
+#[tokio::test]
+async fn denied_and_expired_are_distinct_409s() {
+    let app = spawn_app(Duration::from_millis(300), &[("APPROVAL_WAIT_SECONDS", "3")]).await;
+    for (phone, code) in [("+1 425 555 0101", "ApprovalDenied"), ("+1 425 555 0102", "ApprovalExpired")] {
+        let (authy_id, id) = app.enrol_and_push(phone).await;
+        let (status, body) = app
+            .call("WaitForAuthyApproval", json!({"authyId": authy_id, "approvalRequestId": id}))
+            .await;
+        assert_eq!(status, 409, "{phone}");
+        assert_b2c_error(&body, code);
+    }
+}
+
+#[tokio::test]
+async fn an_approval_request_of_another_authy_id_is_refused() {
+    let app = spawn_app(Duration::from_millis(100), &[]).await;
+    let (_, id) = app.enrol_and_push("+1 425 555 0100").await;
+    let (status, body) = app
+        .call("WaitForAuthyApproval", json!({"authyId": "14255550199", "approvalRequestId": id}))
+        .await;
+    assert_eq!(status, 409);
+    assert_b2c_error(&body, "ApprovalRequestMismatch");
+}
+
+#[tokio::test]
+async fn an_unknown_approval_request_is_not_found() {
+    let app = spawn_app(Duration::from_millis(100), &[]).await;
+    let (status, body) = app
+        .call(
+            "WaitForAuthyApproval",
+            json!({"authyId": "14255550100", "approvalRequestId": "c31a9c70-4e50-0132-2bd7-0a6d6a7e0c38"}),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert_b2c_error(&body, "ApprovalRequestNotFound");
+}
+
+#[tokio::test]
+async fn without_an_approval_request_id_the_wait_sends_the_push_itself() {
+    let app = spawn_app(Duration::from_millis(500), &[]).await;
+    let (status, body) = app
+        .call("WaitForAuthyApproval", json!({"authyId": "14255550100", "email": "alice@example.com"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["approvalStatus"], "approved");
+    assert!(body["approvalRequestId"].as_str().is_some_and(|s| s.len() == 36));
+}
+
+#[tokio::test]
+async fn upstream_faults_become_clear_409s_inside_the_budget() {
+    let app = spawn_app(Duration::from_millis(100), &[("APPROVAL_WAIT_SECONDS", "2")]).await;
+    // Status-poll faults: the poll is retried within the budget, then the last fault answers.
+    for (phone, code) in [
+        ("+1 425 555 0104", "AuthyUnavailable"), // 500 HTML
+        ("+1 425 555 0105", "AuthyThrottled"),   // 429 + Retry-After: 1
+        ("+1 425 555 0106", "AuthyUnavailable"), // hangs: timeout
+        ("+1 425 555 0107", "AuthyUnavailable"), // 503
+        ("+1 425 555 0108", "AuthyUnavailable"), // truncated JSON
+    ] {
+        let (authy_id, id) = app.enrol_and_push(phone).await;
+        let started = Instant::now();
+        let (status, body) = app
+            .call("WaitForAuthyApproval", json!({"authyId": authy_id, "approvalRequestId": id}))
+            .await;
+        assert_eq!(status, 409, "{phone}: {body}");
+        assert_b2c_error(&body, code);
+        assert!(started.elapsed() < Duration::from_secs(2), "{phone}: {:?}", started.elapsed());
+    }
+    // Faults while sending the push: never retried (a retry could send a second push).
+    for (phone, code) in [
+        ("+1 425 555 0110", "AuthyUnavailable"),
+        ("+1 425 555 0111", "AuthyThrottled"),
+        ("+1 425 555 0112", "AuthyUnavailable"),
+    ] {
+        let (status, body) = app
+            .call("Register", json!({"email": "bob@example.com", "phoneNumber": phone}))
+            .await;
+        assert_eq!(status, 200);
+        let started = Instant::now();
+        let (status, body) = app
+            .call("CreateApprovalRequest", json!({"authyId": body["authyId"]}))
+            .await;
+        assert_eq!(status, 409, "{phone}: {body}");
+        assert_b2c_error(&body, code);
+        assert!(started.elapsed() < Duration::from_secs(2), "{phone}");
+    }
+    let (status, body) = app
+        .call("Register", json!({"email": "bob@example.com", "phoneNumber": "+1 425 555 0113"}))
+        .await;
+    assert_eq!(status, 409);
+    assert_b2c_error(&body, "AuthyRejected");
+}
+
+#[tokio::test]
+async fn a_b2c_client_never_times_out_against_any_simulator_mode() {
+    // Default budget (7 s) against B2C's 10 s: every mode, including hangs, answers in time.
+    let app = spawn_app(Duration::from_secs(1), &[]).await;
+    let mut calls = tokio::task::JoinSet::new();
+    for suffix in ["0100", "0101", "0102", "0103", "0104", "0105", "0106", "0107", "0108", "0110", "0111", "0112"] {
+        let app = app.clone();
+        calls.spawn(async move {
+            // `call` panics if the client's 10 s timeout fires.
+            app.call("WaitForAuthyApproval", json!({"authyId": format!("1425555{suffix}")}))
+                .await
+        });
+    }
+    while let Some(result) = calls.join_next().await {
+        let (status, body) = result.expect("no call timed out");
+        assert!(status == 200 || status == 409, "{status}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn paths_match_in_any_casing_and_keep_the_query_string() {
+    let app = spawn_app(Duration::from_millis(100), &[]).await;
+    let response = app
+        .client
+        .post(format!("{}/API/register?code=abc", app.base))
+        .json(&json!({"signInName": "carol@example.com", "phoneNumber": "+44 20 7946 0958"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["authyId"], "442079460958");
+}
+
+#[tokio::test]
+async fn readiness_probe_answers_name_and_version_only() {
+    let app = spawn_app(Duration::from_millis(100), &[]).await;
+    let response = app.client.get(format!("{}/", app.base)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["name"], "b2c-authy");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert!(!body.to_string().contains(common::TEST_API_KEY));
+    assert!(!body.to_string().contains("127.0.0.1"));
+}
+
+#[tokio::test]
+async fn the_invocation_id_is_echoed_as_request_id() {
+    let app = spawn_app(Duration::from_millis(100), &[]).await;
+    let response = app
+        .client
+        .post(format!("{}/api/Register", app.base))
+        .header("X-Azure-Functions-InvocationId", "inv-123")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 409);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_b2c_error(&body, "MissingClaim");
+    assert_eq!(body["requestId"], "inv-123");
+}
+
+#[tokio::test]
+async fn polling_stops_when_the_caller_disconnects() {
+    // A mockito-free check through the simulator is not observable, so count polls on a
+    // counting proxy: a tiny Authy stand-in that always answers pending.
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let polls = Arc::new(AtomicUsize::new(0));
+    let counter = polls.clone();
+    let authy = axum::Router::new().route(
+        "/onetouch/json/approval_requests/{id}",
+        axum::routing::get(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async {
+                axum::Json(json!({"approval_request": {"status": "pending", "_authy_id": 123}, "success": true}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, authy).await });
+    let app = common::spawn_app_against(&url, &[("APPROVAL_WAIT_SECONDS", "5")]).await;
+    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(600)).build().unwrap();
+    let result = impatient
+        .post(format!("{}/api/WaitForAuthyApproval", app.base))
+        .json(&json!({"authyId": "123", "approvalRequestId": "c31a9c70-4e50-0132-2bd7-0a6d6a7e0c38"}))
+        .send()
+        .await;
+    assert!(result.is_err(), "the client gave up first");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let after_disconnect = polls.load(Ordering::SeqCst);
+    assert!(after_disconnect >= 2, "it was polling: {after_disconnect}");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(polls.load(Ordering::SeqCst), after_disconnect, "polling went on after the disconnect");
+}
