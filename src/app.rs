@@ -59,10 +59,12 @@ pub fn app(state: FunctionsState, budget: Duration) -> Router {
         .merge(functions)
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
-            tracing::error!("handler panicked; answered InternalError");
-            ApiError::Internal.into_response()
-        }))
+        .layer(CatchPanicLayer::custom(
+            |_panic: Box<dyn std::any::Any + Send>| {
+                tracing::error!("handler panicked; answered InternalError");
+                ApiError::Internal.into_response()
+            },
+        ))
         .layer(middleware::from_fn_with_state(budget, invocation))
 }
 
@@ -171,10 +173,14 @@ async fn invocation(State(budget): State<Duration>, mut request: Request, next: 
         .instrument(span.clone())
         .await;
     guard.armed = false;
-    let outcome = response
-        .extensions()
-        .get::<OutcomeCode>()
-        .map_or(if response.status().is_success() { "Ok" } else { "Error" }, |c| c.0);
+    let outcome = response.extensions().get::<OutcomeCode>().map_or(
+        if response.status().is_success() {
+            "Ok"
+        } else {
+            "Error"
+        },
+        |c| c.0,
+    );
     let duration_ms = started.elapsed().as_millis() as u64;
     let _entered = span.enter();
     let http_status = response.status().as_u16();
@@ -227,7 +233,10 @@ impl Application {
         let (api_url, api_key) = match config.authy_backend {
             AuthyBackend::Remote => (
                 config.authy_api_url.clone(),
-                config.authy_api_key.clone().unwrap_or_else(|| SecretString::from("")),
+                config
+                    .authy_api_key
+                    .clone()
+                    .unwrap_or_else(|| SecretString::from("")),
             ),
             AuthyBackend::EmbeddedSimulator => {
                 let key = uuid::Uuid::new_v4().simple().to_string();

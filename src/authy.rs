@@ -362,7 +362,11 @@ impl AuthyClient {
 /// Turns an HTTP answer into the JSON body or an [`AuthyError`].
 fn classify(status: u16, retry_after: Option<Duration>, bytes: &[u8]) -> Result<Value, AuthyError> {
     let json: Option<Value> = serde_json::from_slice(bytes).ok().filter(Value::is_object);
-    let message = match json.as_ref().and_then(|j| j.get("message")).and_then(Value::as_str) {
+    let message = match json
+        .as_ref()
+        .and_then(|j| j.get("message"))
+        .and_then(Value::as_str)
+    {
         Some(m) => m.to_owned(),
         None => body_excerpt(bytes),
     };

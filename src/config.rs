@@ -90,16 +90,26 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] listing every invalid setting.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
 
         let running_in_azure = get("WEBSITE_INSTANCE_ID").is_some();
-        let authy_backend = match get("AUTHY_SIMULATOR").as_deref().map(str::to_ascii_lowercase).as_deref() {
+        let authy_backend = match get("AUTHY_SIMULATOR")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("off") | Some("false") => AuthyBackend::Remote,
             Some("embedded") => AuthyBackend::EmbeddedSimulator,
             Some(other) => {
-                errors.push(format!("AUTHY_SIMULATOR: '{other}' is not one of off, embedded"));
+                errors.push(format!(
+                    "AUTHY_SIMULATOR: '{other}' is not one of off, embedded"
+                ));
                 AuthyBackend::Remote
             }
         };
@@ -118,7 +128,9 @@ impl Config {
             );
         }
 
-        let authy_api_url = match parse_authy_url(&get("AUTHY_API_URL").unwrap_or_else(|| DEFAULT_AUTHY_API_URL.into())) {
+        let authy_api_url = match parse_authy_url(
+            &get("AUTHY_API_URL").unwrap_or_else(|| DEFAULT_AUTHY_API_URL.into()),
+        ) {
             Ok(url) => url,
             Err(e) => {
                 errors.push(format!("AUTHY_API_URL: {e}"));
@@ -126,30 +138,42 @@ impl Config {
             }
         };
 
-        let approval_message = get("AUTHY_APPROVAL_MESSAGE").unwrap_or_else(|| "Sign-in request".into());
+        let approval_message =
+            get("AUTHY_APPROVAL_MESSAGE").unwrap_or_else(|| "Sign-in request".into());
         if approval_message.chars().count() > 200 {
             errors.push("AUTHY_APPROVAL_MESSAGE: at most 200 characters".into());
         }
 
-        let mut number = |name: &str, default: u64, range: std::ops::RangeInclusive<u64>, unit: &str| -> u64 {
-            match get(name) {
-                None => default,
-                Some(v) => match v.parse::<u64>() {
-                    Ok(n) if range.contains(&n) => n,
-                    _ => {
-                        errors.push(format!(
-                            "{name}: '{v}' is not a whole number of {unit} from {} to {}",
-                            range.start(),
-                            range.end()
-                        ));
-                        default
-                    }
-                },
-            }
-        };
+        let mut number =
+            |name: &str, default: u64, range: std::ops::RangeInclusive<u64>, unit: &str| -> u64 {
+                match get(name) {
+                    None => default,
+                    Some(v) => match v.parse::<u64>() {
+                        Ok(n) if range.contains(&n) => n,
+                        _ => {
+                            errors.push(format!(
+                                "{name}: '{v}' is not a whole number of {unit} from {} to {}",
+                                range.start(),
+                                range.end()
+                            ));
+                            default
+                        }
+                    },
+                }
+            };
         let ttl = number("AUTHY_APPROVAL_TTL_SECONDS", 120, 10..=86_400, "seconds");
-        let wait = number("APPROVAL_WAIT_SECONDS", DEFAULT_APPROVAL_WAIT_SECONDS, 1..=MAX_APPROVAL_WAIT_SECONDS, "seconds");
-        let poll = number("APPROVAL_POLL_INTERVAL_MS", 1000, MIN_POLL_INTERVAL_MS..=60_000, "milliseconds");
+        let wait = number(
+            "APPROVAL_WAIT_SECONDS",
+            DEFAULT_APPROVAL_WAIT_SECONDS,
+            1..=MAX_APPROVAL_WAIT_SECONDS,
+            "seconds",
+        );
+        let poll = number(
+            "APPROVAL_POLL_INTERVAL_MS",
+            1000,
+            MIN_POLL_INTERVAL_MS..=60_000,
+            "milliseconds",
+        );
         let port = number("FUNCTIONS_CUSTOMHANDLER_PORT", 7071, 0..=65_535, "");
         if wait > WAIT_WARNING_ABOVE_SECONDS {
             warnings.push(format!(
@@ -191,7 +215,9 @@ fn parse_authy_url(raw: &str) -> Result<Url, String> {
     match url.scheme() {
         "https" => Ok(url),
         "http" if loopback => Ok(url),
-        "http" => Err(format!("'{raw}' must use https (http is allowed only to a loopback address)")),
+        "http" => Err(format!(
+            "'{raw}' must use https (http is allowed only to a loopback address)"
+        )),
         other => Err(format!("'{raw}': unsupported scheme {other}")),
     }
 }
@@ -202,7 +228,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -228,7 +257,10 @@ mod tests {
         assert_eq!(e.0.len(), 4, "{e}");
         assert!(e.0.iter().any(|l| l.starts_with("AUTHY_API_KEY: required")));
         assert!(e.0.iter().any(|l| l.starts_with("APPROVAL_WAIT_SECONDS:")));
-        assert!(e.0.iter().any(|l| l.starts_with("APPROVAL_POLL_INTERVAL_MS:")));
+        assert!(e
+            .0
+            .iter()
+            .any(|l| l.starts_with("APPROVAL_POLL_INTERVAL_MS:")));
         assert!(e.0.iter().any(|l| l.contains("must use https")));
     }
 
@@ -236,7 +268,11 @@ mod tests {
     fn warns_near_the_b2c_timeout_and_refuses_the_simulator_in_azure() {
         let c = config(&[("AUTHY_API_KEY", "k"), ("APPROVAL_WAIT_SECONDS", "10")]).unwrap();
         assert!(c.warnings[0].contains("10 s"));
-        let e = config(&[("AUTHY_SIMULATOR", "embedded"), ("WEBSITE_INSTANCE_ID", "abc")]).unwrap_err();
+        let e = config(&[
+            ("AUTHY_SIMULATOR", "embedded"),
+            ("WEBSITE_INSTANCE_ID", "abc"),
+        ])
+        .unwrap_err();
         assert!(e.to_string().contains("never runs in Azure"));
         let c = config(&[("AUTHY_SIMULATOR", "embedded")]).unwrap();
         assert_eq!(c.authy_backend, AuthyBackend::EmbeddedSimulator);

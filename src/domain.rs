@@ -226,14 +226,38 @@ mod tests {
 
     #[test]
     fn phone_table() {
-        let ok = |s: &str| PhoneNumber::parse(s).map(|p| (p.country_code(), p.cellphone().to_owned()));
-        assert_eq!(ok("+1 (425) 555-0100").unwrap(), ("1".into(), "4255550100".into()));
-        assert_eq!(ok("+44 20 7946 0958").unwrap(), ("44".into(), "2079460958".into()));
-        assert_eq!(ok("+39 06 1234 5678").unwrap(), ("39".into(), "0612345678".into()));
-        assert_eq!(ok("+4407911123456").unwrap(), ("44".into(), "7911123456".into()));
-        for bad in ["abc+15551234567", "+15551234567\n", "+12", "425 555 0100", "", "+", "+1 425 555 0100 ext 5"] {
+        let ok =
+            |s: &str| PhoneNumber::parse(s).map(|p| (p.country_code(), p.cellphone().to_owned()));
+        assert_eq!(
+            ok("+1 (425) 555-0100").unwrap(),
+            ("1".into(), "4255550100".into())
+        );
+        assert_eq!(
+            ok("+44 20 7946 0958").unwrap(),
+            ("44".into(), "2079460958".into())
+        );
+        assert_eq!(
+            ok("+39 06 1234 5678").unwrap(),
+            ("39".into(), "0612345678".into())
+        );
+        assert_eq!(
+            ok("+4407911123456").unwrap(),
+            ("44".into(), "7911123456".into())
+        );
+        for bad in [
+            "abc+15551234567",
+            "+15551234567\n",
+            "+12",
+            "425 555 0100",
+            "",
+            "+",
+            "+1 425 555 0100 ext 5",
+        ] {
             assert!(
-                matches!(PhoneNumber::parse(bad), Err(ApiError::InvalidPhoneNumber { .. })),
+                matches!(
+                    PhoneNumber::parse(bad),
+                    Err(ApiError::InvalidPhoneNumber { .. })
+                ),
                 "{bad:?} must be refused"
             );
         }
@@ -249,7 +273,18 @@ mod tests {
 
     #[test]
     fn ids_cannot_change_an_url_path() {
-        for bad in ["", "0", "007", "12/34", "..", "1?a=b", "1#x", " 12", "123456789012345678901", "١٢٣"] {
+        for bad in [
+            "",
+            "0",
+            "007",
+            "12/34",
+            "..",
+            "1?a=b",
+            "1#x",
+            " 12",
+            "123456789012345678901",
+            "١٢٣",
+        ] {
             assert!(AuthyId::parse(bad).is_err(), "{bad:?}");
         }
         assert_eq!(AuthyId::parse("12345").unwrap().as_str(), "12345");

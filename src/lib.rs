@@ -24,4 +24,5 @@ pub mod domain;
 pub mod error;
 pub mod functions;
 pub mod logging;
+pub mod policies;
 pub mod simulator;

@@ -98,7 +98,11 @@ async fn serve(demo: bool) -> Result<(), String> {
         .map_err(|e| format!("server error: {e}"))
 }
 
-async fn run_simulator(port: u16, approve_after: u64, api_key: Option<String>) -> Result<(), String> {
+async fn run_simulator(
+    port: u16,
+    approve_after: u64,
+    api_key: Option<String>,
+) -> Result<(), String> {
     if std::env::var_os("WEBSITE_INSTANCE_ID").is_some() {
         return Err("the Authy simulator never runs in Azure (WEBSITE_INSTANCE_ID is set)".into());
     }

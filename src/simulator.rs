@@ -64,16 +64,48 @@ pub enum Behaviour {
 pub const TRIGGERS: &[(&str, Behaviour, &str)] = &[
     ("0101", Behaviour::Deny, "denied after the delay"),
     ("0102", Behaviour::Expire, "expired after the delay"),
-    ("0103", Behaviour::NeverAnswer, "never answered (pending until it expires)"),
-    ("0104", Behaviour::StatusServerError, "status poll answers 500 with an HTML page"),
-    ("0105", Behaviour::StatusThrottled, "status poll answers 429 with Retry-After: 1"),
+    (
+        "0103",
+        Behaviour::NeverAnswer,
+        "never answered (pending until it expires)",
+    ),
+    (
+        "0104",
+        Behaviour::StatusServerError,
+        "status poll answers 500 with an HTML page",
+    ),
+    (
+        "0105",
+        Behaviour::StatusThrottled,
+        "status poll answers 429 with Retry-After: 1",
+    ),
     ("0106", Behaviour::StatusHang, "status poll hangs"),
-    ("0107", Behaviour::StatusUnavailable, "status poll answers 503"),
-    ("0108", Behaviour::StatusMalformed, "status poll answers truncated JSON"),
-    ("0110", Behaviour::CreateServerError, "sending the push answers 500 with an HTML page"),
-    ("0111", Behaviour::CreateThrottled, "sending the push answers 429"),
+    (
+        "0107",
+        Behaviour::StatusUnavailable,
+        "status poll answers 503",
+    ),
+    (
+        "0108",
+        Behaviour::StatusMalformed,
+        "status poll answers truncated JSON",
+    ),
+    (
+        "0110",
+        Behaviour::CreateServerError,
+        "sending the push answers 500 with an HTML page",
+    ),
+    (
+        "0111",
+        Behaviour::CreateThrottled,
+        "sending the push answers 429",
+    ),
     ("0112", Behaviour::CreateHang, "sending the push hangs"),
-    ("0113", Behaviour::RegisterRejected, "enrolling answers 400 success:false"),
+    (
+        "0113",
+        Behaviour::RegisterRejected,
+        "enrolling answers 400 success:false",
+    ),
 ];
 
 /// How long a hanging answer is held before the simulator gives up on it.
@@ -144,7 +176,10 @@ pub fn router(config: SimulatorConfig) -> Router {
             "/onetouch/json/users/{authy_id}/approval_requests",
             post(create_approval_request),
         )
-        .route("/onetouch/json/approval_requests/{uuid}", get(approval_request_status))
+        .route(
+            "/onetouch/json/approval_requests/{uuid}",
+            get(approval_request_status),
+        )
         .fallback(|| async { authy_error(StatusCode::NOT_FOUND, "60000", "Resource not found") })
         .with_state(state)
 }
@@ -180,9 +215,8 @@ fn authy_error(status: StatusCode, error_code: &str, message: &str) -> Response 
 }
 
 fn html_error(status: StatusCode) -> Response {
-    let body = format!(
-        "<html><head><title>{status}</title></head><body><h1>{status}</h1></body></html>"
-    );
+    let body =
+        format!("<html><head><title>{status}</title></head><body><h1>{status}</h1></body></html>");
     (status, [("content-type", "text/html")], body).into_response()
 }
 
@@ -199,18 +233,21 @@ async fn hang() -> Response {
     StatusCode::GATEWAY_TIMEOUT.into_response()
 }
 
-/// 401 / 60001 unless the key header is present (and matches, when one is configured).
-fn check_key(state: &SimulatorState, headers: &HeaderMap) -> Result<(), Response> {
-    let given = headers.get(API_KEY_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let ok = match &state.config.api_key {
+/// Whether the key header is present (and matches, when one is configured); Authy answers
+/// 401 with error 60001 otherwise ([`invalid_api_key`]).
+fn key_is_valid(state: &SimulatorState, headers: &HeaderMap) -> bool {
+    let given = headers
+        .get(API_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match &state.config.api_key {
         Some(key) => given == key,
         None => !given.is_empty(),
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(authy_error(StatusCode::UNAUTHORIZED, "60001", "Invalid API key"))
     }
+}
+
+fn invalid_api_key() -> Response {
+    authy_error(StatusCode::UNAUTHORIZED, "60001", "Invalid API key")
 }
 
 fn digits(s: &str, max: usize) -> bool {
@@ -222,15 +259,18 @@ async fn register_user(
     headers: HeaderMap,
     form: Result<Form<HashMap<String, String>>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    if let Err(r) = check_key(&state, &headers) {
-        return r;
+    if !key_is_valid(&state, &headers) {
+        return invalid_api_key();
     }
     let Ok(Form(form)) = form else {
         return authy_error(StatusCode::BAD_REQUEST, "60002", "Invalid request");
     };
     let field = |name: &str| form.get(name).map(String::as_str).unwrap_or("");
-    let (email, cellphone, country_code) =
-        (field("user[email]"), field("user[cellphone]"), field("user[country_code]"));
+    let (email, cellphone, country_code) = (
+        field("user[email]"),
+        field("user[cellphone]"),
+        field("user[country_code]"),
+    );
     if !email.contains('@') {
         return authy_error(StatusCode::BAD_REQUEST, "60027", "User was not valid");
     }
@@ -257,17 +297,25 @@ async fn create_approval_request(
     headers: HeaderMap,
     form: Result<Form<HashMap<String, String>>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    if let Err(r) = check_key(&state, &headers) {
-        return r;
+    if !key_is_valid(&state, &headers) {
+        return invalid_api_key();
     }
     let Ok(Form(form)) = form else {
         return authy_error(StatusCode::BAD_REQUEST, "60002", "Invalid request");
     };
-    let Some(id) = authy_id.parse::<u64>().ok().filter(|_| digits(&authy_id, 20)) else {
+    let Some(id) = authy_id
+        .parse::<u64>()
+        .ok()
+        .filter(|_| digits(&authy_id, 20))
+    else {
         return authy_error(StatusCode::NOT_FOUND, "60000", "User not found");
     };
     if form.get("message").is_none_or(|m| m.is_empty()) {
-        return authy_error(StatusCode::BAD_REQUEST, "60004", "Invalid parameter: message");
+        return authy_error(
+            StatusCode::BAD_REQUEST,
+            "60004",
+            "Invalid parameter: message",
+        );
     }
     let behaviour = Behaviour::of(&authy_id);
     match behaviour {
@@ -282,7 +330,11 @@ async fn create_approval_request(
         .unwrap_or(86_400);
     let jitter = state.config.approve_jitter.as_micros() as u64;
     let answer_after = state.config.approve_after
-        + Duration::from_micros(if jitter == 0 { 0 } else { fastrand::u64(0..=jitter) });
+        + Duration::from_micros(if jitter == 0 {
+            0
+        } else {
+            fastrand::u64(0..=jitter)
+        });
     let uuid = ApprovalRequestId::new_random();
     let stored = StoredRequest {
         authy_id: id,
@@ -298,7 +350,8 @@ async fn create_approval_request(
         }
         requests.insert(uuid, stored);
     }
-    Json(json!({ "approval_request": { "uuid": uuid.to_string() }, "success": true })).into_response()
+    Json(json!({ "approval_request": { "uuid": uuid.to_string() }, "success": true }))
+        .into_response()
 }
 
 async fn approval_request_status(
@@ -306,13 +359,20 @@ async fn approval_request_status(
     Path(uuid): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = check_key(&state, &headers) {
-        return r;
+    if !key_is_valid(&state, &headers) {
+        return invalid_api_key();
     }
     let found = ApprovalRequestId::parse(&uuid).ok().and_then(|id| {
         let requests = state.requests.lock().ok()?;
         let r = requests.get(&id)?;
-        Some((r.authy_id, r.created.elapsed(), r.created_at, r.answer_after, r.ttl, r.behaviour))
+        Some((
+            r.authy_id,
+            r.created.elapsed(),
+            r.created_at,
+            r.answer_after,
+            r.ttl,
+            r.behaviour,
+        ))
     });
     let Some((authy_id, elapsed, created_at, answer_after, ttl, behaviour)) = found else {
         return authy_error(StatusCode::NOT_FOUND, "60000", "Approval request not found");
@@ -322,10 +382,18 @@ async fn approval_request_status(
         Behaviour::StatusThrottled => return throttled(),
         Behaviour::StatusHang => return hang().await,
         Behaviour::StatusUnavailable => {
-            return authy_error(StatusCode::SERVICE_UNAVAILABLE, "60000", "Service unavailable")
+            return authy_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "60000",
+                "Service unavailable",
+            )
         }
         Behaviour::StatusMalformed => {
-            return (StatusCode::OK, [("content-type", "application/json")], r#"{"approval_request":{"status":"#)
+            return (
+                StatusCode::OK,
+                [("content-type", "application/json")],
+                r#"{"approval_request":{"status":"#,
+            )
                 .into_response()
         }
         _ if elapsed >= ttl => "expired",

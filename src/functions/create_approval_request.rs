@@ -8,7 +8,10 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
-use super::{approval_request, claim, correlation_id, email_claim, required, ClaimsJson, Deadline, FunctionsState};
+use super::{
+    approval_request, claim, correlation_id, email_claim, required, ClaimsJson, Deadline,
+    FunctionsState,
+};
 use crate::authy::AuthyError;
 use crate::domain::{ApprovalRequestId, AuthyId};
 use crate::error::ApiError;
@@ -53,12 +56,19 @@ pub async fn create_approval_request(
 ) -> Result<Json<CreateApprovalRequestResponse>, ApiError> {
     let correlation_id = correlation_id(&request.correlation_id);
     let authy_id = AuthyId::parse(required(&request.authy_id, "authyId")?)?;
-    let email = email_claim(&request.email, &request.sign_in_name).ok().flatten();
+    let email = email_claim(&request.email, &request.sign_in_name)
+        .ok()
+        .flatten();
     let ip_address = request.ip_address.as_deref().and_then(|ip| ip.parse().ok());
     let id = send_push(
         &state,
         &authy_id,
-        approval_request(&state.approvals, email.as_ref(), correlation_id.as_ref(), ip_address),
+        approval_request(
+            &state.approvals,
+            email.as_ref(),
+            correlation_id.as_ref(),
+            ip_address,
+        ),
         deadline,
     )
     .await?;
@@ -79,7 +89,9 @@ pub(super) async fn send_push(
         .create_approval_request(authy_id, &request, deadline.remaining())
         .await
         .map_err(|e| match e {
-            AuthyError::NotFound { .. } => ApiError::AuthyUserNotFound { detail: e.to_string() },
+            AuthyError::NotFound { .. } => ApiError::AuthyUserNotFound {
+                detail: e.to_string(),
+            },
             other => other.into(),
         })?;
     tracing::info!(approval_request_id = %id, "approval request sent");

@@ -9,10 +9,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
-use serde::de::{self, Deserializer, Visitor};
+use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
+use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use crate::authy::{AuthyClient, NewApprovalRequest};
@@ -59,28 +59,36 @@ impl Deadline {
     }
 }
 
-/// `axum::Json`, but every rejection is an [`ApiError`] in the B2C shape.
+/// `axum::Json`, but the body must be a JSON *object* (serde would otherwise build a struct
+/// from an array) and every rejection is an [`ApiError`] in the B2C shape.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ClaimsJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ClaimsJson<T>
 where
-    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    T: DeserializeOwned,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(match rejection.status() {
-                StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
-                StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-                _ => ApiError::MalformedRequest {
-                    detail: rejection.body_text(),
-                },
-            }),
-        }
+        let object = match axum::Json::<Map<String, Value>>::from_request(req, state).await {
+            Ok(axum::Json(object)) => object,
+            Err(rejection) => {
+                return Err(match rejection.status() {
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
+                    StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+                    _ => ApiError::MalformedRequest {
+                        detail: rejection.body_text(),
+                    },
+                })
+            }
+        };
+        T::deserialize(Value::Object(object))
+            .map(Self)
+            .map_err(|e| ApiError::MalformedRequest {
+                detail: e.to_string(),
+            })
     }
 }
 
@@ -126,8 +134,15 @@ fn required<'a>(value: &'a Option<String>, claim: &'static str) -> Result<&'a st
 
 /// The user's email: `email` when present, else `signInName` (local accounts carry the
 /// address there). `Ok(None)` when both are missing.
-fn email_claim(email: &Option<String>, sign_in_name: &Option<String>) -> Result<Option<Email>, ApiError> {
-    email.as_ref().or(sign_in_name.as_ref()).map(|s| Email::parse(s)).transpose()
+fn email_claim(
+    email: &Option<String>,
+    sign_in_name: &Option<String>,
+) -> Result<Option<Email>, ApiError> {
+    email
+        .as_ref()
+        .or(sign_in_name.as_ref())
+        .map(|s| Email::parse(s))
+        .transpose()
 }
 
 /// Records B2C's correlation id on the invocation's log span; returns it for Authy's
@@ -154,13 +169,19 @@ fn approval_request(
         ..Default::default()
     };
     if let Some(email) = email {
-        request.details.push(("Account".into(), email.as_str().to_owned()));
+        request
+            .details
+            .push(("Account".into(), email.as_str().to_owned()));
     }
     if let Some(id) = correlation_id {
-        request.hidden_details.push(("correlation_id".into(), id.as_str().to_owned()));
+        request
+            .hidden_details
+            .push(("correlation_id".into(), id.as_str().to_owned()));
     }
     if let Some(ip) = ip_address {
-        request.hidden_details.push(("ip_address".into(), ip.to_string()));
+        request
+            .hidden_details
+            .push(("ip_address".into(), ip.to_string()));
     }
     request
 }

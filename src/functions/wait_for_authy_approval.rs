@@ -20,7 +20,10 @@ use backon::{ConstantBuilder, Retryable};
 use serde::{Deserialize, Serialize};
 
 use super::create_approval_request::send_push;
-use super::{approval_request, claim, correlation_id, email_claim, required, ClaimsJson, Deadline, FunctionsState};
+use super::{
+    approval_request, claim, correlation_id, email_claim, required, ClaimsJson, Deadline,
+    FunctionsState,
+};
 use crate::authy::{ApprovalStatus, AuthyError};
 use crate::domain::{ApprovalRequestId, AuthyId};
 use crate::error::ApiError;
@@ -72,8 +75,15 @@ pub async fn wait_for_authy_approval(
     let id = match request.approval_request_id.as_deref() {
         Some(id) => ApprovalRequestId::parse(id)?,
         None => {
-            let email = email_claim(&request.email, &request.sign_in_name).ok().flatten();
-            let push = approval_request(&state.approvals, email.as_ref(), correlation_id.as_ref(), None);
+            let email = email_claim(&request.email, &request.sign_in_name)
+                .ok()
+                .flatten();
+            let push = approval_request(
+                &state.approvals,
+                email.as_ref(),
+                correlation_id.as_ref(),
+                None,
+            );
             send_push(&state, &authy_id, push, deadline).await?
         }
     };
@@ -100,15 +110,23 @@ async fn await_approval(
     let mut last_failure: Option<AuthyError> = None;
     let polling = async {
         loop {
-            let status = (|| state.authy.approval_request_status(id, deadline.remaining()))
-                .retry(ConstantBuilder::default().with_delay(interval).without_max_times())
-                .when(AuthyError::is_transient)
-                .adjust(|error, delay| {
-                    let delay = delay?.max(error.retry_after().unwrap_or_default());
-                    (delay < deadline.remaining()).then_some(delay)
-                })
-                .notify(|error, _| last_failure = Some(error.clone()))
-                .await?;
+            let status = (|| {
+                state
+                    .authy
+                    .approval_request_status(id, deadline.remaining())
+            })
+            .retry(
+                ConstantBuilder::default()
+                    .with_delay(interval)
+                    .without_max_times(),
+            )
+            .when(AuthyError::is_transient)
+            .adjust(|error, delay| {
+                let delay = delay?.max(error.retry_after().unwrap_or_default());
+                (delay < deadline.remaining()).then_some(delay)
+            })
+            .notify(|error, _| last_failure = Some(error.clone()))
+            .await?;
             last_failure = None;
             if status.authy_id.as_ref() != Some(authy_id) {
                 return Err(ApiError::ApprovalRequestMismatch);

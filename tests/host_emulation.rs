@@ -1,0 +1,209 @@
+//! Runs the built `handler` binary the way the Azure Functions host does: a port in
+//! `FUNCTIONS_CUSTOMHANDLER_PORT`, readiness by `GET /`, the caller's path forwarded as is
+//! (`/api/register?code=...`) with `X-Azure-Functions-InvocationId`. Captures the logs of a
+//! full journey and checks what they contain — and what they must never contain.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use b2c_authy::simulator::{self, SimulatorConfig};
+use serde_json::{json, Value};
+use tokio::io::AsyncReadExt;
+
+const KEY: &str = "host-emulation-secret-key-9d2a";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn the_host_starts_probes_forwards_and_stops_the_handler() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = simulator::spawn(
+        listener,
+        SimulatorConfig {
+            approve_after: Duration::from_millis(500),
+            api_key: Some(KEY.into()),
+            ..SimulatorConfig::default()
+        },
+    )
+    .unwrap();
+    let port = free_port();
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_handler"))
+        .env_clear()
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .env("AUTHY_API_URL", format!("http://{sim}"))
+        .env("AUTHY_API_KEY", KEY)
+        .env("APPROVAL_WAIT_SECONDS", "2")
+        .env("APPROVAL_POLL_INTERVAL_MS", "250")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out_task = tokio::spawn(async move {
+        let mut s = String::new();
+        stdout.read_to_string(&mut s).await.map(|_| s)
+    });
+    let err_task = tokio::spawn(async move {
+        let mut s = String::new();
+        stderr.read_to_string(&mut s).await.map(|_| s)
+    });
+
+    // Readiness: the host needs an answer to GET / (it waits up to 60 s).
+    let client = reqwest::Client::builder()
+        .timeout(common::B2C_TIMEOUT)
+        .build()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    loop {
+        if let Ok(r) = client.get(format!("{base}/")).send().await {
+            assert_eq!(r.status(), 200);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no answer to GET /"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The journey, as forwarded by the host: caller's casing, query string, invocation id.
+    let post = |path: &str, invocation: &str, body: Value| {
+        client
+            .post(format!("{base}{path}"))
+            .header("X-Azure-Functions-InvocationId", invocation)
+            .json(&body)
+            .send()
+    };
+    let r = post(
+        "/api/register?code=x",
+        "inv-register",
+        json!({"email": "alice@example.com", "phoneNumber": "+1 425 555 0100", "correlationId": "corr-host-1"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let authy_id = r.json::<Value>().await.unwrap()["authyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = post(
+        "/API/CreateApprovalRequest?code=x",
+        "inv-create",
+        json!({"authyId": authy_id, "email": "alice@example.com", "correlationId": "corr-host-1"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let id = r.json::<Value>().await.unwrap()["approvalRequestId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = post(
+        "/api/waitforauthyapproval?code=x",
+        "inv-wait",
+        json!({"authyId": authy_id, "approvalRequestId": id, "correlationId": "corr-host-1"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = post(
+        "/api/Register?code=x",
+        "inv-bad",
+        json!({"email": "bob@example.com", "phoneNumber": "+1 425"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 409);
+    assert_eq!(r.json::<Value>().await.unwrap()["requestId"], "inv-bad");
+
+    // SIGTERM (scale-in, redeploy): graceful exit 0.
+    let pid = child.id().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    let stdout = out_task.await.unwrap().unwrap();
+    let stderr = err_task.await.unwrap().unwrap();
+    check_logs(&stdout, &stderr);
+}
+
+fn parse_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|_| panic!("not one JSON object per line: {l:?}"))
+        })
+        .collect()
+}
+
+fn check_logs(stdout: &str, stderr: &str) {
+    let all = format!("{stdout}{stderr}");
+    assert!(!all.contains('\u{1b}'), "ANSI escape in logs");
+    for secret in [
+        KEY,
+        "alice@example.com",
+        "bob@example.com",
+        "4255550100",
+        "425 555 0100",
+    ] {
+        assert!(!all.contains(secret), "logs contain {secret:?}");
+    }
+    assert!(
+        all.contains("+1******0100"),
+        "masked phone expected in the Register log"
+    );
+    assert!(all.contains("a***@example.com"), "masked email expected");
+
+    let out = parse_lines(stdout);
+    let err = parse_lines(stderr);
+    assert!(out
+        .iter()
+        .all(|l| l["level"] == "INFO" || l["level"] == "DEBUG" || l["level"] == "TRACE"));
+    assert!(err
+        .iter()
+        .all(|l| l["level"] == "WARN" || l["level"] == "ERROR"));
+
+    let finished: Vec<&Value> = out
+        .iter()
+        .filter(|l| l["message"] == "invocation finished")
+        .collect();
+    let line = |invocation: &str| {
+        *finished
+            .iter()
+            .find(|l| l["span"]["invocation_id"] == invocation)
+            .unwrap_or_else(|| panic!("no invocation line for {invocation}: {stdout}"))
+    };
+    for (invocation, function, outcome) in [
+        ("inv-register", "Register", "Ok"),
+        ("inv-create", "CreateApprovalRequest", "Ok"),
+        ("inv-wait", "WaitForAuthyApproval", "Ok"),
+        ("inv-bad", "Register", "InvalidPhoneNumber"),
+    ] {
+        let l = line(invocation);
+        assert_eq!(l["span"]["function"], function, "{l}");
+        assert_eq!(l["outcome"], outcome, "{l}");
+        assert!(l["duration_ms"].is_u64(), "{l}");
+    }
+    for invocation in ["inv-register", "inv-create", "inv-wait"] {
+        let l = line(invocation);
+        assert_eq!(l["span"]["correlation_id"], "corr-host-1", "{l}");
+        assert_eq!(l["span"]["authy_status"], 200, "{l}");
+    }
+}
