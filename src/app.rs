@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -23,6 +24,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
 use crate::authy::AuthyClient;
+use crate::client_cert::{require_client_certificate, ClientCertPolicy};
 use crate::config::{AuthyBackend, Config};
 use crate::domain::PhoneNumber;
 use crate::error::{ApiError, OutcomeCode, INVOCATION_ID};
@@ -43,16 +45,22 @@ pub const RESPONSE_MARGIN: Duration = Duration::from_millis(100);
 /// Header by which the Functions host names each invocation.
 pub const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
 
-/// Builds the router: `GET /` (the host's readiness probe) and `POST /api/<Function>`.
-/// Every answer that is not a success is an [`ApiError`] in the B2C shape.
+/// Builds the router: `GET /` (the host's readiness probe) and `POST /api/<Function>`
+/// behind the client-certificate layer. Every answer that is not a success is an
+/// [`ApiError`] in the B2C shape.
 ///
 /// `budget` is the time one invocation may take (`APPROVAL_WAIT_SECONDS`).
-pub fn app(state: FunctionsState, budget: Duration) -> Router {
+pub fn app(state: FunctionsState, budget: Duration, client_cert: Arc<ClientCertPolicy>) -> Router {
     let functions = Router::new()
         .route("/api/Register", post(register))
         .route("/api/CreateApprovalRequest", post(create_approval_request))
         .route("/api/WaitForAuthyApproval", post(wait_for_authy_approval))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Before anything reads the body; not on `GET /`, which the host needs for readiness.
+        .route_layer(middleware::from_fn_with_state(
+            client_cert,
+            require_client_certificate,
+        ))
         .with_state(state);
     Router::new()
         .route("/", get(status))
@@ -258,7 +266,7 @@ impl Application {
         PhoneNumber::preload_metadata();
         let state = FunctionsState {
             authy,
-            approvals: std::sync::Arc::new(ApprovalSettings {
+            approvals: Arc::new(ApprovalSettings {
                 message: config.approval_message.clone(),
                 ttl: config.approval_ttl,
                 poll_interval: config.poll_interval,
@@ -269,7 +277,7 @@ impl Application {
             .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", config.port))?;
         Ok(Self {
             listener,
-            router: app(state, config.approval_wait),
+            router: app(state, config.approval_wait, config.client_cert.clone()),
             authy_api_url: api_url,
         })
     }

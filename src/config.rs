@@ -5,22 +5,30 @@
 //! line each, so a misconfigured app fails once with a full list instead of at the first
 //! sign-in. Settings that are legal but risky become [`Config::warnings`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
 use url::Url;
 
-/// Default of `APPROVAL_WAIT_SECONDS`: B2C custom policies abandon a REST call after 10 s
-/// and retry once (MS docs "restful-technical-profile" / api-connectors-overview), so one
-/// call must answer well inside that, network and B2C's own overhead included.
+use crate::client_cert::{ClientCertMode, ClientCertPolicy, ClientCertSettings};
+
+/// B2C custom policies abandon a REST call after 30 s and retry it twice, three tries in all,
+/// not configurable (MS docs "api-connectors-overview" and "custom-policy-rest-api-intro",
+/// custom policy view).
+pub const B2C_REST_TIMEOUT_SECONDS: u64 = 30;
+
+/// Default of `APPROVAL_WAIT_SECONDS`: short enough that the user sees the "approve, then
+/// select Continue" page quickly and that a call never comes near [`B2C_REST_TIMEOUT_SECONDS`].
 pub const DEFAULT_APPROVAL_WAIT_SECONDS: u64 = 7;
 
-/// Above this many seconds of wait budget, B2C's 10 s timeout is close: warn.
-pub const WAIT_WARNING_ABOVE_SECONDS: u64 = 9;
+/// Above this many seconds of budget, a cold start or a slow network can push a call past
+/// B2C's 30 s timeout, and B2C's retry would then run it again: warn.
+pub const WAIT_WARNING_ABOVE_SECONDS: u64 = 20;
 
-/// Largest accepted `APPROVAL_WAIT_SECONDS`; host.json's `functionTimeout` (2 minutes) must
-/// stay above it.
-pub const MAX_APPROVAL_WAIT_SECONDS: u64 = 60;
+/// Largest accepted `APPROVAL_WAIT_SECONDS`: 5 s below B2C's 30 s timeout. host.json's
+/// `functionTimeout` (2 minutes) stays above it.
+pub const MAX_APPROVAL_WAIT_SECONDS: u64 = 25;
 
 /// Smallest accepted `APPROVAL_POLL_INTERVAL_MS`, to stay clear of Authy's rate limits.
 pub const MIN_POLL_INTERVAL_MS: u64 = 250;
@@ -58,6 +66,8 @@ pub struct Config {
     pub port: u16,
     /// `AUTHY_SIMULATOR` (`off` | `embedded`).
     pub authy_backend: AuthyBackend,
+    /// `CLIENT_CERT_*`: how the caller's certificate is checked.
+    pub client_cert: Arc<ClientCertPolicy>,
     /// `WEBSITE_INSTANCE_ID` is set: we run on App Service / Functions in Azure.
     pub running_in_azure: bool,
     /// Legal but risky settings, to be logged at WARN once logging is up.
@@ -177,16 +187,38 @@ impl Config {
         let port = number("FUNCTIONS_CUSTOMHANDLER_PORT", 7071, 0..=65_535, "");
         if wait > WAIT_WARNING_ABOVE_SECONDS {
             warnings.push(format!(
-                "APPROVAL_WAIT_SECONDS={wait} is above {WAIT_WARNING_ABOVE_SECONDS}: B2C abandons REST calls after 10 s and retries once, which sends a second request"
+                "APPROVAL_WAIT_SECONDS={wait} is above {WAIT_WARNING_ABOVE_SECONDS}: B2C abandons a REST call after {B2C_REST_TIMEOUT_SECONDS} s and retries it, so a cold start or a slow network can make B2C call twice"
             ));
         }
         if authy_backend == AuthyBackend::EmbeddedSimulator {
             warnings.push("AUTHY_SIMULATOR=embedded: pushes go to the built-in Authy simulator, not to Authy; never use this for real sign-ins".into());
         }
 
-        if !errors.is_empty() {
-            return Err(ConfigError(errors));
+        let client_cert_settings = ClientCertSettings {
+            mode: get("CLIENT_CERT_MODE"),
+            thumbprints: get("CLIENT_CERT_THUMBPRINTS"),
+            subject: get("CLIENT_CERT_SUBJECT"),
+            issuer: get("CLIENT_CERT_ISSUER"),
+            ca: get("CLIENT_CERT_CA"),
+        };
+        let client_cert =
+            match ClientCertPolicy::from_settings(&client_cert_settings, running_in_azure) {
+                Ok(policy) => Some(policy),
+                Err(problems) => {
+                    errors.extend(problems);
+                    None
+                }
+            };
+        if client_cert
+            .as_ref()
+            .is_some_and(|p| p.mode() == ClientCertMode::Disabled)
+        {
+            warnings.push("CLIENT_CERT_MODE=disabled: callers are not authenticated; never use this outside local development".into());
         }
+
+        let Some(client_cert) = client_cert.filter(|_| errors.is_empty()) else {
+            return Err(ConfigError(errors));
+        };
         Ok(Self {
             authy_api_key,
             authy_api_url,
@@ -196,6 +228,7 @@ impl Config {
             poll_interval: Duration::from_millis(poll),
             port: u16::try_from(port).unwrap_or(7071),
             authy_backend,
+            client_cert: Arc::new(client_cert),
             running_in_azure,
             warnings,
         })
@@ -227,6 +260,8 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    const TP: &str = "ABCDEF0123456789ABCDEF0123456789ABCDEF01";
+
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = pairs
             .iter()
@@ -237,7 +272,7 @@ mod tests {
 
     #[test]
     fn defaults_need_only_the_key() {
-        let c = config(&[("AUTHY_API_KEY", "k")]).unwrap();
+        let c = config(&[("AUTHY_API_KEY", "k"), ("CLIENT_CERT_THUMBPRINTS", TP)]).unwrap();
         assert_eq!(c.approval_wait, Duration::from_secs(7));
         assert_eq!(c.poll_interval, Duration::from_millis(1000));
         assert_eq!(c.approval_ttl, Duration::from_secs(120));
@@ -254,7 +289,11 @@ mod tests {
             ("AUTHY_API_URL", "http://api.authy.com"),
         ])
         .unwrap_err();
-        assert_eq!(e.0.len(), 4, "{e}");
+        assert_eq!(e.0.len(), 5, "{e}");
+        assert!(e
+            .0
+            .iter()
+            .any(|l| l.starts_with("CLIENT_CERT_THUMBPRINTS: required")));
         assert!(e.0.iter().any(|l| l.starts_with("AUTHY_API_KEY: required")));
         assert!(e.0.iter().any(|l| l.starts_with("APPROVAL_WAIT_SECONDS:")));
         assert!(e
@@ -266,16 +305,43 @@ mod tests {
 
     #[test]
     fn warns_near_the_b2c_timeout_and_refuses_the_simulator_in_azure() {
-        let c = config(&[("AUTHY_API_KEY", "k"), ("APPROVAL_WAIT_SECONDS", "10")]).unwrap();
-        assert!(c.warnings[0].contains("10 s"));
+        let c = config(&[
+            ("AUTHY_API_KEY", "k"),
+            ("APPROVAL_WAIT_SECONDS", "21"),
+            ("CLIENT_CERT_THUMBPRINTS", TP),
+        ])
+        .unwrap();
+        assert!(c.warnings[0].contains("after 30 s"), "{:?}", c.warnings);
+        let c = config(&[
+            ("AUTHY_API_KEY", "k"),
+            ("APPROVAL_WAIT_SECONDS", "20"),
+            ("CLIENT_CERT_THUMBPRINTS", TP),
+        ])
+        .unwrap();
+        assert!(c.warnings.is_empty());
+        let e = config(&[
+            ("AUTHY_API_KEY", "k"),
+            ("APPROVAL_WAIT_SECONDS", "26"),
+            ("CLIENT_CERT_THUMBPRINTS", TP),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("from 1 to 25"), "{e}");
         let e = config(&[
             ("AUTHY_SIMULATOR", "embedded"),
             ("WEBSITE_INSTANCE_ID", "abc"),
         ])
         .unwrap_err();
         assert!(e.to_string().contains("never runs in Azure"));
-        let c = config(&[("AUTHY_SIMULATOR", "embedded")]).unwrap();
+        let c = config(&[
+            ("AUTHY_SIMULATOR", "embedded"),
+            ("CLIENT_CERT_MODE", "disabled"),
+        ])
+        .unwrap();
         assert_eq!(c.authy_backend, AuthyBackend::EmbeddedSimulator);
         assert!(c.warnings.iter().any(|w| w.contains("simulator")));
+        assert!(c
+            .warnings
+            .iter()
+            .any(|w| w.contains("CLIENT_CERT_MODE=disabled")));
     }
 }

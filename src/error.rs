@@ -100,6 +100,11 @@ pub enum ApiError {
     NotFound,
     /// A bug: a handler panicked. Caught, logged, answered without a 5xx.
     Internal,
+    /// The caller's client certificate is missing or fails a configured check (403).
+    ClientCertificateRejected {
+        /// The precise reason (never shown to the user).
+        reason: String,
+    },
 }
 
 impl ApiError {
@@ -127,6 +132,7 @@ impl ApiError {
             Self::MethodNotAllowed => "MethodNotAllowed",
             Self::NotFound => "NotFound",
             Self::Internal => "InternalError",
+            Self::ClientCertificateRejected { .. } => "ClientCertificateRejected",
         }
     }
 
@@ -139,6 +145,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::ClientCertificateRejected { .. } => StatusCode::FORBIDDEN,
             _ => StatusCode::CONFLICT,
         }
     }
@@ -181,7 +188,8 @@ impl ApiError {
             | Self::PayloadTooLarge
             | Self::MethodNotAllowed
             | Self::NotFound
-            | Self::Internal => "Something went wrong on our side. Please try again later.",
+            | Self::Internal
+            | Self::ClientCertificateRejected { .. } => "Something went wrong on our side. Please try again later.",
         }
     }
 
@@ -223,6 +231,9 @@ impl ApiError {
                     .into()
             }
             Self::Internal => "Unexpected internal error; see the handler's logs.".into(),
+            Self::ClientCertificateRejected { reason } => {
+                format!("Client certificate rejected: {reason}")
+            }
         }
     }
 

@@ -7,6 +7,8 @@
 //! - `main.rs` — the `handler` binary: command line, logging, configuration, start.
 //! - [`app`] — router, layers (invocation id, deadline, log line, panic guard, body limit),
 //!   the server entry [`app::run`] and [`app::Application`].
+//! - [`client_cert`] — the layer in front of the functions that validates B2C's client
+//!   certificate from `X-ARR-ClientCert`, fail-closed.
 //! - [`functions`] — one module per function (`Register`, `CreateApprovalRequest`,
 //!   `WaitForAuthyApproval`): request claims, response claims, handler.
 //! - [`domain`] — parsed values: [`domain::PhoneNumber`], [`domain::Email`],
@@ -19,6 +21,7 @@
 
 pub mod app;
 pub mod authy;
+pub mod client_cert;
 pub mod config;
 pub mod domain;
 pub mod error;

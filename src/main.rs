@@ -75,13 +75,21 @@ fn main() -> ExitCode {
 }
 
 async fn serve(demo: bool) -> Result<(), String> {
-    let config = if demo {
-        Config::from_lookup(|name| match name {
-            "AUTHY_SIMULATOR" => Some("embedded".into()),
-            _ => std::env::var(name).ok(),
-        })
+    let demo_cert = if demo {
+        Some(DemoClientCert::generate()?)
     } else {
-        Config::from_env()
+        None
+    };
+    let config = match &demo_cert {
+        // The demo keeps validation on: it accepts exactly its own ephemeral certificate.
+        Some(cert) => Config::from_lookup(|name| match name {
+            "AUTHY_SIMULATOR" => Some("embedded".into()),
+            "CLIENT_CERT_MODE" => Some("required".into()),
+            "CLIENT_CERT_THUMBPRINTS" => Some(cert.thumbprint.clone()),
+            "CLIENT_CERT_SUBJECT" | "CLIENT_CERT_ISSUER" | "CLIENT_CERT_CA" => None,
+            _ => std::env::var(name).ok(),
+        }),
+        None => Config::from_env(),
     }
     .map_err(|e| e.to_string())?;
     for warning in &config.warnings {
@@ -90,8 +98,8 @@ async fn serve(demo: bool) -> Result<(), String> {
     let app = Application::build(&config).await?;
     let address = app.address().map_err(|e| e.to_string())?;
     tracing::info!(%address, wait_seconds = config.approval_wait.as_secs(), "custom handler listening");
-    if demo {
-        print_demo(&address.to_string());
+    if let Some(cert) = &demo_cert {
+        print_demo(&address.to_string(), cert);
     }
     app.run_until_stopped(shutdown_signal())
         .await
@@ -143,8 +151,44 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received: finishing in-flight invocations");
 }
 
-fn print_demo(address: &str) {
+/// An ephemeral, self-signed client certificate for the demo, as App Service would forward
+/// it: the header line is written to a file for `curl -H @file`.
+struct DemoClientCert {
+    /// Upper-case SHA-1 thumbprint.
+    thumbprint: String,
+    /// File holding `X-ARR-ClientCert: <base64 DER>`.
+    header_file: std::path::PathBuf,
+}
+
+impl DemoClientCert {
+    fn generate() -> Result<Self, String> {
+        use base64::Engine;
+        let fail = |e: rcgen::Error| format!("cannot make the demo client certificate: {e}");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "b2c-authy-demo-client");
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = rcgen::KeyPair::generate().map_err(fail)?;
+        let cert = params.self_signed(&key).map_err(fail)?;
+        let der = cert.der().to_vec();
+        let header_file = std::env::temp_dir().join("b2c-authy-demo-client-cert.header");
+        let line = format!(
+            "X-ARR-ClientCert: {}\n",
+            base64::engine::general_purpose::STANDARD.encode(&der)
+        );
+        std::fs::write(&header_file, line)
+            .map_err(|e| format!("cannot write {}: {e}", header_file.display()))?;
+        Ok(Self {
+            thumbprint: b2c_authy::client_cert::Thumbprint::of(&der).to_string(),
+            header_file,
+        })
+    }
+}
+
+fn print_demo(address: &str, cert: &DemoClientCert) {
     let base = format!("http://{address}/api");
+    let header = cert.header_file.display();
     let triggers: String = TRIGGERS
         .iter()
         .map(|(suffix, _, what)| format!("    +1 425 555 {suffix}  {what}\n"))
@@ -154,19 +198,23 @@ fn print_demo(address: &str) {
 Demo: the custom handler with the built-in Authy simulator (no push reaches a phone).
 Any other phone number is approved 2 s after the push. Simulator triggers (last 4 digits):
 {triggers}
+Client certificates are checked as in Azure: the calls below send an ephemeral demo
+certificate (thumbprint {thumbprint}) in X-ARR-ClientCert, from {header}.
+
 1. Enrol a phone (answers {{"authyId": "..."}}):
-  curl -s -X POST {base}/Register -H 'Content-Type: application/json' \
+  curl -s -X POST {base}/Register -H @{header} -H 'Content-Type: application/json' \
     -d '{{"email":"alice@example.com","phoneNumber":"+1 425 555 0100"}}'
 
 2. Send the push (answers {{"approvalRequestId": "..."}}):
-  curl -s -X POST {base}/CreateApprovalRequest -H 'Content-Type: application/json' \
+  curl -s -X POST {base}/CreateApprovalRequest -H @{header} -H 'Content-Type: application/json' \
     -d '{{"authyId":"14255550100","email":"alice@example.com"}}'
 
 3. Wait for the approval (paste the approvalRequestId; 409 ApprovalPending means call again):
-  curl -s -X POST {base}/WaitForAuthyApproval -H 'Content-Type: application/json' \
+  curl -s -X POST {base}/WaitForAuthyApproval -H @{header} -H 'Content-Type: application/json' \
     -d '{{"authyId":"14255550100","approvalRequestId":"PASTE-IT-HERE"}}'
 
 Press Ctrl-C to stop.
-"#
+"#,
+        thumbprint = cert.thumbprint,
     );
 }

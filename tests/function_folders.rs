@@ -82,6 +82,11 @@ fn local_settings_example_shows_every_setting() {
         "APPROVAL_WAIT_SECONDS",
         "APPROVAL_POLL_INTERVAL_MS",
         "AUTHY_SIMULATOR",
+        "CLIENT_CERT_MODE",
+        "CLIENT_CERT_THUMBPRINTS",
+        "CLIENT_CERT_SUBJECT",
+        "CLIENT_CERT_ISSUER",
+        "CLIENT_CERT_CA",
         "RUST_LOG",
     ] {
         assert!(

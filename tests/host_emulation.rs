@@ -34,6 +34,7 @@ async fn the_host_starts_probes_forwards_and_stops_the_handler() {
         },
     )
     .unwrap();
+    let (cert, thumbprint) = common::client_cert("b2c.host.example");
     let port = free_port();
     let started = Instant::now();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_handler"))
@@ -41,6 +42,7 @@ async fn the_host_starts_probes_forwards_and_stops_the_handler() {
         .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
         .env("AUTHY_API_URL", format!("http://{sim}"))
         .env("AUTHY_API_KEY", KEY)
+        .env("CLIENT_CERT_THUMBPRINTS", &thumbprint)
         .env("APPROVAL_WAIT_SECONDS", "2")
         .env("APPROVAL_POLL_INTERVAL_MS", "250")
         .stdout(Stdio::piped())
@@ -61,7 +63,7 @@ async fn the_host_starts_probes_forwards_and_stops_the_handler() {
 
     // Readiness: the host needs an answer to GET / (it waits up to 60 s).
     let client = reqwest::Client::builder()
-        .timeout(common::B2C_TIMEOUT)
+        .timeout(common::CLIENT_TIMEOUT)
         .build()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
@@ -82,6 +84,7 @@ async fn the_host_starts_probes_forwards_and_stops_the_handler() {
         client
             .post(format!("{base}{path}"))
             .header("X-Azure-Functions-InvocationId", invocation)
+            .header("X-ARR-ClientCert", &cert)
             .json(&body)
             .send()
     };
@@ -142,6 +145,10 @@ async fn the_host_starts_probes_forwards_and_stops_the_handler() {
     let stdout = out_task.await.unwrap().unwrap();
     let stderr = err_task.await.unwrap().unwrap();
     check_logs(&stdout, &stderr);
+    assert!(
+        !format!("{stdout}{stderr}").contains(&cert[..40]),
+        "the certificate was logged"
+    );
 }
 
 fn parse_lines(text: &str) -> Vec<Value> {

@@ -26,7 +26,10 @@ async fn enrol_push_and_approval_after_two_seconds() {
         body,
         json!({"approvalRequestId": approval_request_id, "approvalStatus": "approved"})
     );
-    assert!(took < Duration::from_secs(3), "approved after 2 s must answer within ~3 s, took {took:?}");
+    assert!(
+        took < Duration::from_secs(3),
+        "approved after 2 s must answer within ~3 s, took {took:?}"
+    );
 }
 
 #[tokio::test]
@@ -35,21 +38,37 @@ async fn pending_answers_approval_pending_strictly_inside_the_budget() {
     let (authy_id, id) = app.enrol_and_push("+1 425 555 0103").await;
     let started = Instant::now();
     let (status, body) = app
-        .call("WaitForAuthyApproval", json!({"authyId": authy_id, "approvalRequestId": id}))
+        .call(
+            "WaitForAuthyApproval",
+            json!({"authyId": authy_id, "approvalRequestId": id}),
+        )
         .await;
     let took = started.elapsed();
     assert_eq!(status, 409);
     let message = assert_b2c_error(&body, "ApprovalPending");
-    assert_eq!(message, "Approve the request in the Authy app, then select Continue.");
-    assert!(took < Duration::from_secs(3), "budget is 3 s, took {took:?}");
-    assert!(took > Duration::from_millis(2500), "gave up early: {took:?}");
+    assert_eq!(
+        message,
+        "Approve the request in the Authy app, then select Continue."
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "budget is 3 s, took {took:?}"
+    );
+    assert!(
+        took > Duration::from_millis(2500),
+        "gave up early: {took:?}"
+    );
 }
 
 #[tokio::test]
 async fn waiting_resumes_across_calls_with_the_same_approval_request() {
     // B2C's flow: a first call ends pending, the user selects Continue, the second call sees
     // the approval — and no second push is sent.
-    let app = spawn_app(Duration::from_millis(1500), &[("APPROVAL_WAIT_SECONDS", "1")]).await;
+    let app = spawn_app(
+        Duration::from_millis(1500),
+        &[("APPROVAL_WAIT_SECONDS", "1")],
+    )
+    .await;
     let (authy_id, id) = app.enrol_and_push("+1 425 555 0100").await;
     let call = json!({"authyId": authy_id, "approvalRequestId": id});
     let (status, body) = app.call("WaitForAuthyApproval", call.clone()).await;
@@ -62,11 +81,21 @@ async fn waiting_resumes_across_calls_with_the_same_approval_request() {
 
 #[tokio::test]
 async fn denied_and_expired_are_distinct_409s() {
-    let app = spawn_app(Duration::from_millis(300), &[("APPROVAL_WAIT_SECONDS", "3")]).await;
-    for (phone, code) in [("+1 425 555 0101", "ApprovalDenied"), ("+1 425 555 0102", "ApprovalExpired")] {
+    let app = spawn_app(
+        Duration::from_millis(300),
+        &[("APPROVAL_WAIT_SECONDS", "3")],
+    )
+    .await;
+    for (phone, code) in [
+        ("+1 425 555 0101", "ApprovalDenied"),
+        ("+1 425 555 0102", "ApprovalExpired"),
+    ] {
         let (authy_id, id) = app.enrol_and_push(phone).await;
         let (status, body) = app
-            .call("WaitForAuthyApproval", json!({"authyId": authy_id, "approvalRequestId": id}))
+            .call(
+                "WaitForAuthyApproval",
+                json!({"authyId": authy_id, "approvalRequestId": id}),
+            )
             .await;
         assert_eq!(status, 409, "{phone}");
         assert_b2c_error(&body, code);
@@ -78,7 +107,10 @@ async fn an_approval_request_of_another_authy_id_is_refused() {
     let app = spawn_app(Duration::from_millis(100), &[]).await;
     let (_, id) = app.enrol_and_push("+1 425 555 0100").await;
     let (status, body) = app
-        .call("WaitForAuthyApproval", json!({"authyId": "14255550199", "approvalRequestId": id}))
+        .call(
+            "WaitForAuthyApproval",
+            json!({"authyId": "14255550199", "approvalRequestId": id}),
+        )
         .await;
     assert_eq!(status, 409);
     assert_b2c_error(&body, "ApprovalRequestMismatch");
@@ -101,16 +133,25 @@ async fn an_unknown_approval_request_is_not_found() {
 async fn without_an_approval_request_id_the_wait_sends_the_push_itself() {
     let app = spawn_app(Duration::from_millis(500), &[]).await;
     let (status, body) = app
-        .call("WaitForAuthyApproval", json!({"authyId": "14255550100", "email": "alice@example.com"}))
+        .call(
+            "WaitForAuthyApproval",
+            json!({"authyId": "14255550100", "email": "alice@example.com"}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["approvalStatus"], "approved");
-    assert!(body["approvalRequestId"].as_str().is_some_and(|s| s.len() == 36));
+    assert!(body["approvalRequestId"]
+        .as_str()
+        .is_some_and(|s| s.len() == 36));
 }
 
 #[tokio::test]
 async fn upstream_faults_become_clear_409s_inside_the_budget() {
-    let app = spawn_app(Duration::from_millis(100), &[("APPROVAL_WAIT_SECONDS", "2")]).await;
+    let app = spawn_app(
+        Duration::from_millis(100),
+        &[("APPROVAL_WAIT_SECONDS", "2")],
+    )
+    .await;
     // Status-poll faults: the poll is retried within the budget, then the last fault answers.
     for (phone, code) in [
         ("+1 425 555 0104", "AuthyUnavailable"), // 500 HTML
@@ -122,11 +163,18 @@ async fn upstream_faults_become_clear_409s_inside_the_budget() {
         let (authy_id, id) = app.enrol_and_push(phone).await;
         let started = Instant::now();
         let (status, body) = app
-            .call("WaitForAuthyApproval", json!({"authyId": authy_id, "approvalRequestId": id}))
+            .call(
+                "WaitForAuthyApproval",
+                json!({"authyId": authy_id, "approvalRequestId": id}),
+            )
             .await;
         assert_eq!(status, 409, "{phone}: {body}");
         assert_b2c_error(&body, code);
-        assert!(started.elapsed() < Duration::from_secs(2), "{phone}: {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{phone}: {:?}",
+            started.elapsed()
+        );
     }
     // Faults while sending the push: never retried (a retry could send a second push).
     for (phone, code) in [
@@ -135,7 +183,10 @@ async fn upstream_faults_become_clear_409s_inside_the_budget() {
         ("+1 425 555 0112", "AuthyUnavailable"),
     ] {
         let (status, body) = app
-            .call("Register", json!({"email": "bob@example.com", "phoneNumber": phone}))
+            .call(
+                "Register",
+                json!({"email": "bob@example.com", "phoneNumber": phone}),
+            )
             .await;
         assert_eq!(status, 200);
         let started = Instant::now();
@@ -147,7 +198,10 @@ async fn upstream_faults_become_clear_409s_inside_the_budget() {
         assert!(started.elapsed() < Duration::from_secs(2), "{phone}");
     }
     let (status, body) = app
-        .call("Register", json!({"email": "bob@example.com", "phoneNumber": "+1 425 555 0113"}))
+        .call(
+            "Register",
+            json!({"email": "bob@example.com", "phoneNumber": "+1 425 555 0113"}),
+        )
         .await;
     assert_eq!(status, 409);
     assert_b2c_error(&body, "AuthyRejected");
@@ -155,15 +209,22 @@ async fn upstream_faults_become_clear_409s_inside_the_budget() {
 
 #[tokio::test]
 async fn a_b2c_client_never_times_out_against_any_simulator_mode() {
-    // Default budget (7 s) against B2C's 10 s: every mode, including hangs, answers in time.
+    // Default budget (7 s): every mode, hangs included, answers within 10 s, a third of B2C's
+    // 30 s REST timeout.
     let app = spawn_app(Duration::from_secs(1), &[]).await;
     let mut calls = tokio::task::JoinSet::new();
-    for suffix in ["0100", "0101", "0102", "0103", "0104", "0105", "0106", "0107", "0108", "0110", "0111", "0112"] {
+    for suffix in [
+        "0100", "0101", "0102", "0103", "0104", "0105", "0106", "0107", "0108", "0110", "0111",
+        "0112",
+    ] {
         let app = app.clone();
         calls.spawn(async move {
             // `call` panics if the client's 10 s timeout fires.
-            app.call("WaitForAuthyApproval", json!({"authyId": format!("1425555{suffix}")}))
-                .await
+            app.call(
+                "WaitForAuthyApproval",
+                json!({"authyId": format!("1425555{suffix}")}),
+            )
+            .await
         });
     }
     while let Some(result) = calls.join_next().await {
@@ -190,7 +251,12 @@ async fn paths_match_in_any_casing_and_keep_the_query_string() {
 #[tokio::test]
 async fn readiness_probe_answers_name_and_version_only() {
     let app = spawn_app(Duration::from_millis(100), &[]).await;
-    let response = app.client.get(format!("{}/", app.base)).send().await.unwrap();
+    let response = app
+        .client
+        .get(format!("{}/", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["name"], "b2c-authy");
@@ -237,10 +303,16 @@ async fn polling_stops_when_the_caller_disconnects() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, authy).await });
     let app = common::spawn_app_against(&url, &[("APPROVAL_WAIT_SECONDS", "5")]).await;
-    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(600)).build().unwrap();
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(600))
+        .build()
+        .unwrap();
     let result = impatient
         .post(format!("{}/api/WaitForAuthyApproval", app.base))
-        .json(&json!({"authyId": "123", "approvalRequestId": "c31a9c70-4e50-0132-2bd7-0a6d6a7e0c38"}))
+        .header("X-ARR-ClientCert", &app.client_cert)
+        .json(
+            &json!({"authyId": "123", "approvalRequestId": "c31a9c70-4e50-0132-2bd7-0a6d6a7e0c38"}),
+        )
         .send()
         .await;
     assert!(result.is_err(), "the client gave up first");
@@ -248,5 +320,9 @@ async fn polling_stops_when_the_caller_disconnects() {
     let after_disconnect = polls.load(Ordering::SeqCst);
     assert!(after_disconnect >= 2, "it was polling: {after_disconnect}");
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(polls.load(Ordering::SeqCst), after_disconnect, "polling went on after the disconnect");
+    assert_eq!(
+        polls.load(Ordering::SeqCst),
+        after_disconnect,
+        "polling went on after the disconnect"
+    );
 }

@@ -1,5 +1,5 @@
 //! Shared test helpers: start the Authy simulator and the handler on port 0, and a client
-//! that behaves like B2C (10 s timeout, JSON body).
+//! that behaves like B2C (JSON body, client certificate), with a timeout a third of B2C's.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -13,16 +13,36 @@ use serde_json::Value;
 /// The key the test simulator accepts.
 pub const TEST_API_KEY: &str = "test-authy-key-5f1c9e";
 
-/// B2C's timeout for a REST call from a custom policy (MS docs restful-technical-profile).
-pub const B2C_TIMEOUT: Duration = Duration::from_secs(10);
+/// Every call must answer well inside B2C's 30 s REST timeout
+/// (`b2c_authy::config::B2C_REST_TIMEOUT_SECONDS`): test clients give up after a third of it.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running handler.
 #[derive(Clone)]
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`.
     pub base: String,
-    /// A client with B2C's 10 s timeout.
+    /// A client with a 10 s timeout ([`CLIENT_TIMEOUT`]) that sends an accepted client certificate in
+    /// `X-ARR-ClientCert` with every request, as App Service forwards B2C's.
     pub client: reqwest::Client,
+    /// The accepted certificate, base64 DER (the header value).
+    pub client_cert: String,
+}
+
+/// A self-signed client certificate made for the test: (base64 DER, upper-case thumbprint).
+pub fn client_cert(common_name: &str) -> (String, String) {
+    use base64::Engine;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, common_name);
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let key = rcgen::KeyPair::generate().unwrap();
+    let der = params.self_signed(&key).unwrap().der().to_vec();
+    (
+        base64::engine::general_purpose::STANDARD.encode(&der),
+        b2c_authy::client_cert::Thumbprint::of(&der).to_string(),
+    )
 }
 
 /// Starts the simulator (answering after `approve_after`) and a handler pointed at it, with
@@ -44,9 +64,11 @@ pub async fn spawn_app(approve_after: Duration, settings: &[(&str, &str)]) -> Te
 
 /// Starts a handler against an Authy API at `authy_url` (a mockito server or a simulator).
 pub async fn spawn_app_against(authy_url: &str, settings: &[(&str, &str)]) -> TestApp {
+    let (client_cert, thumbprint) = client_cert("b2c.test.example");
     let mut env: HashMap<String, String> = [
         ("AUTHY_API_URL", authy_url),
         ("AUTHY_API_KEY", TEST_API_KEY),
+        ("CLIENT_CERT_THUMBPRINTS", thumbprint.as_str()),
         ("FUNCTIONS_CUSTOMHANDLER_PORT", "0"),
         ("APPROVAL_POLL_INTERVAL_MS", "250"),
     ]
@@ -60,9 +82,16 @@ pub async fn spawn_app_against(authy_url: &str, settings: &[(&str, &str)]) -> Te
     let app = Application::build(&config).await.expect("app builds");
     let base = format!("http://{}", app.address().unwrap());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-arr-clientcert", client_cert.parse().unwrap());
     TestApp {
         base,
-        client: reqwest::Client::builder().timeout(B2C_TIMEOUT).build().unwrap(),
+        client: reqwest::Client::builder()
+            .timeout(CLIENT_TIMEOUT)
+            .default_headers(headers)
+            .build()
+            .unwrap(),
+        client_cert,
     }
 }
 
@@ -74,7 +103,12 @@ impl TestApp {
     }
 
     /// POSTs raw bytes with a content type.
-    pub async fn post_raw(&self, function: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+    pub async fn post_raw(
+        &self,
+        function: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, Value) {
         let response = self
             .client
             .post(format!("{}/api/{function}", self.base))
@@ -82,7 +116,7 @@ impl TestApp {
             .body(body)
             .send()
             .await
-            .expect("the handler answers within B2C's 10 s");
+            .expect("the handler answers within 10 s");
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
         let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}"));
@@ -92,15 +126,24 @@ impl TestApp {
     /// Register, then CreateApprovalRequest: the authy id and approval request id.
     pub async fn enrol_and_push(&self, phone: &str) -> (String, String) {
         let (status, body) = self
-            .call("Register", serde_json::json!({"email": "alice@example.com", "phoneNumber": phone}))
+            .call(
+                "Register",
+                serde_json::json!({"email": "alice@example.com", "phoneNumber": phone}),
+            )
             .await;
         assert_eq!(status, 200, "{body}");
         let authy_id = body["authyId"].as_str().unwrap().to_owned();
         let (status, body) = self
-            .call("CreateApprovalRequest", serde_json::json!({"authyId": authy_id}))
+            .call(
+                "CreateApprovalRequest",
+                serde_json::json!({"authyId": authy_id}),
+            )
             .await;
         assert_eq!(status, 200, "{body}");
-        (authy_id, body["approvalRequestId"].as_str().unwrap().to_owned())
+        (
+            authy_id,
+            body["approvalRequestId"].as_str().unwrap().to_owned(),
+        )
     }
 }
 
@@ -109,11 +152,28 @@ pub fn assert_b2c_error(body: &Value, code: &str) -> String {
     assert_eq!(body["version"], "1.0.0", "{body}");
     assert_eq!(body["status"], 409, "{body}");
     assert_eq!(body["code"], code, "{body}");
-    assert!(body["requestId"].as_str().is_some_and(|s| !s.is_empty()), "{body}");
+    assert!(
+        body["requestId"].as_str().is_some_and(|s| !s.is_empty()),
+        "{body}"
+    );
     assert!(body["developerMessage"].is_string(), "{body}");
-    let user_message = body["userMessage"].as_str().expect("userMessage").to_owned();
-    for internal in ["http", "127.0.0.1", "Authy is", "HTTP", TEST_API_KEY, "error_code", "<html"] {
-        assert!(!user_message.contains(internal), "userMessage leaks {internal:?}: {user_message}");
+    let user_message = body["userMessage"]
+        .as_str()
+        .expect("userMessage")
+        .to_owned();
+    for internal in [
+        "http",
+        "127.0.0.1",
+        "Authy is",
+        "HTTP",
+        TEST_API_KEY,
+        "error_code",
+        "<html",
+    ] {
+        assert!(
+            !user_message.contains(internal),
+            "userMessage leaks {internal:?}: {user_message}"
+        );
     }
     user_message
 }
