@@ -17,6 +17,8 @@
 //! - [`error`] — [`error::ApiError`], the B2C error contract.
 //! - [`config`] — settings from the environment, validated at startup.
 //! - [`simulator`] — the built-in Authy simulator (demo, `func start`, tests).
+//! - [`policies`] — renders the B2C custom policies in `policies/` per environment (used by
+//!   the `render-policies` binary and the policy contract test); not on the request path.
 //! - [`logging`] — JSON logs, WARN+ to stderr.
 
 pub mod app;

@@ -12,7 +12,7 @@ use clap::Parser;
 ///
 /// Every {Settings:Key} placeholder in POLICIES_DIR/*.xml is replaced with the environment's
 /// PolicySettings value ({Settings:Tenant} with its Tenant), and the result is written to
-/// POLICIES_DIR/Environments/<Name>/ (other .xml files there are removed). A placeholder without
+/// POLICIES_DIR/Environments/NAME/ (other .xml files there are removed). A placeholder without
 /// a value is an error, and then nothing is written.
 #[derive(Parser)]
 #[command(version, about)]
@@ -34,6 +34,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("render-policies: error: {error}");
+            if !cli.policies_dir.is_dir() {
+                eprintln!(
+                    "render-policies: run it from the repository root, or pass --policies-dir"
+                );
+            }
             ExitCode::FAILURE
         }
     }

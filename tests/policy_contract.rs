@@ -1,0 +1,920 @@
+//! The contract between the B2C custom policies (`policies/*.xml`) and the API (`src/functions/`),
+//! checked offline so that a claim renamed on one side breaks this test, not a production sign-in.
+//!
+//! The policies are rendered from `policies/appsettings.json` into a temporary folder (never the
+//! git-ignored `policies/Environments/`). The API side comes from the Rust types themselves:
+//! request field names by `serde_introspect`, response field names by serializing a sample
+//! response. Checked:
+//! - every REST technical profile: its `ServiceUrl` names a function with a folder and a
+//!   `function.json`; it sends only claims the function reads and expects only claims it returns;
+//!   client certificate authentication, JSON body, own error messages, function key from settings;
+//! - every technical profile, claim, content definition, claims transformation, user journey and
+//!   claims exchange our files reference is defined by our files or the starter pack
+//!   (`../shared/b2c/starterpack/`); steps are numbered 1..N and end with SendClaims;
+//! - no journey step writes `extension_authyId` before a WaitForAuthyApproval step has approved
+//!   the authy id last registered;
+//! - the optional wait page template waits for exactly the API's "pending" message;
+//! - `../shared/tools/check-b2c-policies` (XSD and references through the whole chain) passes.
+//!
+//! Each check is also run once on a mutated copy (a claim renamed on either side, a broken
+//! reference, a write moved before the approval) to prove it fails.
+//!
+//! Missing `../shared` or `xmllint` skips the checks that need them, except under `CI=true`,
+//! where it fails.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use b2c_authy::error::ApiError;
+use b2c_authy::functions::{
+    create_approval_request, register, wait_for_authy_approval, FUNCTION_NAMES,
+};
+use b2c_authy::policies::{self, AppSettings};
+use roxmltree::{Document, Node};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_aux::serde_introspection::serde_introspect;
+
+/// The namespace of every B2C policy element.
+const NS: &str = "http://schemas.microsoft.com/online/cpim/schemas/2013/06";
+/// The claim that holds the authy id in the directory.
+const AUTHY_ID_CLAIM: &str = "extension_authyId";
+/// The policy key of the client certificate B2C presents to the API.
+const CLIENT_CERTIFICATE_KEY: &str = "B2C_1A_RestApiClientCertificate";
+/// The REST error messages B2C would otherwise show with the service URL in them.
+const REST_ERROR_MESSAGES: [&str; 4] = [
+    "DefaultUserMessageIfRequestFailed",
+    "UserMessageIfCircuitOpen",
+    "UserMessageIfDnsResolutionFailed",
+    "UserMessageIfRequestTimeout",
+];
+/// The starter pack policies our extensions policy builds on.
+const STARTER_PACK_BASES: [&str; 2] = ["TrustFrameworkBase.xml", "TrustFrameworkLocalization.xml"];
+
+// ---------------------------------------------------------------------------------------------
+// The API side
+
+/// The JSON field names one function reads (request) and returns (200 response).
+#[derive(Clone, Debug)]
+struct FunctionContract {
+    reads: BTreeSet<String>,
+    returns: BTreeSet<String>,
+}
+
+/// Function name → its contract, from the request and response types.
+fn api_contract() -> BTreeMap<String, FunctionContract> {
+    BTreeMap::from([
+        (
+            "Register".to_owned(),
+            contract_of::<register::RegisterRequest, register::RegisterResponse>(),
+        ),
+        (
+            "CreateApprovalRequest".to_owned(),
+            contract_of::<
+                create_approval_request::CreateApprovalRequestRequest,
+                create_approval_request::CreateApprovalRequestResponse,
+            >(),
+        ),
+        (
+            "WaitForAuthyApproval".to_owned(),
+            contract_of::<
+                wait_for_authy_approval::WaitForAuthyApprovalRequest,
+                wait_for_authy_approval::WaitForAuthyApprovalResponse,
+            >(),
+        ),
+    ])
+}
+
+/// Request field names by introspection; response field names by building a sample response
+/// (every field `"1"`) through the type's own `Deserialize`, serializing it and reading the keys.
+fn contract_of<Request, Response>() -> FunctionContract
+where
+    Request: DeserializeOwned,
+    Response: Serialize + DeserializeOwned,
+{
+    let reads = serde_introspect::<Request>()
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    let sample: serde_json::Map<String, serde_json::Value> = serde_introspect::<Response>()
+        .iter()
+        .map(|f| (f.to_string(), serde_json::Value::from("1")))
+        .collect();
+    let response: Response = serde_json::from_value(sample.into()).unwrap_or_else(|e| {
+        panic!(
+            "a sample {} (every field \"1\") does not deserialize ({e}): teach contract_of its field types",
+            std::any::type_name::<Response>()
+        )
+    });
+    let returns = match serde_json::to_value(&response).unwrap() {
+        serde_json::Value::Object(fields) => fields.keys().cloned().collect(),
+        other => panic!(
+            "{} serializes to {other}, not an object",
+            std::any::type_name::<Response>()
+        ),
+    };
+    FunctionContract { reads, returns }
+}
+
+#[test]
+fn every_function_has_a_contract_and_a_folder() {
+    let api = api_contract();
+    let names: BTreeSet<_> = FUNCTION_NAMES.iter().map(|n| n.to_string()).collect();
+    assert_eq!(
+        api.keys().cloned().collect::<BTreeSet<_>>(),
+        names,
+        "add the new function to api_contract()"
+    );
+    for name in FUNCTION_NAMES {
+        assert!(
+            repo().join(name).join("function.json").is_file(),
+            "{name}/function.json is missing"
+        );
+    }
+    // The introspection sees the claims the brief names; the checks below rely on it.
+    assert!(api["Register"].reads.contains("phoneNumber"));
+    assert!(api["Register"].returns.contains("authyId"));
+    assert!(api["WaitForAuthyApproval"]
+        .reads
+        .contains("approvalRequestId"));
+    assert!(api["WaitForAuthyApproval"]
+        .returns
+        .contains("approvalStatus"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The policy files
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn policies_dir() -> PathBuf {
+    repo().join("policies")
+}
+
+/// A policy file: its name and text.
+type PolicyText = (String, String);
+
+/// Every environment of `policies/appsettings.json`, rendered (in a temporary folder, removed
+/// again): environment name → its policy files.
+fn rendered() -> &'static [(String, Vec<PolicyText>)] {
+    static RENDERED: OnceLock<Vec<(String, Vec<PolicyText>)>> = OnceLock::new();
+    RENDERED.get_or_init(|| {
+        let settings = AppSettings::load(&policies_dir().join(policies::SETTINGS_FILE)).unwrap();
+        settings
+            .environments
+            .iter()
+            .map(|env| {
+                let dir = temp_dir(&format!("contract-{}", env.name));
+                let files = policies::render_environment(&policies_dir(), env, &dir).unwrap();
+                let texts = files.iter().map(read_policy).collect();
+                std::fs::remove_dir_all(&dir).unwrap();
+                (env.name.clone(), texts)
+            })
+            .collect()
+    })
+}
+
+/// The first environment's rendered policies: the base of the mutation tests.
+fn sample() -> Vec<PolicyText> {
+    rendered()[0].1.clone()
+}
+
+/// The policy templates, unrendered.
+fn templates() -> Vec<PolicyText> {
+    policies::policy_files(&policies_dir())
+        .unwrap()
+        .iter()
+        .map(read_policy)
+        .collect()
+}
+
+fn read_policy(path: &PathBuf) -> PolicyText {
+    let text = std::fs::read_to_string(path).unwrap();
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    (name, text.trim_start_matches('\u{feff}').to_owned())
+}
+
+fn temp_dir(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("b2c-authy-{label}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn shared_dir() -> PathBuf {
+    repo().join("..").join("shared")
+}
+
+/// The starter pack Base and Localization policies, or `None` (skipped, or panics under CI=true)
+/// when `../shared` is not there.
+fn starter_pack() -> Option<Vec<PolicyText>> {
+    let dir = shared_dir().join("b2c").join("starterpack");
+    if !dir.join(STARTER_PACK_BASES[0]).is_file() {
+        skip_or_fail(&format!("the starter pack is not in {}", dir.display()));
+        return None;
+    }
+    Some(
+        STARTER_PACK_BASES
+            .iter()
+            .map(|f| read_policy(&dir.join(f)))
+            .collect(),
+    )
+}
+
+fn skip_or_fail(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{why}, and CI=true: CI must run this check");
+    }
+    eprintln!("SKIPPED: {why}");
+}
+
+fn parse(files: &[PolicyText]) -> Vec<(&str, Document<'_>)> {
+    files
+        .iter()
+        .map(|(name, text)| {
+            let doc = Document::parse(text)
+                .unwrap_or_else(|e| panic!("{name} is not well-formed XML: {e}"));
+            (name.as_str(), doc)
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// XML helpers
+
+fn is(node: Node, name: &str) -> bool {
+    node.is_element() && node.tag_name().name() == name && node.tag_name().namespace() == Some(NS)
+}
+
+fn descendants<'a, 'i>(
+    node: Node<'a, 'i>,
+    name: &'static str,
+) -> impl Iterator<Item = Node<'a, 'i>> {
+    node.descendants().filter(move |n| is(*n, name))
+}
+
+fn children<'a, 'i>(node: Node<'a, 'i>, name: &'static str) -> impl Iterator<Item = Node<'a, 'i>> {
+    node.children().filter(move |n| is(*n, name))
+}
+
+fn child<'a, 'i>(node: Node<'a, 'i>, name: &'static str) -> Option<Node<'a, 'i>> {
+    children(node, name).next()
+}
+
+fn text(node: Node) -> String {
+    node.text().unwrap_or_default().trim().to_owned()
+}
+
+/// A technical profile's metadata items, key → value.
+fn metadata(profile: Node) -> BTreeMap<String, String> {
+    child(profile, "Metadata")
+        .into_iter()
+        .flat_map(|m| children(m, "Item"))
+        .map(|item| {
+            (
+                item.attribute("Key").unwrap_or_default().to_owned(),
+                text(item),
+            )
+        })
+        .collect()
+}
+
+fn is_rest(profile: Node) -> bool {
+    child(profile, "Protocol")
+        .and_then(|p| p.attribute("Handler"))
+        .is_some_and(|h| h.contains("RestfulProvider"))
+}
+
+/// The function a REST technical profile calls: the last path segment of its `ServiceUrl`.
+fn function_of(metadata: &BTreeMap<String, String>) -> Option<String> {
+    let url = metadata.get("ServiceUrl")?;
+    let path = url.split('?').next().unwrap_or_default();
+    path.rsplit('/').next().map(str::to_owned)
+}
+
+/// The name B2C uses for a claim in the JSON body: its PartnerClaimType, else its id.
+fn partner_name(claim: Node) -> String {
+    claim
+        .attribute("PartnerClaimType")
+        .or(claim.attribute("ClaimTypeReferenceId"))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Every definition of a technical profile (B2C merges definitions with the same id, ignoring case).
+fn profiles<'a, 'i>(docs: &'a [(&str, Document<'i>)], id: &str) -> Vec<Node<'a, 'i>> {
+    docs.iter()
+        .flat_map(|(_, doc)| descendants(doc.root(), "TechnicalProfile"))
+        .filter(|tp| {
+            tp.attribute("Id")
+                .is_some_and(|i| i.eq_ignore_ascii_case(id))
+        })
+        .collect()
+}
+
+/// A technical profile as B2C sees it: the definitions of the profiles it includes
+/// (transitively), then its own definitions, in file order; later ones override earlier ones.
+fn merged<'a, 'i>(docs: &'a [(&str, Document<'i>)], id: &str) -> Vec<Node<'a, 'i>> {
+    fn collect<'a, 'i>(
+        docs: &'a [(&str, Document<'i>)],
+        id: &str,
+        seen: &mut BTreeSet<String>,
+        out: &mut Vec<Node<'a, 'i>>,
+    ) {
+        if !seen.insert(id.to_lowercase()) {
+            return; // an include cycle: B2C refuses it; here it just ends
+        }
+        let own = profiles(docs, id);
+        for include in own
+            .iter()
+            .flat_map(|tp| children(*tp, "IncludeTechnicalProfile"))
+        {
+            collect(
+                docs,
+                include.attribute("ReferenceId").unwrap_or_default(),
+                seen,
+                out,
+            );
+        }
+        out.extend(own);
+    }
+    let mut out = Vec::new();
+    collect(docs, id, &mut BTreeSet::new(), &mut out);
+    out
+}
+
+/// The technical profiles a profile runs: itself, its validation technical profiles and included
+/// profiles, transitively.
+fn closure(docs: &[(&str, Document)], id: &str) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![id.to_lowercase()];
+    while let Some(id) = todo.pop() {
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        for tp in profiles(docs, &id) {
+            let referenced = descendants(tp, "ValidationTechnicalProfile")
+                .chain(children(tp, "IncludeTechnicalProfile"));
+            todo.extend(
+                referenced
+                    .filter_map(|r| r.attribute("ReferenceId"))
+                    .map(str::to_lowercase),
+            );
+        }
+    }
+    seen
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks: each returns its problems, empty when all is well.
+
+/// REST technical profiles against the API.
+fn check_rest_profiles(
+    ours: &[(&str, Document)],
+    api: &BTreeMap<String, FunctionContract>,
+) -> Vec<String> {
+    // Each REST technical profile once, however many files define or override it.
+    let mut ids: Vec<&str> = Vec::new();
+    for (_, doc) in ours {
+        for tp in descendants(doc.root(), "TechnicalProfile") {
+            let id = tp.attribute("Id").unwrap_or_default();
+            let known = ids.iter().any(|i| i.eq_ignore_ascii_case(id));
+            if !known && merged(ours, id).iter().any(|d| is_rest(*d)) {
+                ids.push(id);
+            }
+        }
+    }
+    let mut problems = Vec::new();
+    for id in ids {
+        let definitions = merged(ours, id);
+        let at = format!("REST technical profile '{id}'");
+        let meta: BTreeMap<_, _> = definitions.iter().flat_map(|d| metadata(*d)).collect();
+        // Elements of every definition, for example its InputClaim elements.
+        let elements =
+            |name: &'static str| definitions.iter().flat_map(move |d| descendants(*d, name));
+        let url = meta.get("ServiceUrl").cloned().unwrap_or_default();
+        let Some(function) = function_of(&meta) else {
+            problems.push(format!("{at} has no ServiceUrl"));
+            continue;
+        };
+        if !repo().join(&function).join("function.json").is_file() {
+            problems.push(format!("{at}: ServiceUrl points at function '{function}', which has no folder {function}/function.json"));
+        }
+        let Some(contract) = api.get(&function) else {
+            problems.push(format!("{at}: ServiceUrl points at '{function}', which is not one of the API's functions {FUNCTION_NAMES:?}"));
+            continue;
+        };
+        for claim in elements("InputClaim") {
+            let name = partner_name(claim);
+            if !contract.reads.contains(&name) {
+                problems.push(format!(
+                    "{at} sends claim '{name}', which {function} does not read (it reads {:?})",
+                    contract.reads
+                ));
+            }
+        }
+        // An output claim with a DefaultValue need not come from the API.
+        for claim in elements("OutputClaim").filter(|c| c.attribute("DefaultValue").is_none()) {
+            let name = partner_name(claim);
+            if !contract.returns.contains(&name) {
+                problems.push(format!(
+                    "{at} expects output claim '{name}', which {function} never returns (it returns {:?})",
+                    contract.returns
+                ));
+            }
+        }
+        let expect = |key: &str, value: &str, problems: &mut Vec<String>| {
+            if meta.get(key).map(String::as_str) != Some(value) {
+                problems.push(format!(
+                    "{at}: metadata {key} must be {value}, is {:?}",
+                    meta.get(key)
+                ));
+            }
+        };
+        expect("AuthenticationType", "ClientCertificate", &mut problems);
+        expect("SendClaimsIn", "Body", &mut problems);
+        expect("AllowInsecureAuthInProduction", "false", &mut problems);
+        for key in REST_ERROR_MESSAGES {
+            if meta
+                .get(key)
+                .is_none_or(|m| m.is_empty() || m.contains(&url) || m.contains("http"))
+            {
+                problems.push(format!(
+                    "{at}: metadata {key} must be a message of our own, without the URL"
+                ));
+            }
+        }
+        let certificate = elements("Key").any(|k| {
+            k.attribute("Id") == Some("ClientCertificate")
+                && k.attribute("StorageReferenceId") == Some(CLIENT_CERTIFICATE_KEY)
+        });
+        if !certificate {
+            problems.push(format!(
+                "{at}: CryptographicKeys must have ClientCertificate = {CLIENT_CERTIFICATE_KEY}"
+            ));
+        }
+        if !url.starts_with("https://") || !url.contains("?code=") {
+            problems.push(format!(
+                "{at}: ServiceUrl must be https with the function key in ?code=, is {url}"
+            ));
+        }
+    }
+    problems
+}
+
+/// Every reference in our files resolves in our files or the starter pack (ids ignore case),
+/// and our journeys are well formed.
+fn check_references(ours: &[(&str, Document)], pack: &[(&str, Document)]) -> Vec<String> {
+    const KINDS: [&str; 6] = [
+        "ClaimType",
+        "TechnicalProfile",
+        "ContentDefinition",
+        "ClaimsTransformation",
+        "UserJourney",
+        "DisplayControl",
+    ];
+    let mut defined: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for (_, doc) in ours.iter().chain(pack) {
+        for kind in KINDS {
+            let ids = descendants(doc.root(), kind)
+                .filter_map(|n| n.attribute("Id"))
+                .map(str::to_lowercase);
+            defined.entry(kind).or_default().extend(ids);
+        }
+    }
+    let mut problems = Vec::new();
+    let mut need = |file: &str, kind: &str, id: &str, what: &str| {
+        if !defined[kind].contains(&id.to_lowercase()) {
+            problems.push(format!(
+                "{file}: {what} references {kind} '{id}', which neither our policies nor the starter pack define"
+            ));
+        }
+    };
+    for (file, doc) in ours {
+        for node in doc.descendants().filter(|n| n.is_element()) {
+            let tag = node.tag_name().name();
+            for (attribute, kind) in [
+                ("ClaimTypeReferenceId", "ClaimType"),
+                ("TechnicalProfileReferenceId", "TechnicalProfile"),
+                ("CpimIssuerTechnicalProfileReferenceId", "TechnicalProfile"),
+                ("ContentDefinitionReferenceId", "ContentDefinition"),
+                ("DisplayControlReferenceId", "DisplayControl"),
+                ("UserJourneyReferenceId", "UserJourney"),
+            ] {
+                if let Some(id) = node.attribute(attribute) {
+                    need(file, kind, id, tag);
+                }
+            }
+            let kind = match tag {
+                "ValidationTechnicalProfile"
+                | "IncludeTechnicalProfile"
+                | "UseTechnicalProfileForSessionManagement" => Some("TechnicalProfile"),
+                "InputClaimsTransformation" | "OutputClaimsTransformation" => {
+                    Some("ClaimsTransformation")
+                }
+                "DefaultUserJourney" => Some("UserJourney"),
+                _ => None,
+            };
+            if let (Some(kind), Some(id)) = (kind, node.attribute("ReferenceId")) {
+                need(file, kind, id, tag);
+            }
+            if tag == "Item" && node.attribute("Key") == Some("ContentDefinitionReferenceId") {
+                need(
+                    file,
+                    "ContentDefinition",
+                    &text(node),
+                    "Metadata ContentDefinitionReferenceId",
+                );
+            }
+            if tag == "SubjectNamingInfo" {
+                need(
+                    file,
+                    "ClaimType",
+                    node.attribute("ClaimType").unwrap_or_default(),
+                    tag,
+                );
+            }
+            // The first Value of a ClaimsExist or ClaimEquals precondition is a claim.
+            if tag == "Precondition" {
+                if let Some(claim) = child(node, "Value") {
+                    need(file, "ClaimType", &text(claim), "Precondition");
+                }
+            }
+        }
+    }
+    for (file, doc) in ours {
+        for journey in descendants(doc.root(), "UserJourney") {
+            problems.extend(check_journey(file, journey));
+        }
+    }
+    problems
+}
+
+/// Steps 1..N ending with SendClaims; claims exchange ids unique; selections name an exchange.
+fn check_journey(file: &str, journey: Node) -> Vec<String> {
+    let at = format!(
+        "{file}: journey '{}'",
+        journey.attribute("Id").unwrap_or_default()
+    );
+    let mut problems = Vec::new();
+    let steps: Vec<_> = descendants(journey, "OrchestrationStep").collect();
+    let orders: Vec<_> = steps
+        .iter()
+        .map(|s| s.attribute("Order").and_then(|o| o.parse::<usize>().ok()))
+        .collect();
+    if orders != (1..=steps.len()).map(Some).collect::<Vec<_>>() {
+        problems.push(format!(
+            "{at}: orchestration steps are numbered {orders:?}, not 1..{}",
+            steps.len()
+        ));
+    }
+    if steps.last().and_then(|s| s.attribute("Type")) != Some("SendClaims") {
+        problems.push(format!("{at}: the last step is not SendClaims"));
+    }
+    let mut exchanges = BTreeSet::new();
+    for exchange in descendants(journey, "ClaimsExchange") {
+        let id = exchange.attribute("Id").unwrap_or_default().to_lowercase();
+        if !exchanges.insert(id.clone()) {
+            problems.push(format!("{at}: claims exchange '{id}' is used twice"));
+        }
+    }
+    for selection in descendants(journey, "ClaimsProviderSelection") {
+        for attribute in ["TargetClaimsExchangeId", "ValidationClaimsExchangeId"] {
+            if let Some(id) = selection.attribute(attribute) {
+                if !exchanges.contains(&id.to_lowercase()) {
+                    problems.push(format!(
+                        "{at}: {attribute} '{id}' matches no claims exchange of the journey"
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// No step writes the authy id before WaitForAuthyApproval approved the authy id last registered.
+/// Steps are taken in order whatever their preconditions (a step that may run counts).
+fn check_write_after_approval(ours: &[(&str, Document)], all: &[(&str, Document)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (file, doc) in ours {
+        for journey in descendants(doc.root(), "UserJourney") {
+            let mut approved = false;
+            for step in descendants(journey, "OrchestrationStep") {
+                let run: BTreeSet<String> = descendants(step, "ClaimsExchange")
+                    .filter_map(|e| e.attribute("TechnicalProfileReferenceId"))
+                    .flat_map(|id| closure(all, id))
+                    .collect();
+                let nodes: Vec<_> = run.iter().flat_map(|id| profiles(all, id)).collect();
+                let calls = |function: &str| {
+                    nodes.iter().any(|tp| {
+                        is_rest(*tp) && function_of(&metadata(*tp)).as_deref() == Some(function)
+                    })
+                };
+                if calls("Register") {
+                    approved = false;
+                }
+                if calls("WaitForAuthyApproval") {
+                    approved = true;
+                }
+                let writes = nodes
+                    .iter()
+                    .flat_map(|tp| descendants(*tp, "PersistedClaim"))
+                    .any(|c| {
+                        c.attribute("ClaimTypeReferenceId")
+                            .is_some_and(|id| id.eq_ignore_ascii_case(AUTHY_ID_CLAIM))
+                    });
+                if writes && !approved {
+                    problems.push(format!(
+                        "{file}: journey '{}' step {} writes {AUTHY_ID_CLAIM} before the user approved a push for it",
+                        journey.attribute("Id").unwrap_or_default(),
+                        step.attribute("Order").unwrap_or_default()
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// Every check on one set of rendered policies (and the starter pack, when there).
+fn check_all(
+    ours: &[PolicyText],
+    pack: Option<&[PolicyText]>,
+    api: &BTreeMap<String, FunctionContract>,
+) -> Vec<String> {
+    let pack_files = pack.unwrap_or_default();
+    let all_files = [pack_files, ours].concat();
+    let (ours, pack, all) = (parse(ours), parse(pack_files), parse(&all_files));
+    let mut problems = check_rest_profiles(&ours, api);
+    if !pack.is_empty() {
+        problems.extend(check_references(&ours, &pack));
+    }
+    problems.extend(check_write_after_approval(&ours, &all));
+    problems
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+#[test]
+fn policies_match_the_api_and_resolve_through_the_starter_pack() {
+    let pack = starter_pack();
+    for (environment, files) in rendered() {
+        let problems = check_all(files, pack.as_deref(), &api_contract());
+        assert!(
+            problems.is_empty(),
+            "environment {environment}:\n{}",
+            problems.join("\n")
+        );
+    }
+}
+
+#[test]
+fn the_journeys_are_the_ones_the_readme_describes() {
+    let files = sample();
+    let ours = parse(&files);
+    let journeys: BTreeSet<_> = ours
+        .iter()
+        .flat_map(|(_, d)| descendants(d.root(), "DefaultUserJourney"))
+        .filter_map(|j| j.attribute("ReferenceId"))
+        .collect();
+    assert_eq!(
+        journeys,
+        BTreeSet::from(["ProfileEditAuthyPhone", "SignUpOrSignInWithAuthy"])
+    );
+    for (_, doc) in &ours {
+        for rp in descendants(doc.root(), "RelyingParty") {
+            let script = descendants(rp, "ScriptExecution").next().map(text);
+            assert_eq!(
+                script.as_deref(),
+                Some("Allow"),
+                "the wait page template needs ScriptExecution=Allow"
+            );
+        }
+    }
+}
+
+#[test]
+fn renaming_a_claim_in_a_policy_breaks_the_contract() {
+    let api = api_contract();
+    let renamed: Vec<PolicyText> = sample()
+        .into_iter()
+        .map(|(f, t)| {
+            (
+                f,
+                t.replace(
+                    r#"PartnerClaimType="authyId""#,
+                    r#"PartnerClaimType="authyIdentifier""#,
+                ),
+            )
+        })
+        .collect();
+    assert_ne!(renamed, sample(), "the mutation must change something");
+    let problems = check_all(&renamed, None, &api);
+    let about: Vec<_> = problems
+        .iter()
+        .filter(|p| p.contains("'authyIdentifier'"))
+        .collect();
+    // Register's output, CreateApprovalRequest's and WaitForAuthyApproval's input.
+    assert_eq!(about.len(), 3, "{problems:#?}");
+    assert!(
+        about
+            .iter()
+            .any(|p| p.contains("REST-Authy-Register") && p.contains("never returns")),
+        "{about:#?}"
+    );
+    assert!(
+        about
+            .iter()
+            .any(|p| p.contains("REST-Authy-WaitForAuthyApproval") && p.contains("does not read")),
+        "{about:#?}"
+    );
+}
+
+#[test]
+fn renaming_a_field_in_the_api_breaks_the_contract() {
+    let files = sample();
+
+    let mut api = api_contract();
+    api.get_mut("Register").unwrap().returns.remove("authyId");
+    let problems = check_all(&files, None, &api);
+    assert!(
+        problems.iter().any(|p| p.contains("REST-Authy-Register")
+            && p.contains("'authyId'")
+            && p.contains("never returns")),
+        "{problems:#?}"
+    );
+
+    let mut api = api_contract();
+    api.get_mut("WaitForAuthyApproval")
+        .unwrap()
+        .reads
+        .remove("approvalRequestId");
+    let problems = check_all(&files, None, &api);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("REST-Authy-WaitForAuthyApproval")
+                && p.contains("'approvalRequestId'")
+                && p.contains("does not read")),
+        "{problems:#?}"
+    );
+}
+
+/// Applies one text replacement to the rendered extensions policy.
+fn mutate(from: &str, to: &str) -> Vec<PolicyText> {
+    let mutated: Vec<PolicyText> = sample()
+        .into_iter()
+        .map(|(f, t)| {
+            if f == "TrustFrameworkExtensions.xml" {
+                (f, t.replacen(from, to, 1))
+            } else {
+                (f, t)
+            }
+        })
+        .collect();
+    assert_ne!(
+        mutated,
+        sample(),
+        "'{from}' is not in TrustFrameworkExtensions.xml"
+    );
+    mutated
+}
+
+#[test]
+fn a_service_url_without_a_function_folder_breaks_the_contract() {
+    let problems = check_all(
+        &mutate("/WaitForAuthyApproval?", "/WaitForApproval?"),
+        None,
+        &api_contract(),
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("no folder WaitForApproval/function.json")),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn broken_references_are_reported() {
+    let Some(pack) = starter_pack() else { return };
+    let api = api_contract();
+    for (from, to, expected) in [
+        (
+            r#"TechnicalProfileReferenceId="REST-Authy-CreateApprovalRequest""#,
+            r#"TechnicalProfileReferenceId="REST-Authy-CreateApproval""#,
+            "TechnicalProfile 'REST-Authy-CreateApproval'",
+        ),
+        (
+            "<Value>newAuthyEnrollment</Value>",
+            "<Value>newAuthyEnrolment</Value>",
+            "ClaimType 'newAuthyEnrolment'",
+        ),
+        (
+            r#"<Item Key="ContentDefinitionReferenceId">api.selfasserted.authywait<"#,
+            r#"<Item Key="ContentDefinitionReferenceId">api.selfasserted.wait<"#,
+            "ContentDefinition 'api.selfasserted.wait'",
+        ),
+        (
+            r#"TargetClaimsExchangeId="FacebookExchange""#,
+            r#"TargetClaimsExchangeId="FacebookExchang""#,
+            "'FacebookExchang' matches no claims exchange",
+        ),
+        (
+            r#"<OrchestrationStep Order="9""#,
+            r#"<OrchestrationStep Order="90""#,
+            "not 1..12",
+        ),
+    ] {
+        let problems = check_all(&mutate(from, to), Some(&pack), &api);
+        assert!(
+            problems.iter().any(|p| p.contains(expected)),
+            "{from} -> {to}: {problems:#?}"
+        );
+    }
+}
+
+#[test]
+fn writing_the_authy_id_before_approval_is_reported() {
+    // The sign-up/sign-in wait page replaced by the write: the write now comes before any approval.
+    let mutated = mutate(
+        r#"<ClaimsExchange Id="AuthyWaitForApproval" TechnicalProfileReferenceId="SelfAsserted-AuthyWaitForApproval" />"#,
+        r#"<ClaimsExchange Id="AuthyWaitForApproval" TechnicalProfileReferenceId="AAD-UserWriteAuthyIdUsingObjectId" />"#,
+    );
+    let problems = check_all(&mutated, None, &api_contract());
+    assert!(
+        problems.iter().any(
+            |p| p.contains("'SignUpOrSignInWithAuthy' step 10 writes extension_authyId before")
+        ),
+        "{problems:#?}"
+    );
+    // Profile edit: the new phone's wait removed, so only the old phone approved.
+    let mutated = mutate(
+        r#"<ClaimsExchange Id="AuthyWaitForApprovalNewPhone" TechnicalProfileReferenceId="SelfAsserted-AuthyWaitForApproval" />"#,
+        r#"<ClaimsExchange Id="AuthyWaitForApprovalNewPhone" TechnicalProfileReferenceId="REST-Authy-CreateApprovalRequest" />"#,
+    );
+    let problems = check_all(&mutated, None, &api_contract());
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("'ProfileEditAuthyPhone' step 11 writes extension_authyId before")),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn policy_templates_hold_no_function_keys() {
+    for (file, text) in templates() {
+        let doc = Document::parse(&text).unwrap();
+        for tp in descendants(doc.root(), "TechnicalProfile").filter(|tp| is_rest(*tp)) {
+            let url = metadata(tp).remove("ServiceUrl").unwrap_or_default();
+            let (base, key) = url.split_once("?code=").unwrap_or((&url, ""));
+            assert!(
+                base.starts_with("{Settings:") && key.starts_with("{Settings:") && key.ends_with('}') && !key[1..].contains('{'),
+                "{file}: ServiceUrl '{url}' must be {{Settings:...}}/<Function>?code={{Settings:...}}, nothing literal"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_wait_page_template_waits_for_the_apis_pending_message() {
+    let template =
+        std::fs::read_to_string(policies_dir().join("templates").join("authy-wait.html")).unwrap();
+    let (_, rest) = template
+        .split_once("var PENDING_MESSAGE = \"")
+        .expect("PENDING_MESSAGE in authy-wait.html");
+    let message = rest.split('"').next().unwrap();
+    assert_eq!(message, ApiError::ApprovalPending.user_message());
+}
+
+/// `../shared/tools/check-b2c-policies` on every rendered environment: XSD, placeholders,
+/// references through Base and Localization, REST hygiene.
+#[test]
+fn rendered_policies_pass_check_b2c_policies() {
+    let tool = shared_dir().join("tools").join("check-b2c-policies");
+    if !tool.is_file() {
+        return skip_or_fail(&format!("{} is not there", tool.display()));
+    }
+    if Command::new("xmllint").arg("--version").output().is_err() {
+        return skip_or_fail("xmllint is not installed (Debian package libxml2-utils)");
+    }
+    let settings = AppSettings::load(&policies_dir().join(policies::SETTINGS_FILE)).unwrap();
+    for env in &settings.environments {
+        let dir = temp_dir(&format!("check-{}", env.name));
+        policies::render_environment(&policies_dir(), env, &dir).unwrap();
+        let output = Command::new(&tool).arg(&dir).output().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains(": 0 error(s)"),
+            "check-b2c-policies failed for {}:\n{stdout}{}",
+            env.name,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
