@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# Create or update the Azure resources for the handler: resource group,
+# storage account, hosting plan, Linux Function App (runtime custom,
+# Functions v4), Key Vault for the Authy key, app settings, HTTPS only,
+# TLS 1.2 and required client certificates.  Safe to run again.
+# shellcheck source-path=SCRIPTDIR
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+SCRIPT_SUMMARY="Provision (idempotently) the Function App that hosts the handler, with client
+certificates required on every path, HTTPS only and minimum TLS 1.2."
+SCRIPT_DETAILS="Plan types (--plan-type):
+  premium      Elastic Premium (default, SKU --plan-sku, EP1). Always warm; B2C calls
+               the API inside a sign-in, so a cold start is paid by the user.
+  flex         Flex Consumption. Supports custom handlers; the script verifies that
+               client certificates really are Required afterwards and stops if not.
+  consumption  Linux Consumption. Cheapest, cold starts; the plan is retired on
+               2028-09-30.
+With --key-vault the Authy key is stored in Key Vault and the app setting is a
+Key Vault reference read through the app's managed identity; without it the key
+is a plain app setting.  The caller needs Owner or User Access Administrator on
+the resource group to create the role assignments."
+
+opt --resource-group RESOURCE_GROUP "" "Resource group (created if missing)."
+opt --location LOCATION "" "Azure region, e.g. westeurope."
+opt --function-app FUNCTION_APP "" "Function App name (globally unique: <name>.azurewebsites.net)."
+opt --storage-account STORAGE_ACCOUNT "" "Storage account name for the Functions host (3-24 lowercase letters and digits)."
+opt --plan-type PLAN_TYPE premium "Hosting plan: premium, flex or consumption (see above)."
+opt --plan-name PLAN_NAME "" "Premium plan name (default: <function-app>-plan)."
+opt --plan-sku PLAN_SKU EP1 "Premium plan SKU: EP1, EP2 or EP3."
+opt --key-vault KEY_VAULT "" "Key Vault for the Authy API key (created if missing, RBAC mode). Recommended."
+opt --authy-secret-name AUTHY_SECRET_NAME authy-api-key "Secret name in the Key Vault."
+opt --client-cert-thumbprints CLIENT_CERT_THUMBPRINTS "" "Comma-separated SHA-1 thumbprints the handler accepts (see deploy/client-cert.sh)."
+opt --client-cert-subject CLIENT_CERT_SUBJECT "" "Optional: CLIENT_CERT_SUBJECT for the handler (expected certificate subject)."
+opt --client-cert-issuer CLIENT_CERT_ISSUER "" "Optional: CLIENT_CERT_ISSUER for the handler (expected certificate issuer)."
+opt --client-cert-ca CLIENT_CERT_CA "" "Optional: CLIENT_CERT_CA for the handler (CA the client certificate must chain to)."
+opt --approval-wait-seconds APPROVAL_WAIT_SECONDS 7 "Seconds the handler waits for an approval within one B2C call."
+opt --approval-poll-interval-ms APPROVAL_POLL_INTERVAL_MS "" "Optional: Authy status poll interval."
+opt --authy-api-url AUTHY_API_URL "" "Optional: Authy API base URL (handler default when empty)."
+opt --authy-approval-message AUTHY_APPROVAL_MESSAGE "" "Optional: text of the push approval request."
+opt --authy-approval-ttl-seconds AUTHY_APPROVAL_TTL_SECONDS "" "Optional: lifetime of an approval request."
+env_opt AUTHY_API_KEY "Twilio Authy API key. Required unless --key-vault already holds the secret."
+parse_args "$@"
+
+require RESOURCE_GROUP LOCATION FUNCTION_APP STORAGE_ACCOUNT CLIENT_CERT_THUMBPRINTS
+case "$PLAN_TYPE" in
+premium | flex | consumption) ;;
+*) die "--plan-type must be premium, flex or consumption, not '$PLAN_TYPE'" ;;
+esac
+PLAN_NAME="${PLAN_NAME:-$FUNCTION_APP-plan}"
+[[ "$STORAGE_ACCOUNT" =~ ^[a-z0-9]{3,24}$ ]] ||
+    die "storage account name '$STORAGE_ACCOUNT' must be 3-24 lowercase letters and digits"
+[[ "$APPROVAL_WAIT_SECONDS" =~ ^[1-9][0-9]*$ ]] ||
+    die "--approval-wait-seconds must be a positive whole number, not '$APPROVAL_WAIT_SECONDS'"
+if [[ -z "$KEY_VAULT" && -z "${AUTHY_API_KEY:-}" ]]; then
+    die "set AUTHY_API_KEY in the environment (or give --key-vault with an existing '$AUTHY_SECRET_NAME' secret)"
+fi
+
+# Thumbprints as the handler compares them: upper-case hex, no separators.
+normalize_thumbprints() {
+    local list="$1" out="" t
+    local -a parts
+    IFS=',' read -r -a parts <<<"$list"
+    for t in "${parts[@]}"; do
+        t="${t//[[:space:]:]/}"
+        [[ -n "$t" ]] || continue
+        t="${t^^}"
+        [[ "$t" =~ ^[0-9A-F]{40}$ ]] || die "'$t' is not a SHA-1 thumbprint (40 hex digits)"
+        out+="${out:+,}$t"
+    done
+    [[ -n "$out" ]] || die "--client-cert-thumbprints is empty"
+    printf '%s' "$out"
+}
+CLIENT_CERT_THUMBPRINTS="$(normalize_thumbprints "$CLIENT_CERT_THUMBPRINTS")"
+
+require_az
+make_tmp_dir
+az_rg=(--resource-group "$RESOURCE_GROUP")
+
+subscription="$(capture '<subscription-id>' az account show --query id --output tsv)" ||
+    die "not signed in to Azure: run 'az login' (and 'az account set --subscription ...')"
+log "subscription $subscription"
+
+run az group create --name "$RESOURCE_GROUP" --location "$LOCATION" --output none
+
+run az storage account create --name "$STORAGE_ACCOUNT" "${az_rg[@]}" --location "$LOCATION" \
+    --sku Standard_LRS --kind StorageV2 --min-tls-version TLS1_2 \
+    --allow-blob-public-access false --https-only true --output none
+
+# `create` is not safe to repeat for every resource, so look first.
+# Called as an `if` condition, where `set -e` does not apply: fail explicitly.
+exists_in_group() { # exists_in_group "functionapp plan" NAME
+    local count
+    # shellcheck disable=SC2086 # $1 is a command group such as "functionapp plan"
+    count="$(capture 0 az $1 list "${az_rg[@]}" --query "length([?name=='$2'])" --output tsv)" ||
+        die "could not list $1 resources in $RESOURCE_GROUP"
+    [[ "$count" != 0 ]]
+}
+
+plan_args=()
+case "$PLAN_TYPE" in
+premium)
+    if exists_in_group "functionapp plan" "$PLAN_NAME"; then
+        log "premium plan $PLAN_NAME exists"
+    else
+        run az functionapp plan create --name "$PLAN_NAME" "${az_rg[@]}" --location "$LOCATION" \
+            --sku "$PLAN_SKU" --is-linux true --output none
+    fi
+    plan_args=(--plan "$PLAN_NAME" --os-type Linux --functions-version 4)
+    ;;
+consumption)
+    plan_args=(--consumption-plan-location "$LOCATION" --os-type Linux --functions-version 4)
+    ;;
+flex)
+    # Flex Consumption is Linux-only and always Functions v4, so the options
+    # that choose those for the classic plans are left out.
+    plan_args=(--flexconsumption-location "$LOCATION")
+    ;;
+esac
+
+if exists_in_group functionapp "$FUNCTION_APP"; then
+    log "function app $FUNCTION_APP exists; updating its configuration"
+else
+    run az functionapp create --name "$FUNCTION_APP" "${az_rg[@]}" \
+        --storage-account "$STORAGE_ACCOUNT" --runtime custom "${plan_args[@]}" --output none
+fi
+
+principal_id="$(capture '<principal-id>' az functionapp identity assign --name "$FUNCTION_APP" "${az_rg[@]}" \
+    --query principalId --output tsv)"
+
+# ensure_role PRINCIPAL_ID PRINCIPAL_TYPE ROLE SCOPE
+ensure_role() {
+    local count
+    count="$(capture 0 az role assignment list --scope "$4" \
+        --query "length([?principalId=='$1' && roleDefinitionName=='$3'])" --output tsv)" ||
+        die "could not list the role assignments of $4"
+    if [[ "$count" == 0 ]]; then
+        run az role assignment create --assignee-object-id "$1" --assignee-principal-type "$2" \
+            --role "$3" --scope "$4" --output none
+    fi
+}
+
+# Object id and type of whoever runs this script, to let them write the secret.
+signed_in_principal() {
+    local type app_id
+    type="$(capture user az account show --query user.type --output tsv)"
+    if [[ "$type" == user ]]; then
+        printf 'User '
+        capture '<your-object-id>' az ad signed-in-user show --query id --output tsv
+    else
+        app_id="$(capture '<your-app-id>' az account show --query user.name --output tsv)"
+        printf 'ServicePrincipal '
+        capture '<your-object-id>' az ad sp show --id "$app_id" --query id --output tsv
+    fi
+}
+
+if [[ -n "$KEY_VAULT" ]]; then
+    if exists_in_group keyvault "$KEY_VAULT"; then
+        log "key vault $KEY_VAULT exists"
+    else
+        run az keyvault create --name "$KEY_VAULT" "${az_rg[@]}" --location "$LOCATION" \
+            --enable-rbac-authorization true --output none
+    fi
+    vault_id="$(capture '<key-vault-id>' az keyvault show --name "$KEY_VAULT" --query id --output tsv)"
+    vault_uri="$(capture "https://$KEY_VAULT.vault.azure.net/" az keyvault show --name "$KEY_VAULT" \
+        --query properties.vaultUri --output tsv)"
+    if [[ -n "${AUTHY_API_KEY:-}" ]]; then
+        caller="$(signed_in_principal)"
+        read -r caller_type caller_id <<<"$caller"
+        ensure_role "$caller_id" "$caller_type" "Key Vault Secrets Officer" "$vault_id"
+        # The key goes through a private file, never the command line.
+        # Retried: a new role assignment takes a few minutes to apply.
+        printf '%s' "$AUTHY_API_KEY" >"$TMP_DIR/authy-api-key"
+        retry 12 az keyvault secret set --vault-name "$KEY_VAULT" --name "$AUTHY_SECRET_NAME" \
+            --file "$TMP_DIR/authy-api-key" --encoding utf-8 --output none
+    else
+        log "AUTHY_API_KEY not set: using the existing secret '$AUTHY_SECRET_NAME' in $KEY_VAULT"
+    fi
+    ensure_role "$principal_id" ServicePrincipal "Key Vault Secrets User" "$vault_id"
+    # Versionless URI: a new secret version is picked up without redeploying.
+    authy_key_setting="@Microsoft.KeyVault(SecretUri=${vault_uri%/}/secrets/$AUTHY_SECRET_NAME/)"
+else
+    warn "no --key-vault: the Authy API key is stored as a plain app setting"
+    authy_key_setting="$AUTHY_API_KEY"
+fi
+
+# App settings go through a JSON file (`--settings @file`) so the Authy key
+# never appears in the process list.
+settings=()
+add_setting() { [[ -z "$2" ]] || settings+=("$1" "$2"); }
+if [[ "$PLAN_TYPE" != flex ]]; then
+    # Flex Consumption takes the runtime from the app's configuration and
+    # rejects FUNCTIONS_WORKER_RUNTIME as an app setting.
+    add_setting FUNCTIONS_WORKER_RUNTIME custom
+fi
+add_setting AUTHY_API_KEY "$authy_key_setting"
+add_setting AUTHY_API_URL "$AUTHY_API_URL"
+add_setting AUTHY_APPROVAL_MESSAGE "$AUTHY_APPROVAL_MESSAGE"
+add_setting AUTHY_APPROVAL_TTL_SECONDS "$AUTHY_APPROVAL_TTL_SECONDS"
+add_setting APPROVAL_WAIT_SECONDS "$APPROVAL_WAIT_SECONDS"
+add_setting APPROVAL_POLL_INTERVAL_MS "$APPROVAL_POLL_INTERVAL_MS"
+add_setting CLIENT_CERT_MODE required
+add_setting CLIENT_CERT_THUMBPRINTS "$CLIENT_CERT_THUMBPRINTS"
+add_setting CLIENT_CERT_SUBJECT "$CLIENT_CERT_SUBJECT"
+add_setting CLIENT_CERT_ISSUER "$CLIENT_CERT_ISSUER"
+add_setting CLIENT_CERT_CA "$CLIENT_CERT_CA"
+
+settings_file="$TMP_DIR/appsettings.json"
+{
+    printf '{'
+    for ((i = 0; i < ${#settings[@]}; i += 2)); do
+        ((i == 0)) || printf ','
+        printf '\n  "%s": "%s"' "${settings[i]}" "$(json_escape "${settings[i + 1]}")"
+    done
+    printf '\n}\n'
+} >"$settings_file"
+if is_dry_run; then
+    for ((i = 0; i < ${#settings[@]}; i += 2)); do
+        value="${settings[i + 1]}"
+        [[ "${settings[i]}" == AUTHY_API_KEY && -z "$KEY_VAULT" ]] && value="<AUTHY_API_KEY>"
+        printf '#   %s=%s\n' "${settings[i]}" "$value" >&3
+    done
+fi
+# --output none: the command would otherwise print every setting, key included.
+run az functionapp config appsettings set --name "$FUNCTION_APP" "${az_rg[@]}" \
+    --settings "@$settings_file" --output none
+
+# Client certificates Required with no exclusion paths: the front end refuses
+# any TLS connection without a certificate, and the handler then checks the
+# forwarded certificate against CLIENT_CERT_THUMBPRINTS.
+run az functionapp update --name "$FUNCTION_APP" "${az_rg[@]}" \
+    --set httpsOnly=true --set clientCertEnabled=true --set clientCertMode=Required --output none
+run az functionapp config set --name "$FUNCTION_APP" "${az_rg[@]}" \
+    --min-tls-version 1.2 --ftps-state Disabled --output none
+
+# Read the settings back: a plan that ignores them (or an exclusion path left
+# from earlier) would silently expose the API to any caller.
+state="$(capture 'true|true|Required|null' az functionapp show --name "$FUNCTION_APP" "${az_rg[@]}" \
+    --query "join('|', [to_string(httpsOnly), to_string(clientCertEnabled), to_string(clientCertMode), to_string(clientCertExclusionPaths)])" \
+    --output tsv)"
+IFS='|' read -r https_only cert_enabled cert_mode cert_exclusions <<<"$state"
+if [[ "$https_only" != true || "$cert_enabled" != true || "$cert_mode" != Required ]]; then
+    die "$FUNCTION_APP reports httpsOnly=$https_only clientCertEnabled=$cert_enabled clientCertMode=$cert_mode; expected true/true/Required. If the $PLAN_TYPE plan does not support required client certificates, use --plan-type premium."
+fi
+if [[ -n "$cert_exclusions" && "$cert_exclusions" != null ]]; then
+    die "$FUNCTION_APP has client certificate exclusion paths '$cert_exclusions'; remove them (portal: Configuration > General settings) so every path requires a certificate"
+fi
+
+if is_dry_run; then
+    log "dry run complete: nothing was changed"
+    exit 0
+fi
+log "provisioned $FUNCTION_APP ($PLAN_TYPE plan): HTTPS only, TLS 1.2, client certificate Required"
+log "next: deploy/package.sh && deploy/deploy-code.sh --resource-group $RESOURCE_GROUP --function-app $FUNCTION_APP"
