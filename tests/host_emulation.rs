@@ -5,22 +5,13 @@
 
 mod common;
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use b2c_authy::simulator::{self, SimulatorConfig};
+use common::HandlerProcess;
 use serde_json::{json, Value};
-use tokio::io::AsyncReadExt;
 
 const KEY: &str = "host-emulation-secret-key-9d2a";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test]
 async fn the_host_starts_probes_forwards_and_stops_the_handler() {
@@ -35,49 +26,19 @@ async fn the_host_starts_probes_forwards_and_stops_the_handler() {
     )
     .unwrap();
     let (cert, thumbprint) = common::client_cert("b2c.host.example");
-    let port = free_port();
-    let started = Instant::now();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_handler"))
-        .env_clear()
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-        .env("AUTHY_API_URL", format!("http://{sim}"))
-        .env("AUTHY_API_KEY", KEY)
-        .env("CLIENT_CERT_THUMBPRINTS", &thumbprint)
-        .env("APPROVAL_WAIT_SECONDS", "2")
-        .env("APPROVAL_POLL_INTERVAL_MS", "250")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out_task = tokio::spawn(async move {
-        let mut s = String::new();
-        stdout.read_to_string(&mut s).await.map(|_| s)
-    });
-    let err_task = tokio::spawn(async move {
-        let mut s = String::new();
-        stderr.read_to_string(&mut s).await.map(|_| s)
-    });
-
-    // Readiness: the host needs an answer to GET / (it waits up to 60 s).
+    let handler = HandlerProcess::start(&[
+        ("AUTHY_API_URL", &format!("http://{sim}")),
+        ("AUTHY_API_KEY", KEY),
+        ("CLIENT_CERT_THUMBPRINTS", &thumbprint),
+        ("APPROVAL_WAIT_SECONDS", "2"),
+        ("APPROVAL_POLL_INTERVAL_MS", "250"),
+    ])
+    .await;
     let client = reqwest::Client::builder()
         .timeout(common::CLIENT_TIMEOUT)
         .build()
         .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    loop {
-        if let Ok(r) = client.get(format!("{base}/")).send().await {
-            assert_eq!(r.status(), 200);
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no answer to GET /"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let base = handler.base.clone();
 
     // The journey, as forwarded by the host: caller's casing, query string, invocation id.
     let post = |path: &str, invocation: &str, body: Value| {
@@ -131,19 +92,9 @@ async fn the_host_starts_probes_forwards_and_stops_the_handler() {
     assert_eq!(r.json::<Value>().await.unwrap()["requestId"], "inv-bad");
 
     // SIGTERM (scale-in, redeploy): graceful exit 0.
-    let pid = child.id().unwrap();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    handler.sigterm();
+    let (status, stdout, stderr) = handler.wait(Duration::from_secs(10)).await;
     assert!(status.success(), "exit status {status:?}");
-    let stdout = out_task.await.unwrap().unwrap();
-    let stderr = err_task.await.unwrap().unwrap();
     check_logs(&stdout, &stderr);
     assert!(
         !format!("{stdout}{stderr}").contains(&cert[..40]),

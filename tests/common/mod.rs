@@ -177,3 +177,93 @@ pub fn assert_b2c_error(body: &Value, code: &str) -> String {
     }
     user_message
 }
+
+/// The built `handler` binary, started the way the Functions host starts it: settings in the
+/// environment, `FUNCTIONS_CUSTOMHANDLER_PORT`, ready when `GET /` answers.
+pub struct HandlerProcess {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    child: tokio::process::Child,
+    stdout: tokio::task::JoinHandle<String>,
+    stderr: tokio::task::JoinHandle<String>,
+}
+
+impl HandlerProcess {
+    /// Starts the handler with exactly `env` (plus a free port) and waits for `GET /`.
+    pub async fn start(env: &[(&str, &str)]) -> Self {
+        use tokio::io::AsyncReadExt;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_handler"));
+        command
+            .env_clear()
+            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("the handler binary starts");
+        let mut out = child.stdout.take().unwrap();
+        let mut err = child.stderr.take().unwrap();
+        let stdout = tokio::spawn(async move {
+            let mut s = String::new();
+            let _ = out.read_to_string(&mut s).await;
+            s
+        });
+        let stderr = tokio::spawn(async move {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s).await;
+            s
+        });
+        let base = format!("http://127.0.0.1:{port}");
+        let started = std::time::Instant::now();
+        let probe = reqwest::Client::new();
+        // The host waits up to 60 s for an answer to GET /.
+        loop {
+            if let Ok(r) = probe.get(format!("{base}/")).send().await {
+                assert_eq!(r.status(), 200);
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no answer to GET /"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Self {
+            base,
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Sends SIGTERM, as App Service does on scale-in and redeploy.
+    pub fn sigterm(&self) {
+        let pid = self.child.id().expect("still running");
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits at most `limit` for the exit; returns its status and the captured stdout and
+    /// stderr.
+    pub async fn wait(mut self, limit: Duration) -> (std::process::ExitStatus, String, String) {
+        let status = tokio::time::timeout(limit, self.child.wait())
+            .await
+            .expect("the handler exits in time")
+            .unwrap();
+        (
+            status,
+            self.stdout.await.unwrap(),
+            self.stderr.await.unwrap(),
+        )
+    }
+}

@@ -1,0 +1,276 @@
+//! A slow or failing Authy never turns into a B2C timeout or a 5xx: every upstream fault of
+//! the status poll answers its 409 inside the budget, and the poll honours `Retry-After`
+//! within the budget. Authy is played by small stub servers on loopback so each fault is
+//! exact (a reset, a body that drips, a header or not).
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use common::{assert_b2c_error, spawn_app_against, TestApp};
+use serde_json::json;
+
+const UUID: &str = "c31a9c70-4e50-0132-2bd7-0a6d6a7e0c38";
+const BUDGET: Duration = Duration::from_secs(2);
+
+/// Serves `answer(n)` (n = 0, 1, … per status poll) on Authy's status path; returns the URL
+/// and the poll count.
+async fn stub<F>(answer: F) -> (String, Arc<AtomicUsize>)
+where
+    F: Fn(usize) -> Response + Clone + Send + Sync + 'static,
+{
+    let polls = Arc::new(AtomicUsize::new(0));
+    let counter = polls.clone();
+    let router = axum::Router::new().route(
+        "/onetouch/json/approval_requests/{id}",
+        get(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            let answer = answer.clone();
+            async move { answer(n) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (url, polls)
+}
+
+async fn app(url: &str) -> TestApp {
+    spawn_app_against(url, &[("APPROVAL_WAIT_SECONDS", "2")]).await
+}
+
+/// Calls WaitForAuthyApproval for authy id 123 and asserts the 409 `code`, inside the budget.
+async fn assert_wait_fails_with(app: &TestApp, code: &str) {
+    let started = Instant::now();
+    let (status, body) = app
+        .call(
+            "WaitForAuthyApproval",
+            json!({"authyId": "123", "approvalRequestId": UUID}),
+        )
+        .await;
+    let took = started.elapsed();
+    assert_eq!(status, 409, "{body}");
+    assert_b2c_error(&body, code);
+    assert!(took < BUDGET, "answered after {took:?}, budget {BUDGET:?}");
+}
+
+/// How a stub answers the n-th status poll.
+type Answer = fn(usize) -> Response;
+
+fn json_answer(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+fn approved() -> Response {
+    json_answer(
+        StatusCode::OK,
+        json!({"approval_request": {"status": "approved", "_authy_id": 123}, "success": true}),
+    )
+}
+
+#[tokio::test]
+async fn server_errors_html_and_garbage_are_authy_unavailable() {
+    let cases: Vec<(&str, Answer)> = vec![
+        ("500 JSON", |_| {
+            json_answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"message": "Internal error", "success": false}),
+            )
+        }),
+        ("502 HTML", |_| {
+            (
+                StatusCode::BAD_GATEWAY,
+                [(header::CONTENT_TYPE, "text/html")],
+                "<html><body>502 Bad Gateway</body></html>",
+            )
+                .into_response()
+        }),
+        ("503", |_| {
+            json_answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"message": "Service unavailable", "success": false}),
+            )
+        }),
+        ("malformed JSON", |_| {
+            (StatusCode::OK, r#"{"approval_request": {"status": "appr"#).into_response()
+        }),
+        ("empty 200", |_| StatusCode::OK.into_response()),
+        ("unknown status", |_| {
+            json_answer(
+                StatusCode::OK,
+                json!({"approval_request": {"status": "maybe", "_authy_id": 123}, "success": true}),
+            )
+        }),
+    ];
+    for (name, answer) in cases {
+        let (url, polls) = stub(answer).await;
+        let app = app(&url).await;
+        assert_wait_fails_with(&app, "AuthyUnavailable").await;
+        // Transient: the idempotent GET was retried within the budget.
+        assert!(polls.load(Ordering::SeqCst) >= 2, "{name}: not retried");
+    }
+}
+
+#[tokio::test]
+async fn success_false_in_each_error_code_shape_is_authy_rejected() {
+    let shapes = [
+        json!({"message": "Invalid request", "success": false, "errors": {"message": "Invalid request"}, "error_code": "60002"}),
+        json!({"message": "Invalid request", "success": false, "error_code": 60002}),
+        json!({"message": "Invalid request", "success": false}),
+        json!({"success": false, "errors": {"message": "x"}}),
+    ];
+    for (i, shape) in shapes.into_iter().enumerate() {
+        for status in [StatusCode::OK, StatusCode::BAD_REQUEST] {
+            let body = shape.clone();
+            let (url, polls) = stub(move |_| json_answer(status, body.clone())).await;
+            let app = app(&url).await;
+            assert_wait_fails_with(&app, "AuthyRejected").await;
+            assert_eq!(
+                polls.load(Ordering::SeqCst),
+                1,
+                "shape {i}, {status}: a refusal is not retried"
+            );
+        }
+    }
+    let (url, _) = stub(|_| {
+        json_answer(
+            StatusCode::UNAUTHORIZED,
+            json!({"message": "Invalid API key", "success": false, "error_code": "60001"}),
+        )
+    })
+    .await;
+    assert_wait_fails_with(&app(&url).await, "AuthyApiKeyRejected").await;
+    let (url, _) = stub(|_| {
+        json_answer(
+            StatusCode::NOT_FOUND,
+            json!({"message": "Not found", "success": false}),
+        )
+    })
+    .await;
+    assert_wait_fails_with(&app(&url).await, "ApprovalRequestNotFound").await;
+}
+
+#[tokio::test]
+async fn a_hang_and_a_dripping_body_end_inside_the_budget() {
+    let (url, _) = stub(|_| {
+        let body = Body::from_stream(async_stream(Duration::from_secs(60), 1));
+        (StatusCode::OK, body).into_response()
+    })
+    .await;
+    assert_wait_fails_with(&app(&url).await, "AuthyUnavailable").await;
+    let (url, _) = stub(|_| {
+        // One byte every 300 ms: the whole answer would take minutes.
+        let body = Body::from_stream(async_stream(Duration::from_millis(300), 1000));
+        (StatusCode::OK, body).into_response()
+    })
+    .await;
+    assert_wait_fails_with(&app(&url).await, "AuthyUnavailable").await;
+}
+
+/// A body stream that yields `count` single bytes, each after `every`.
+fn async_stream(
+    every: Duration,
+    count: usize,
+) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    futures_util::stream::unfold(count, move |left| async move {
+        if left == 0 {
+            return None;
+        }
+        tokio::time::sleep(every).await;
+        Some((Ok(b"{".to_vec()), left - 1))
+    })
+}
+
+#[tokio::test]
+async fn a_reset_connection_is_retried_then_authy_unavailable() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            count.fetch_add(1, Ordering::SeqCst);
+            drop(stream); // close without answering
+        }
+    });
+    assert_wait_fails_with(&app(&url).await, "AuthyUnavailable").await;
+    assert!(
+        accepted.load(Ordering::SeqCst) >= 2,
+        "a reset is transient: retried"
+    );
+}
+
+#[tokio::test]
+async fn throttling_with_and_without_retry_after() {
+    let (url, _) = stub(|_| {
+        json_answer(
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"message": "DoS protection", "success": false, "error_code": "60003"}),
+        )
+    })
+    .await;
+    assert_wait_fails_with(&app(&url).await, "AuthyThrottled").await;
+
+    // Retry-After beyond the budget: no point waiting, answer at once.
+    let (url, polls) = stub(|_| {
+        let mut r = json_answer(
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"success": false, "error_code": "60003"}),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, "30".parse().unwrap());
+        r
+    })
+    .await;
+    let started = Instant::now();
+    assert_wait_fails_with(&app(&url).await, "AuthyThrottled").await;
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "waited for a Retry-After past the budget"
+    );
+    assert_eq!(polls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn the_status_poll_honours_retry_after_within_the_budget() {
+    // First poll: 429 with Retry-After: 1; then approved. The poll interval is 250 ms, so a
+    // second poll before 1 s would ignore Authy's request.
+    let seen: Arc<Mutex<Vec<Instant>>> = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let (url, _) = stub(move |n| {
+        log.lock().unwrap().push(Instant::now());
+        if n == 0 {
+            let mut r = json_answer(
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({"success": false, "error_code": "60003"}),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, "1".parse().unwrap());
+            r
+        } else {
+            approved()
+        }
+    })
+    .await;
+    let app = app(&url).await;
+    let (status, body) = app
+        .call(
+            "WaitForAuthyApproval",
+            json!({"authyId": "123", "approvalRequestId": UUID}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    let gap = seen[1] - seen[0];
+    assert!(
+        gap >= Duration::from_millis(950),
+        "polled again after {gap:?}, Retry-After was 1 s"
+    );
+}
