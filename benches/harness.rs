@@ -1,0 +1,2 @@
+//! Benchmark harness (issue 6): see BENCHMARKS.md.
+fn main() {}
