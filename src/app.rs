@@ -19,7 +19,6 @@ use secrecy::SecretString;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
-use tower::Layer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
@@ -56,17 +55,18 @@ pub fn app(state: FunctionsState, budget: Duration, client_cert: Arc<ClientCertP
         .route("/api/CreateApprovalRequest", post(create_approval_request))
         .route("/api/WaitForAuthyApproval", post(wait_for_authy_approval))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        // Before anything reads the body; not on `GET /`, which the host needs for readiness.
-        .route_layer(middleware::from_fn_with_state(
-            client_cert,
-            require_client_certificate,
-        ))
         .with_state(state);
     Router::new()
         .route("/", get(status))
         .merge(functions)
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        // Before routing decides anything (404, 405) and before any body is read, so a caller
+        // without an accepted certificate learns nothing about the routes.
+        .layer(middleware::from_fn_with_state(
+            client_cert,
+            client_certificate_gate,
+        ))
         .layer(CatchPanicLayer::custom(
             |_panic: Box<dyn std::any::Any + Send>| {
                 tracing::error!("handler panicked; answered InternalError");
@@ -74,6 +74,19 @@ pub fn app(state: FunctionsState, budget: Duration, client_cert: Arc<ClientCertP
             },
         ))
         .layer(middleware::from_fn_with_state(budget, invocation))
+}
+
+/// [`require_client_certificate`] on every path but `/`, which the host probes for
+/// readiness without a certificate.
+async fn client_certificate_gate(
+    State(policy): State<Arc<ClientCertPolicy>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.uri().path() == "/" {
+        return next.run(request).await;
+    }
+    require_client_certificate(State(policy), request, next).await
 }
 
 /// `GET /`: the host's readiness probe. Name and version only, no configuration.
@@ -90,11 +103,11 @@ async fn status() -> Json<serde_json::Value> {
 /// case-insensitive. The query string (`code=...`) is kept.
 pub fn canonical_path(mut request: Request) -> Request {
     let path = request.uri().path();
-    let canonical = FUNCTION_NAMES.iter().find(|name| {
-        path.len() == 5 + name.len()
-            && path[..5].eq_ignore_ascii_case("/api/")
-            && path[5..].eq_ignore_ascii_case(name)
-    });
+    let canonical = path
+        .get(..5)
+        .filter(|prefix| prefix.eq_ignore_ascii_case("/api/"))
+        .and_then(|_| path.get(5..))
+        .and_then(|name| FUNCTION_NAMES.iter().find(|f| f.eq_ignore_ascii_case(name)));
     if let Some(name) = canonical {
         let path_and_query = match request.uri().query() {
             Some(q) => format!("/api/{name}?{q}"),
@@ -176,8 +189,16 @@ async fn invocation(State(budget): State<Duration>, mut request: Request, next: 
         span: span.clone(),
         started,
     };
+    // The functions end by their deadline on their own; this also bounds what happens before
+    // them, such as a client that sends its body slowly or never.
+    let hard_deadline = started + budget;
     let mut response = INVOCATION_ID
-        .scope(id.clone(), next.run(request))
+        .scope(id.clone(), async move {
+            match tokio::time::timeout_at(hard_deadline, next.run(request)).await {
+                Ok(response) => response,
+                Err(_elapsed) => ApiError::RequestTimeout.into_response(),
+            }
+        })
         .instrument(span.clone())
         .await;
     guard.armed = false;
@@ -203,23 +224,65 @@ async fn invocation(State(budget): State<Duration>, mut request: Request, next: 
     response
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then lets in-flight invocations
-/// finish (each is bounded by its budget) and returns.
+/// Longest time a client may take to send a request's headers; hyper closes the connection
+/// after it. Bounds connections that never finish a request (slowloris), which would
+/// otherwise also hold up a graceful shutdown.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves `router` on `listener` until `shutdown` completes, then stops accepting and lets
+/// in-flight invocations finish: each ends inside its budget, so after `grace` (the budget
+/// plus a margin) any connection still open is closed and the function returns.
+///
+/// Connections are served by hyper's HTTP/1 builder directly (not `axum::serve`) for its
+/// header-read timeout.
 ///
 /// # Errors
-/// I/O errors of the listener.
+/// Never at present; `io::Result` keeps the door open for listener errors that are fatal.
 pub async fn run(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
 ) -> std::io::Result<()> {
-    let service = tower::util::MapRequestLayer::new(canonical_path).layer(router);
-    axum::serve(
-        listener,
-        axum::ServiceExt::<Request>::into_make_service(service),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+            let request = canonical_path(request.map(axum::body::Body::new));
+            tower::ServiceExt::oneshot(router.clone(), request)
+        });
+        let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!("connections still open after the shutdown grace period: closing them");
+        }
+    }
+    Ok(())
 }
 
 /// A started application: bound listener, router, and the embedded simulator if any.
@@ -227,8 +290,8 @@ pub async fn run(
 pub struct Application {
     listener: TcpListener,
     router: Router,
-    /// Where the Authy API (real or simulated) is.
-    authy_api_url: url::Url,
+    /// How long shutdown waits for in-flight invocations: the budget plus a second.
+    grace: Duration,
 }
 
 impl Application {
@@ -262,7 +325,7 @@ impl Application {
                 (url, SecretString::from(key))
             }
         };
-        let authy = AuthyClient::new(api_url.clone(), api_key)?;
+        let authy = AuthyClient::new(api_url, api_key)?;
         PhoneNumber::preload_metadata();
         let state = FunctionsState {
             authy,
@@ -278,7 +341,7 @@ impl Application {
         Ok(Self {
             listener,
             router: app(state, config.approval_wait, config.client_cert.clone()),
-            authy_api_url: api_url,
+            grace: config.approval_wait + Duration::from_secs(1),
         })
     }
 
@@ -290,11 +353,6 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// The Authy base URL in use (the simulator's, when embedded).
-    pub fn authy_api_url(&self) -> &url::Url {
-        &self.authy_api_url
-    }
-
     /// Serves until `shutdown` completes.
     ///
     /// # Errors
@@ -303,6 +361,6 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        run(self.listener, self.router, shutdown).await
+        run(self.listener, self.router, shutdown, self.grace).await
     }
 }

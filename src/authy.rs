@@ -36,7 +36,7 @@ pub enum AuthyError {
     #[error("connection failed: {0}")]
     Connection(String),
     /// HTTP 429 (error 60003, "DoS protection").
-    #[error("HTTP {status}, retry after {retry_after:?}: {message}")]
+    #[error("HTTP {status}{}: {message}", retry_after_text(*retry_after))]
     Throttled {
         /// HTTP status.
         status: u16,
@@ -110,6 +110,10 @@ impl AuthyError {
     }
 }
 
+fn retry_after_text(retry_after: Option<Duration>) -> String {
+    retry_after.map_or_else(String::new, |d| format!(", retry after {} s", d.as_secs()))
+}
+
 /// The status of an approval request (Authy's `approval_request.status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApprovalStatus {
@@ -152,6 +156,8 @@ pub struct ApprovalRequestStatus {
     pub status: ApprovalStatus,
     /// The authy id it was sent to (`_authy_id`), when Authy says; callers must check it.
     pub authy_id: Option<AuthyId>,
+    /// When it was created (`created_at`, RFC 3339), when Authy says.
+    pub created_at: Option<std::time::SystemTime>,
 }
 
 /// The content of a new approval request (the push the user sees).
@@ -173,7 +179,6 @@ pub struct AuthyClient {
     http: reqwest::Client,
     /// e.g. `https://api.authy.com/`; injected so tests can point it at a mock server.
     base_url: Url,
-    api_key: SecretString,
 }
 
 impl std::fmt::Debug for AuthyClient {
@@ -212,16 +217,7 @@ impl AuthyClient {
             u.set_path(&format!("{}/", u.path()));
             u
         };
-        Ok(Self {
-            http,
-            base_url,
-            api_key,
-        })
-    }
-
-    /// Whether the key is non-empty (a sanity check for startup).
-    pub fn has_api_key(&self) -> bool {
-        !self.api_key.expose_secret().is_empty()
+        Ok(Self { http, base_url })
     }
 
     fn url(&self, path: &str) -> Result<Url, AuthyError> {
@@ -318,7 +314,15 @@ impl AuthyClient {
             .get("_authy_id")
             .and_then(json_id)
             .and_then(|id| AuthyId::parse(&id).ok());
-        Ok(ApprovalRequestStatus { status, authy_id })
+        let created_at = request
+            .get("created_at")
+            .and_then(Value::as_str)
+            .and_then(|t| humantime::parse_rfc3339_weak(t).ok());
+        Ok(ApprovalRequestStatus {
+            status,
+            authy_id,
+            created_at,
+        })
     }
 
     /// Sends `request` within `timeout`, reads at most [`MAX_RESPONSE_BYTES`] and classifies
@@ -393,9 +397,21 @@ fn classify(status: u16, retry_after: Option<Duration>, bytes: &[u8]) -> Result<
             }
         }
         401 => Err(AuthyError::InvalidApiKey),
-        404 => Err(AuthyError::NotFound {
-            error_code,
-            message,
+        // Authy's own 404 is its JSON error; anything else (an HTML page, an empty body) means
+        // AUTHY_API_URL points somewhere that is not Authy.
+        404 if json
+            .as_ref()
+            .is_some_and(|j| j.get("success") == Some(&Value::Bool(false))) =>
+        {
+            Err(AuthyError::NotFound {
+                error_code,
+                message,
+            })
+        }
+        404 => Err(AuthyError::Unavailable {
+            status,
+            retry_after: None,
+            message: format!("not an Authy answer (check AUTHY_API_URL): {message}"),
         }),
         429 => Err(AuthyError::Throttled {
             status,
@@ -417,10 +433,18 @@ fn classify(status: u16, retry_after: Option<Duration>, bytes: &[u8]) -> Result<
 
 fn transport_error(error: reqwest::Error) -> AuthyError {
     if error.is_timeout() {
-        AuthyError::Timeout
-    } else {
-        AuthyError::Connection(error.without_url().to_string())
+        return AuthyError::Timeout;
     }
+    // reqwest's own message ("error sending request") hides the cause: add the source chain.
+    let error = error.without_url();
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    AuthyError::Connection(message)
 }
 
 fn malformed(message: &str) -> AuthyError {

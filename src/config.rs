@@ -155,14 +155,14 @@ impl Config {
         }
 
         let mut number =
-            |name: &str, default: u64, range: std::ops::RangeInclusive<u64>, unit: &str| -> u64 {
+            |name: &str, default: u64, range: std::ops::RangeInclusive<u64>, what: &str| -> u64 {
                 match get(name) {
                     None => default,
                     Some(v) => match v.parse::<u64>() {
                         Ok(n) if range.contains(&n) => n,
                         _ => {
                             errors.push(format!(
-                                "{name}: '{v}' is not a whole number of {unit} from {} to {}",
+                                "{name}: '{v}' is not {what} from {} to {}",
                                 range.start(),
                                 range.end()
                             ));
@@ -171,20 +171,30 @@ impl Config {
                     },
                 }
             };
-        let ttl = number("AUTHY_APPROVAL_TTL_SECONDS", 120, 10..=86_400, "seconds");
+        let ttl = number(
+            "AUTHY_APPROVAL_TTL_SECONDS",
+            120,
+            10..=86_400,
+            "a whole number of seconds",
+        );
         let wait = number(
             "APPROVAL_WAIT_SECONDS",
             DEFAULT_APPROVAL_WAIT_SECONDS,
             1..=MAX_APPROVAL_WAIT_SECONDS,
-            "seconds",
+            "a whole number of seconds",
         );
         let poll = number(
             "APPROVAL_POLL_INTERVAL_MS",
             1000,
             MIN_POLL_INTERVAL_MS..=60_000,
-            "milliseconds",
+            "a whole number of milliseconds",
         );
-        let port = number("FUNCTIONS_CUSTOMHANDLER_PORT", 7071, 0..=65_535, "");
+        let port = number(
+            "FUNCTIONS_CUSTOMHANDLER_PORT",
+            7071,
+            0..=65_535,
+            "a port number",
+        );
         if wait > WAIT_WARNING_ABOVE_SECONDS {
             warnings.push(format!(
                 "APPROVAL_WAIT_SECONDS={wait} is above {WAIT_WARNING_ABOVE_SECONDS}: B2C abandons a REST call after {B2C_REST_TIMEOUT_SECONDS} s and retries it, so a cold start or a slow network can make B2C call twice"
@@ -238,7 +248,13 @@ impl Config {
 /// https anywhere; plain http only to a loopback host (the simulator), so the API key never
 /// crosses a network in clear text.
 fn parse_authy_url(raw: &str) -> Result<Url, String> {
-    let url = Url::parse(raw).map_err(|e| format!("'{raw}' is not a URL ({e})"))?;
+    let url = Url::parse(raw).map_err(|e| format!("not a URL ({e})"))?;
+    if url.password().is_some() || !url.username().is_empty() {
+        // Never echo credentials into a log line.
+        return Err(
+            "must not contain a user name or password (the key goes in AUTHY_API_KEY)".into(),
+        );
+    }
     let loopback = match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),

@@ -113,9 +113,14 @@ impl Email {
     }
 
     /// The address for logs: first character of the local part, three stars, the domain
-    /// (`a***@example.com`).
+    /// (`a***@example.com`); a local part of one or two characters is not shown at all
+    /// (`***@example.com`).
     pub fn masked(&self) -> String {
-        let first = self.0.local_part().chars().next().unwrap_or('*');
+        let local = self.0.local_part();
+        let first = match local.chars().count() {
+            0..=2 => String::new(),
+            _ => local.chars().take(1).collect(),
+        };
         format!("{first}***@{}", self.0.domain())
     }
 }
@@ -269,6 +274,7 @@ mod tests {
         assert_eq!(format!("{phone:?}"), "+1******0100");
         let email = Email::parse("alice@example.com").unwrap();
         assert_eq!(format!("{email:?}"), "a***@example.com");
+        assert_eq!(Email::parse("a@b.co").unwrap().masked(), "***@b.co");
     }
 
     #[test]

@@ -96,6 +96,8 @@ pub enum ApiError {
     PayloadTooLarge,
     /// The path exists but not for this method (405).
     MethodNotAllowed,
+    /// The request (its body, typically) did not arrive within the budget (408).
+    RequestTimeout,
     /// No function at this path (404).
     NotFound,
     /// A bug: a handler panicked. Caught, logged, answered without a 5xx.
@@ -130,6 +132,7 @@ impl ApiError {
             Self::UnsupportedMediaType => "UnsupportedMediaType",
             Self::PayloadTooLarge => "PayloadTooLarge",
             Self::MethodNotAllowed => "MethodNotAllowed",
+            Self::RequestTimeout => "RequestTimeout",
             Self::NotFound => "NotFound",
             Self::Internal => "InternalError",
             Self::ClientCertificateRejected { .. } => "ClientCertificateRejected",
@@ -144,6 +147,7 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::ClientCertificateRejected { .. } => StatusCode::FORBIDDEN,
             _ => StatusCode::CONFLICT,
@@ -187,6 +191,7 @@ impl ApiError {
             | Self::UnsupportedMediaType
             | Self::PayloadTooLarge
             | Self::MethodNotAllowed
+            | Self::RequestTimeout
             | Self::NotFound
             | Self::Internal
             | Self::ClientCertificateRejected { .. } => "Something went wrong on our side. Please try again later.",
@@ -225,7 +230,13 @@ impl ApiError {
             Self::MalformedRequest { detail } => format!("The request body is not valid: {detail}"),
             Self::UnsupportedMediaType => "Content-Type must be application/json.".into(),
             Self::PayloadTooLarge => "The request body is larger than 64 KiB.".into(),
-            Self::MethodNotAllowed => "Functions accept POST only.".into(),
+            Self::MethodNotAllowed => {
+                "This path does not accept this method: the functions take POST, / takes GET."
+                    .into()
+            }
+            Self::RequestTimeout => {
+                "The request did not arrive completely within APPROVAL_WAIT_SECONDS.".into()
+            }
             Self::NotFound => {
                 "No function at this path: use /api/Register, /api/CreateApprovalRequest or /api/WaitForAuthyApproval."
                     .into()
@@ -302,7 +313,9 @@ impl From<AuthyError> for ApiError {
             | AuthyError::Connection(_)
             | AuthyError::Unavailable { .. }
             | AuthyError::MalformedResponse { .. } => Self::AuthyUnavailable { detail },
-            AuthyError::NotFound { .. } => Self::ApprovalRequestNotFound { detail },
+            // Which resource was not found depends on the call: the status poll and
+            // CreateApprovalRequest map it themselves; elsewhere it is a refusal.
+            AuthyError::NotFound { .. } => Self::AuthyRejected { detail },
             AuthyError::InvalidApiKey => Self::AuthyApiKeyRejected,
             AuthyError::Rejected { .. } => Self::AuthyRejected { detail },
         }

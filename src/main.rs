@@ -42,7 +42,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(e) = b2c_authy::logging::init() {
-        eprintln!("{e}");
+        // Logging is not up: say it as the JSON line the logger would have written.
+        eprintln!("{}", serde_json::json!({"level": "ERROR", "message": e}));
         return ExitCode::FAILURE;
     }
     let runtime = match tokio::runtime::Runtime::new() {
@@ -99,7 +100,10 @@ async fn serve(demo: bool) -> Result<(), String> {
     let address = app.address().map_err(|e| e.to_string())?;
     tracing::info!(%address, wait_seconds = config.approval_wait.as_secs(), "custom handler listening");
     if let Some(cert) = &demo_cert {
-        print_demo(&address.to_string(), cert);
+        // Written only now that the port is ours, so a second demo that fails to bind cannot
+        // replace the first one's certificate.
+        let header_file = cert.write_header_file(address.port())?;
+        print_demo(&address.to_string(), cert, &header_file);
     }
     app.run_until_stopped(shutdown_signal())
         .await
@@ -152,12 +156,12 @@ async fn shutdown_signal() {
 }
 
 /// An ephemeral, self-signed client certificate for the demo, as App Service would forward
-/// it: the header line is written to a file for `curl -H @file`.
+/// it; [`DemoClientCert::write_header_file`] writes the header line for `curl -H @file`.
 struct DemoClientCert {
     /// Upper-case SHA-1 thumbprint.
     thumbprint: String,
-    /// File holding `X-ARR-ClientCert: <base64 DER>`.
-    header_file: std::path::PathBuf,
+    /// `X-ARR-ClientCert: <base64 DER>`.
+    header_line: String,
 }
 
 impl DemoClientCert {
@@ -172,23 +176,39 @@ impl DemoClientCert {
         let key = rcgen::KeyPair::generate().map_err(fail)?;
         let cert = params.self_signed(&key).map_err(fail)?;
         let der = cert.der().to_vec();
-        let header_file = std::env::temp_dir().join("b2c-authy-demo-client-cert.header");
-        let line = format!(
-            "X-ARR-ClientCert: {}\n",
-            base64::engine::general_purpose::STANDARD.encode(&der)
-        );
-        std::fs::write(&header_file, line)
-            .map_err(|e| format!("cannot write {}: {e}", header_file.display()))?;
         Ok(Self {
             thumbprint: b2c_authy::client_cert::Thumbprint::of(&der).to_string(),
-            header_file,
+            header_line: format!(
+                "X-ARR-ClientCert: {}\n",
+                base64::engine::general_purpose::STANDARD.encode(&der)
+            ),
         })
+    }
+
+    /// Writes the header line to a new file named after the port in the temp directory,
+    /// replacing a stale one; never follows a link planted there.
+    fn write_header_file(&self, port: u16) -> Result<std::path::PathBuf, String> {
+        use std::io::Write;
+        let path = std::env::temp_dir().join(format!("b2c-authy-demo-{port}.header"));
+        let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_file() => std::fs::remove_file(&path).map_err(fail)?,
+            Ok(_) => return Err(format!("{} exists and is not a file", path.display())),
+            Err(_) => {}
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(fail)?;
+        file.write_all(self.header_line.as_bytes()).map_err(fail)?;
+        Ok(path)
     }
 }
 
-fn print_demo(address: &str, cert: &DemoClientCert) {
+fn print_demo(address: &str, cert: &DemoClientCert, header_file: &std::path::Path) {
     let base = format!("http://{address}/api");
-    let header = cert.header_file.display();
+    let header = header_file.display();
     let triggers: String = TRIGGERS
         .iter()
         .map(|(suffix, _, what)| format!("    +1 425 555 {suffix}  {what}\n"))

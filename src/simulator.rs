@@ -108,6 +108,9 @@ pub const TRIGGERS: &[(&str, Behaviour, &str)] = &[
     ),
 ];
 
+/// Longest `seconds_to_expire` kept (Authy's default lifetime, one day).
+const MAX_TTL_SECONDS: u64 = 86_400;
+
 /// How long a hanging answer is held before the simulator gives up on it.
 const HANG: Duration = Duration::from_secs(60);
 
@@ -180,7 +183,8 @@ pub fn router(config: SimulatorConfig) -> Router {
             "/onetouch/json/approval_requests/{uuid}",
             get(approval_request_status),
         )
-        .fallback(|| async { authy_error(StatusCode::NOT_FOUND, "60000", "Resource not found") })
+        // Not an Authy JSON error: a path Authy does not have answers like any web server.
+        .fallback(|| async { (StatusCode::NOT_FOUND, "Not Found") })
         .with_state(state)
 }
 
@@ -327,7 +331,8 @@ async fn create_approval_request(
     let ttl = form
         .get("seconds_to_expire")
         .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or(86_400);
+        .unwrap_or(MAX_TTL_SECONDS)
+        .min(MAX_TTL_SECONDS);
     let jitter = state.config.approve_jitter.as_micros() as u64;
     let answer_after = state.config.approve_after
         + Duration::from_micros(if jitter == 0 {
@@ -396,9 +401,11 @@ async fn approval_request_status(
             )
                 .into_response()
         }
-        _ if elapsed >= ttl => "expired",
-        Behaviour::NeverAnswer => "pending",
-        _ if elapsed < answer_after => "pending",
+        // Until answered, a request is pending, then expired after its lifetime; once
+        // answered, its status is final (Authy never expires an approved request).
+        Behaviour::NeverAnswer if elapsed < ttl => "pending",
+        _ if elapsed < answer_after.min(ttl) => "pending",
+        _ if answer_after >= ttl || behaviour == Behaviour::NeverAnswer => "expired",
         Behaviour::Deny => "denied",
         Behaviour::Expire => "expired",
         _ => "approved",

@@ -291,7 +291,7 @@ async fn the_whole_journey_runs_against_a_mock_authy() {
             format!("/onetouch/json/approval_requests/{UUID}").as_str(),
         )
         .with_body(
-            json!({"approval_request": {"status": "approved", "_authy_id": 777}, "success": true})
+            json!({"approval_request": {"status": "approved", "_authy_id": 777, "created_at": common::rfc3339_ago(5)}, "success": true})
                 .to_string(),
         )
         .create_async()

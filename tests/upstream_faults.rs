@@ -67,11 +67,63 @@ fn json_answer(status: StatusCode, body: serde_json::Value) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-fn approved() -> Response {
+/// Approved, created `age_seconds` ago (`None`: no `created_at` at all).
+fn approved_created(age_seconds: Option<u64>) -> Response {
+    let mut request = json!({"status": "approved", "_authy_id": 123});
+    if let Some(age) = age_seconds {
+        request["created_at"] = json!(common::rfc3339_ago(age));
+    }
     json_answer(
         StatusCode::OK,
-        json!({"approval_request": {"status": "approved", "_authy_id": 123}, "success": true}),
+        json!({"approval_request": request, "success": true}),
     )
+}
+
+fn approved() -> Response {
+    approved_created(Some(2))
+}
+
+#[tokio::test]
+async fn only_a_fresh_approval_signs_in() {
+    // Authy keeps an approved request approved for ever: an approvalRequestId older than its
+    // lifetime (120 s by default, plus 60 s of clock skew) must not pass a later wait.
+    let (url, _) = stub(|_| approved_created(Some(170))).await;
+    let (status, body) = app(&url)
+        .await
+        .call(
+            "WaitForAuthyApproval",
+            json!({"authyId": "123", "approvalRequestId": UUID}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for stale in [Some(190), None] {
+        let (url, _) = stub(move |_| approved_created(stale)).await;
+        assert_wait_fails_with(&app(&url).await, "ApprovalExpired").await;
+    }
+}
+
+#[tokio::test]
+async fn a_404_that_is_not_authy_means_a_wrong_url_not_an_unknown_user() {
+    let (url, _) =
+        stub(|_| (StatusCode::NOT_FOUND, "<html>Not Found</html>").into_response()).await;
+    assert_wait_fails_with(&app(&url).await, "AuthyUnavailable").await;
+    // Register against a URL with no Authy behind it (the stub serves no users/new).
+    let app = app(&format!("{url}/typo")).await;
+    let (status, body) = app
+        .call(
+            "Register",
+            json!({"email": "a@example.com", "phoneNumber": "+1 425 555 0100"}),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert_b2c_error(&body, "AuthyUnavailable");
+    assert!(
+        body["developerMessage"]
+            .as_str()
+            .unwrap()
+            .contains("AUTHY_API_URL"),
+        "{body}"
+    );
 }
 
 #[tokio::test]

@@ -72,6 +72,15 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // Refuse a declared oversize body at once instead of waiting for it to arrive.
+        let declared = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > crate::app::MAX_BODY_BYTES as u64) {
+            return Err(ApiError::PayloadTooLarge);
+        }
         let object = match axum::Json::<Map<String, Value>>::from_request(req, state).await {
             Ok(axum::Json(object)) => object,
             Err(rejection) => {

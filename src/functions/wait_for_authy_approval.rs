@@ -14,6 +14,8 @@
 //!
 //! If B2C disconnects, the server drops this handler's future, and polling stops with it.
 
+use std::time::{Duration, SystemTime};
+
 use axum::extract::State;
 use axum::{Extension, Json};
 use backon::{ConstantBuilder, Retryable};
@@ -95,6 +97,21 @@ pub async fn wait_for_authy_approval(
     }))
 }
 
+/// Allowance for the difference between Authy's clock and ours.
+const CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// Whether an approval request created at `created_at` may still sign a user in: Authy keeps
+/// an approved request approved for ever, so without this an old `approvalRequestId` would
+/// pass every later wait. Fresh means created less than its lifetime (plus clock skew) ago;
+/// no creation time at all is not fresh (fail closed).
+fn is_fresh(created_at: Option<SystemTime>, freshness: Duration) -> bool {
+    created_at.is_some_and(|created| {
+        SystemTime::now()
+            .duration_since(created)
+            .map_or(true, |age| age <= freshness)
+    })
+}
+
 /// Polls the approval request until it is approved (`Ok`), final otherwise (`Err`), or the
 /// deadline passes (`ApprovalPending`, or the last transient Authy error if the last poll
 /// failed). Transient failures of the idempotent status GET are retried every poll interval,
@@ -107,6 +124,7 @@ async fn await_approval(
     deadline: Deadline,
 ) -> Result<(), ApiError> {
     let interval = state.approvals.poll_interval;
+    let freshness = state.approvals.ttl + CLOCK_SKEW;
     let mut last_failure: Option<AuthyError> = None;
     let polling = async {
         loop {
@@ -126,12 +144,21 @@ async fn await_approval(
                 (delay < deadline.remaining()).then_some(delay)
             })
             .notify(|error, _| last_failure = Some(error.clone()))
-            .await?;
+            .await
+            .map_err(|e| match e {
+                AuthyError::NotFound { .. } => ApiError::ApprovalRequestNotFound {
+                    detail: e.to_string(),
+                },
+                other => other.into(),
+            })?;
             last_failure = None;
             if status.authy_id.as_ref() != Some(authy_id) {
                 return Err(ApiError::ApprovalRequestMismatch);
             }
             match status.status {
+                ApprovalStatus::Approved if !is_fresh(status.created_at, freshness) => {
+                    return Err(ApiError::ApprovalExpired)
+                }
                 ApprovalStatus::Approved => return Ok(()),
                 ApprovalStatus::Denied => return Err(ApiError::ApprovalDenied),
                 ApprovalStatus::Expired => return Err(ApiError::ApprovalExpired),

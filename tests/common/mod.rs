@@ -267,3 +267,9 @@ impl HandlerProcess {
         )
     }
 }
+
+/// An RFC 3339 timestamp `seconds` ago, as Authy writes `created_at`.
+pub fn rfc3339_ago(seconds: u64) -> String {
+    let when = std::time::SystemTime::now() - Duration::from_secs(seconds);
+    humantime::format_rfc3339_seconds(when).to_string()
+}
