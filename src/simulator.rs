@@ -16,7 +16,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -258,17 +259,43 @@ fn digits(s: &str, max: usize) -> bool {
     !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit())
 }
 
-async fn register_user(
-    State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
-    form: Result<Form<HashMap<String, String>>, axum::extract::rejection::FormRejection>,
-) -> Response {
-    if !key_is_valid(&state, &headers) {
-        return invalid_api_key();
+/// Authy's authentication: the key header is valid, or the request is refused with 401 /
+/// 60001 before anything else.
+struct ValidApiKey;
+
+impl FromRequestParts<Arc<SimulatorState>> for ValidApiKey {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<SimulatorState>,
+    ) -> Result<Self, Self::Rejection> {
+        if key_is_valid(state, &parts.headers) {
+            Ok(Self)
+        } else {
+            Err(invalid_api_key())
+        }
     }
-    let Ok(Form(form)) = form else {
-        return authy_error(StatusCode::BAD_REQUEST, "60002", "Invalid request");
-    };
+}
+
+/// A form-encoded Authy request body; anything else is 400 / 60002.
+struct AuthyForm(HashMap<String, String>);
+
+impl FromRequest<Arc<SimulatorState>> for AuthyForm {
+    type Rejection = Response;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &Arc<SimulatorState>,
+    ) -> Result<Self, Self::Rejection> {
+        Form::<HashMap<String, String>>::from_request(request, state)
+            .await
+            .map(|Form(form)| Self(form))
+            .map_err(|_| authy_error(StatusCode::BAD_REQUEST, "60002", "Invalid request"))
+    }
+}
+
+async fn register_user(_key: ValidApiKey, AuthyForm(form): AuthyForm) -> Response {
     let field = |name: &str| form.get(name).map(String::as_str).unwrap_or("");
     let (email, cellphone, country_code) = (
         field("user[email]"),
@@ -297,16 +324,10 @@ async fn register_user(
 
 async fn create_approval_request(
     State(state): State<Arc<SimulatorState>>,
+    _key: ValidApiKey,
     Path(authy_id): Path<String>,
-    headers: HeaderMap,
-    form: Result<Form<HashMap<String, String>>, axum::extract::rejection::FormRejection>,
+    AuthyForm(form): AuthyForm,
 ) -> Response {
-    if !key_is_valid(&state, &headers) {
-        return invalid_api_key();
-    }
-    let Ok(Form(form)) = form else {
-        return authy_error(StatusCode::BAD_REQUEST, "60002", "Invalid request");
-    };
     let Some(id) = authy_id
         .parse::<u64>()
         .ok()
@@ -361,12 +382,9 @@ async fn create_approval_request(
 
 async fn approval_request_status(
     State(state): State<Arc<SimulatorState>>,
+    _key: ValidApiKey,
     Path(uuid): Path<String>,
-    headers: HeaderMap,
 ) -> Response {
-    if !key_is_valid(&state, &headers) {
-        return invalid_api_key();
-    }
     let found = ApprovalRequestId::parse(&uuid).ok().and_then(|id| {
         let requests = state.requests.lock().ok()?;
         let r = requests.get(&id)?;

@@ -6,7 +6,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use b2c_authy::simulator::{self, SimulatorConfig};
 use common::{spawn_app, HandlerProcess};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -98,11 +97,10 @@ async fn without_a_certificate_every_function_path_is_403_whatever_the_method() 
 
 #[tokio::test]
 async fn a_half_sent_request_does_not_hold_up_shutdown() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim = simulator::spawn(listener, SimulatorConfig::default()).unwrap();
+    let sim = common::spawn_simulator(Duration::from_secs(2), "k").await;
     let (_, thumbprint) = common::client_cert("b2c.example");
     let handler = HandlerProcess::start(&[
-        ("AUTHY_API_URL", &format!("http://{sim}")),
+        ("AUTHY_API_URL", &sim),
         ("AUTHY_API_KEY", "k"),
         ("CLIENT_CERT_THUMBPRINTS", &thumbprint),
         ("APPROVAL_WAIT_SECONDS", "2"),

@@ -7,7 +7,6 @@ mod common;
 
 use std::time::Duration;
 
-use b2c_authy::simulator::{self, SimulatorConfig};
 use common::HandlerProcess;
 use serde_json::{json, Value};
 
@@ -15,19 +14,10 @@ const KEY: &str = "host-emulation-secret-key-9d2a";
 
 #[tokio::test]
 async fn the_host_starts_probes_forwards_and_stops_the_handler() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim = simulator::spawn(
-        listener,
-        SimulatorConfig {
-            approve_after: Duration::from_millis(500),
-            api_key: Some(KEY.into()),
-            ..SimulatorConfig::default()
-        },
-    )
-    .unwrap();
+    let sim = common::spawn_simulator(Duration::from_millis(500), KEY).await;
     let (cert, thumbprint) = common::client_cert("b2c.host.example");
     let handler = HandlerProcess::start(&[
-        ("AUTHY_API_URL", &format!("http://{sim}")),
+        ("AUTHY_API_URL", &sim),
         ("AUTHY_API_KEY", KEY),
         ("CLIENT_CERT_THUMBPRINTS", &thumbprint),
         ("APPROVAL_WAIT_SECONDS", "2"),

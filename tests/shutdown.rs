@@ -6,25 +6,15 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use b2c_authy::simulator::{self, SimulatorConfig};
 use common::HandlerProcess;
 use serde_json::json;
 
 #[tokio::test]
 async fn sigterm_during_held_waits_answers_every_one_then_exits_0() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim = simulator::spawn(
-        listener,
-        SimulatorConfig {
-            approve_after: Duration::from_millis(1500),
-            api_key: Some("shutdown-key".into()),
-            ..SimulatorConfig::default()
-        },
-    )
-    .unwrap();
+    let sim = common::spawn_simulator(Duration::from_millis(1500), "shutdown-key").await;
     let (cert, thumbprint) = common::client_cert("b2c.shutdown.example");
     let handler = HandlerProcess::start(&[
-        ("AUTHY_API_URL", &format!("http://{sim}")),
+        ("AUTHY_API_URL", &sim),
         ("AUTHY_API_KEY", "shutdown-key"),
         ("CLIENT_CERT_THUMBPRINTS", &thumbprint),
         ("APPROVAL_WAIT_SECONDS", "3"),

@@ -1,19 +1,14 @@
 //! The built-in Authy simulator speaks like Authy where it matters to the handler: answered
 //! requests keep their final status, unanswered ones expire, and odd inputs cannot break it.
 
+mod common;
+
 use std::time::Duration;
 
-use b2c_authy::simulator::{self, SimulatorConfig};
 use serde_json::Value;
 
 async fn simulator(approve_after: Duration) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let config = SimulatorConfig {
-        approve_after,
-        api_key: Some("k".into()),
-        ..SimulatorConfig::default()
-    };
-    format!("http://{}", simulator::spawn(listener, config).unwrap())
+    common::spawn_simulator(approve_after, "k").await
 }
 
 async fn push(base: &str, authy_id: &str, seconds_to_expire: &str) -> String {

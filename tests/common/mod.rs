@@ -48,18 +48,20 @@ pub fn client_cert(common_name: &str) -> (String, String) {
 /// Starts the simulator (answering after `approve_after`) and a handler pointed at it, with
 /// `settings` added to the environment (e.g. `APPROVAL_WAIT_SECONDS`).
 pub async fn spawn_app(approve_after: Duration, settings: &[(&str, &str)]) -> TestApp {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim = simulator::spawn(
-        listener,
-        SimulatorConfig {
-            approve_after,
-            api_key: Some(TEST_API_KEY.into()),
-            ..SimulatorConfig::default()
-        },
-    )
-    .unwrap();
-    let url = format!("http://{sim}");
+    let url = spawn_simulator(approve_after, TEST_API_KEY).await;
     spawn_app_against(&url, settings).await
+}
+
+/// Starts the built-in simulator on a loopback port, answering approval requests after
+/// `approve_after` and accepting only `api_key`; returns its base URL.
+pub async fn spawn_simulator(approve_after: Duration, api_key: &str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = SimulatorConfig {
+        approve_after,
+        api_key: Some(api_key.into()),
+        ..SimulatorConfig::default()
+    };
+    format!("http://{}", simulator::spawn(listener, config).unwrap())
 }
 
 /// Starts a handler against an Authy API at `authy_url` (a mockito server or a simulator).
