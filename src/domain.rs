@@ -47,7 +47,12 @@ impl PhoneNumber {
         if !(4..=17).contains(&digits) {
             return Err(invalid("wrong number of digits"));
         }
-        let number = phonenumber::parse(None, input).map_err(|e| invalid(&e.to_string()))?;
+        // Separators can fall anywhere, even inside the country code ("+1425-555-0100");
+        // libphonenumber reads the country code from the digits alone.
+        let normalized: String = std::iter::once('+')
+            .chain(rest.chars().filter(char::is_ascii_digit))
+            .collect();
+        let number = phonenumber::parse(None, &normalized).map_err(|e| invalid(&e.to_string()))?;
         if !phonenumber::is_valid(&number) {
             return Err(invalid("not a valid number for its country"));
         }
@@ -102,9 +107,23 @@ impl Email {
         if input.contains(['<', '>']) || input.chars().any(char::is_whitespace) {
             return Err(ApiError::InvalidEmail);
         }
-        email_address::EmailAddress::from_str(input)
-            .map(Self)
-            .map_err(|_| ApiError::InvalidEmail)
+        let address =
+            email_address::EmailAddress::from_str(input).map_err(|_| ApiError::InvalidEmail)?;
+        // RFC 5322 also allows domains no mailbox a user signs in with has: address literals
+        // (`a@[127.0.0.1]`), single labels (`a@localhost`), `?` and `#`. Require a DNS name.
+        let domain = address.domain();
+        let hostname = domain.contains('.')
+            && domain.split('.').all(|label| {
+                !label.is_empty()
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+            });
+        if hostname {
+            Ok(Self(address))
+        } else {
+            Err(ApiError::InvalidEmail)
+        }
     }
 
     /// The address as given, for Authy (`user[email]`, push details). Never log it.
@@ -249,6 +268,14 @@ mod tests {
             ok("+4407911123456").unwrap(),
             ("44".into(), "7911123456".into())
         );
+        assert_eq!(
+            ok("+1425-555-0100").unwrap(),
+            ("1".into(), "4255550100".into())
+        );
+        assert_eq!(
+            ok("+3906(1234)5678").unwrap(),
+            ("39".into(), "0612345678".into())
+        );
         for bad in [
             "abc+15551234567",
             "+15551234567\n",
@@ -275,6 +302,16 @@ mod tests {
         let email = Email::parse("alice@example.com").unwrap();
         assert_eq!(format!("{email:?}"), "a***@example.com");
         assert_eq!(Email::parse("a@b.co").unwrap().masked(), "***@b.co");
+        for not_a_mailbox in [
+            "a@localhost",
+            "a@[127.0.0.1]",
+            "a@example.com?x=1",
+            "a@example.com#x",
+            "a@-x.com",
+        ] {
+            assert!(Email::parse(not_a_mailbox).is_err(), "{not_a_mailbox}");
+        }
+        assert!(Email::parse("anna@bücher.example").is_ok());
     }
 
     #[test]

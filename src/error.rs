@@ -248,6 +248,20 @@ impl ApiError {
         }
     }
 
+    /// Whether the answer goes out before the request body was read (refused on its headers
+    /// or path alone), which makes the connection unusable for a next request.
+    fn leaves_body_unread(&self) -> bool {
+        matches!(
+            self,
+            Self::PayloadTooLarge
+                | Self::UnsupportedMediaType
+                | Self::ClientCertificateRejected { .. }
+                | Self::NotFound
+                | Self::MethodNotAllowed
+                | Self::RequestTimeout
+        )
+    }
+
     /// The body B2C reads, with `requestId` set to `request_id`.
     pub fn body(&self, request_id: &str) -> B2cErrorBody {
         B2cErrorBody {
@@ -300,6 +314,14 @@ impl IntoResponse for ApiError {
             .unwrap_or_else(|_| uuid::Uuid::new_v4().to_string());
         let mut response = (self.http_status(), Json(self.body(&request_id))).into_response();
         response.extensions_mut().insert(OutcomeCode(self.code()));
+        if self.leaves_body_unread() {
+            // hyper then closes the connection; saying so keeps the caller (the Functions
+            // host's connection pool) from sending its next request on a dead connection.
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
         response
     }
 }
