@@ -10,7 +10,8 @@
 //!   rustls-webpki chain checks with the fuzzed certificate. It must never refuse it for its
 //!   thumbprint, and never accept it (the CA signed nothing).
 //!
-//! Seeds: `fuzz/seeds/client_cert_header/` (public test certificates, no keys).
+//! Seeds: `fuzz/seeds/client_cert_header/` (malformed headers) and a certificate made fresh
+//! with openssl (README, "Fuzzing"); no certificate is committed.
 
 #![no_main]
 
