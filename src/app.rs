@@ -44,6 +44,22 @@ pub const RESPONSE_MARGIN: Duration = Duration::from_millis(100);
 /// Header by which the Functions host names each invocation.
 pub const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
 
+/// Length of the listen queue (the kernel caps it at `net.core.somaxconn`). tokio's
+/// `TcpListener::bind` asks for 128: a burst of connections that outruns the accept loop
+/// beyond that has its SYNs dropped, and the caller retries after 1 s, then 3 s.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `127.0.0.1:<port>` with a listen queue of [`LISTEN_BACKLOG`].
+///
+/// # Errors
+/// Socket, bind and listen failures.
+pub fn bind_loopback(port: u16) -> std::io::Result<TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Builds the router: `GET /` (the host's readiness probe) and `POST /api/<Function>`
 /// behind the client-certificate layer. Every answer that is not a success is an
 /// [`ApiError`] in the B2C shape.
@@ -295,8 +311,9 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds `127.0.0.1:<config.port>`, starts the embedded simulator when configured, and
-    /// builds the one Authy client.
+    /// Binds `127.0.0.1:<config.port>` (listen queue [`LISTEN_BACKLOG`]), starts the
+    /// embedded simulator when configured, builds the one Authy client, and starts loading
+    /// the phone-number metadata on a thread of its own.
     ///
     /// # Errors
     /// Binding failures, and a client that cannot be built.
@@ -311,8 +328,7 @@ impl Application {
             ),
             AuthyBackend::EmbeddedSimulator => {
                 let key = uuid::Uuid::new_v4().simple().to_string();
-                let listener = TcpListener::bind(("127.0.0.1", 0))
-                    .await
+                let listener = bind_loopback(0)
                     .map_err(|e| format!("cannot bind the Authy simulator: {e}"))?;
                 let sim_config = SimulatorConfig {
                     api_key: Some(key.clone()),
@@ -326,7 +342,6 @@ impl Application {
             }
         };
         let authy = AuthyClient::new(api_url, api_key)?;
-        PhoneNumber::preload_metadata();
         let state = FunctionsState {
             authy,
             approvals: Arc::new(ApprovalSettings {
@@ -335,9 +350,15 @@ impl Application {
                 poll_interval: config.poll_interval,
             }),
         };
-        let listener = TcpListener::bind(("127.0.0.1", config.port))
-            .await
+        let listener = bind_loopback(config.port)
             .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", config.port))?;
+        // Loading the phone-number metadata compiles its patterns: ~120 ms of CPU. It runs
+        // beside the server, not before it, so the host's readiness probe (`GET /`) is
+        // answered at once; a Register arriving meanwhile waits for the load to finish.
+        std::thread::Builder::new()
+            .name("phone-metadata".into())
+            .spawn(PhoneNumber::preload_metadata)
+            .map_err(|e| format!("cannot start loading the phone-number metadata: {e}"))?;
         Ok(Self {
             listener,
             router: app(state, config.approval_wait, config.client_cert.clone()),

@@ -26,6 +26,12 @@ pub const API_KEY_HEADER: &str = "X-Authy-API-Key";
 /// Largest Authy answer read, in bytes; anything larger is a malformed answer.
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 
+/// Most Authy calls in flight at once. Each needs a connection of its own, so without a
+/// bound a burst (10,000 held waits polling every second on a busy machine) opens thousands
+/// of connections to Authy: file descriptors, ~16 KiB of buffers each, a connection storm.
+/// A call beyond it waits for a slot, inside its own timeout.
+pub const MAX_IN_FLIGHT: usize = 128;
+
 /// Why an Authy call failed. `Display` never contains the API key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthyError {
@@ -177,6 +183,8 @@ pub struct NewApprovalRequest {
 #[derive(Clone)]
 pub struct AuthyClient {
     http: reqwest::Client,
+    /// [`MAX_IN_FLIGHT`] slots, shared by the clones.
+    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
     /// e.g. `https://api.authy.com/`; injected so tests can point it at a mock server.
     base_url: Url,
 }
@@ -217,7 +225,11 @@ impl AuthyClient {
             u.set_path(&format!("{}/", u.path()));
             u
         };
-        Ok(Self { http, base_url })
+        Ok(Self {
+            http,
+            base_url,
+            in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
+        })
     }
 
     fn url(&self, path: &str) -> Result<Url, AuthyError> {
@@ -336,6 +348,11 @@ impl AuthyClient {
             return Err(AuthyError::Timeout);
         }
         let exchange = async {
+            let _slot = self
+                .in_flight
+                .acquire()
+                .await
+                .map_err(|_| AuthyError::Connection("client closed".into()))?;
             let mut response = request.send().await.map_err(transport_error)?;
             let status = response.status().as_u16();
             tracing::Span::current().record("authy_status", status);

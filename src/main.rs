@@ -46,6 +46,13 @@ fn main() -> ExitCode {
         eprintln!("{}", serde_json::json!({"level": "ERROR", "message": e}));
         return ExitCode::FAILURE;
     }
+    // Each held WaitForAuthyApproval keeps a connection (a file descriptor) open for up to
+    // APPROVAL_WAIT_SECONDS; the common soft limit of 1,024 caps a busy instance well below
+    // what it can hold. Raise it to the hard limit the platform allows.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(open_files = limit, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -118,8 +125,7 @@ async fn run_simulator(
     if std::env::var_os("WEBSITE_INSTANCE_ID").is_some() {
         return Err("the Authy simulator never runs in Azure (WEBSITE_INSTANCE_ID is set)".into());
     }
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
+    let listener = b2c_authy::app::bind_loopback(port)
         .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
     let config = SimulatorConfig {
         approve_after: Duration::from_secs(approve_after),

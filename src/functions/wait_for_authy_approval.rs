@@ -127,6 +127,8 @@ async fn await_approval(
     let freshness = state.approvals.ttl + CLOCK_SKEW;
     let mut last_failure: Option<AuthyError> = None;
     let polling = async {
+        // Whether a poll of this call has been answered (pending, so far).
+        let mut answered = false;
         loop {
             let status = (|| {
                 state
@@ -149,9 +151,18 @@ async fn await_approval(
                 AuthyError::NotFound { .. } => ApiError::ApprovalRequestNotFound {
                     detail: e.to_string(),
                 },
+                // Authy answered "pending" and only the end of our own budget cut the next
+                // poll short (on a busy instance a poll can still be queued then): the request
+                // is pending as far as anyone knows, not a failure of Authy.
+                AuthyError::Timeout
+                    if answered && last_failure.is_none() && deadline.remaining().is_zero() =>
+                {
+                    ApiError::ApprovalPending
+                }
                 other => other.into(),
             })?;
             last_failure = None;
+            answered = true;
             if status.authy_id.as_ref() != Some(authy_id) {
                 return Err(ApiError::ApprovalRequestMismatch);
             }
