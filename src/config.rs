@@ -130,13 +130,26 @@ impl Config {
             );
         }
 
-        let authy_api_key = get("AUTHY_API_KEY").map(SecretString::from);
-        if authy_api_key.is_none() && authy_backend == AuthyBackend::Remote {
+        let raw_key = get("AUTHY_API_KEY");
+        if raw_key.is_none() && authy_backend == AuthyBackend::Remote {
             errors.push(
                 "AUTHY_API_KEY: required (the Authy application's API key), unless AUTHY_SIMULATOR=embedded"
                     .into(),
             );
         }
+        // App Service passes a Key Vault reference it could not resolve through as its own
+        // text (MS docs "app-service-key-vault-references"): every push would then fail with
+        // AuthyApiKeyRejected, so say it at startup instead.
+        if raw_key
+            .as_deref()
+            .is_some_and(|k| k.starts_with("@Microsoft.KeyVault("))
+        {
+            errors.push(
+                "AUTHY_API_KEY: is an unresolved Key Vault reference: give the Function App's managed identity the 'Key Vault Secrets User' role on the vault and check the secret URI"
+                    .into(),
+            );
+        }
+        let authy_api_key = raw_key.map(SecretString::from);
 
         let authy_api_url = match parse_authy_url(
             &get("AUTHY_API_URL").unwrap_or_else(|| DEFAULT_AUTHY_API_URL.into()),
@@ -342,6 +355,16 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.to_string().contains("from 1 to 25"), "{e}");
+        let e = config(&[
+            (
+                "AUTHY_API_KEY",
+                "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/authy-api-key/)",
+            ),
+            ("CLIENT_CERT_THUMBPRINTS", TP),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("unresolved Key Vault reference"), "{e}");
+        assert!(!e.to_string().contains("kv.vault"), "{e}");
         let e = config(&[
             ("AUTHY_SIMULATOR", "embedded"),
             ("WEBSITE_INSTANCE_ID", "abc"),

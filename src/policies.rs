@@ -258,9 +258,46 @@ impl AppSettings {
                     "environment '{name}': PolicySettings must not define Tenant; {{Settings:Tenant}} is the environment's Tenant"
                 ));
             }
+            let values = std::iter::once((TENANT_KEY, env.tenant.as_str())).chain(
+                env.policy_settings
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            );
+            for (key, value) in values {
+                if !is_xml_text(value) {
+                    return Err(format!(
+                        "environment '{name}': {key}: write '&' as '&amp;' and '<' as '&lt;' (values go into the XML as they are, e.g. a SAS URL's '&')"
+                    ));
+                }
+            }
         }
         Ok(())
     }
+}
+
+/// Whether `value` can stand in XML text as it is: no `<`, and every `&` starts an entity
+/// (`&amp;`, `&lt;`, `&gt;`, `&quot;`, `&apos;`, `&#…;`).
+fn is_xml_text(value: &str) -> bool {
+    if value.contains('<') {
+        return false;
+    }
+    value.match_indices('&').all(|(at, _)| {
+        let rest = &value[at + 1..];
+        let Some(end) = rest.find(';') else {
+            return false;
+        };
+        let entity = &rest[..end];
+        matches!(entity, "amp" | "lt" | "gt" | "quot" | "apos")
+            || entity
+                .strip_prefix("#x")
+                .map(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                .or_else(|| {
+                    entity
+                        .strip_prefix('#')
+                        .map(|dec| !dec.is_empty() && dec.bytes().all(|b| b.is_ascii_digit()))
+                })
+                .unwrap_or(false)
+    })
 }
 
 impl Environment {
@@ -516,6 +553,17 @@ mod tests {
             message.contains("p.xml:2: {Settings:Blank}: its value is empty"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn values_must_be_xml_text() {
+        assert!(is_xml_text(
+            "https://x.blob.core.windows.net/t.html?sv=1&amp;sig=2"
+        ));
+        assert!(is_xml_text("a &#38; b &#x26; c"));
+        assert!(!is_xml_text("https://x/t.html?sv=1&sig=2"));
+        assert!(!is_xml_text("a<b"));
+        assert!(!is_xml_text("a & b"));
     }
 
     #[test]
