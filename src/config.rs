@@ -363,7 +363,10 @@ mod tests {
             ("CLIENT_CERT_THUMBPRINTS", TP),
         ])
         .unwrap_err();
-        assert!(e.to_string().contains("unresolved Key Vault reference"), "{e}");
+        assert!(
+            e.to_string().contains("unresolved Key Vault reference"),
+            "{e}"
+        );
         assert!(!e.to_string().contains("kv.vault"), "{e}");
         let e = config(&[
             ("AUTHY_SIMULATOR", "embedded"),
