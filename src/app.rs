@@ -1,8 +1,9 @@
 //! The HTTP application: the router, its layers, and the server entry point.
 //!
-//! Request path: [`run`] (canonical-casing rewrite of the path, then the router) →
-//! [`invocation`] middleware (invocation id, deadline, one log line) → panic guard → body
-//! limit → the function's handler in [`crate::functions`].
+//! Request path: [`run`] (hyper connection, canonical-casing rewrite of the path) →
+//! [`invocation`] middleware (invocation id, deadline, one log line) → panic guard →
+//! client-certificate gate (every path but `GET /`) → routing → body limit → the function's
+//! handler in [`crate::functions`].
 
 use std::future::Future;
 use std::net::SocketAddr;
