@@ -60,8 +60,22 @@ if git -C "$(dirname "$OUT_DIR")" rev-parse --is-inside-work-tree >/dev/null 2>&
     warn "$OUT_DIR is inside a git work tree and not ignored: do not commit the private key"
 fi
 
-is_dry_run || (umask 077 && mkdir -p "$OUT_DIR")
+# Everything this script writes is private (key, PFX, password).
+umask 077
 make_tmp_dir
+# A folder this run creates is removed again if the run fails before the PFX
+# is written, rather than left empty or half-filled.
+created_out_dir=0
+if ! is_dry_run && [[ ! -d "$OUT_DIR" ]]; then
+    mkdir -p "$OUT_DIR"
+    created_out_dir=1
+fi
+abandon() { # abandon MESSAGE
+    if ((created_out_dir)); then
+        rm -rf "$OUT_DIR"
+    fi
+    die "$1"
+}
 
 if [[ -z "${PFX_PASSWORD:-}" ]]; then
     # 24 random bytes, base64: no quoting issues in JSON or the portal.
@@ -77,24 +91,33 @@ if [[ -z "$SOURCE_PFX" ]]; then
     # Self-signed, for development and test: B2C's documentation asks for a
     # CA-signed certificate in production (use --pfx with that one).
     log "creating a self-signed client certificate ($CERT_SUBJECT, $CERT_DAYS days)"
-    (
-        umask 077
-        run openssl req -x509 -newkey rsa:2048 -sha256 -days "$CERT_DAYS" -nodes \
-            -keyout "$key_file" -out "$cert_file" -subj "$CERT_SUBJECT" \
-            -addext "basicConstraints=critical,CA:FALSE" \
-            -addext "keyUsage=critical,digitalSignature,keyEncipherment" \
-            -addext "extendedKeyUsage=clientAuth"
-    )
+    run openssl req -x509 -newkey rsa:2048 -sha256 -days "$CERT_DAYS" -nodes \
+        -keyout "$key_file" -out "$cert_file" -subj "$CERT_SUBJECT" \
+        -addext "basicConstraints=critical,CA:FALSE" \
+        -addext "keyUsage=critical,digitalSignature,keyEncipherment" \
+        -addext "extendedKeyUsage=clientAuth" ||
+        abandon "could not create the certificate (see openssl's message above)"
     pfx_inputs=(-in "$cert_file" -inkey "$key_file")
 else
     log "re-exporting $SOURCE_PFX"
-    # Key and certificates unencrypted in the private temp dir only.  An old
-    # PFX encrypted with RC2 needs OpenSSL 3's -legacy to be read here.
-    (
-        umask 077
+    # Key and certificates unencrypted in the private temp dir only.  A PFX
+    # encrypted with RC2 or another old algorithm (as many CAs and Windows
+    # still export) is read by OpenSSL 3 only with -legacy: try that second.
+    read_opts=()
+    if is_dry_run; then
         run openssl pkcs12 -in "$SOURCE_PFX" -passin env:PFX_PASSWORD -nodes -out "$TMP_DIR/source.pem"
-        run openssl pkcs12 -in "$SOURCE_PFX" -passin env:PFX_PASSWORD -clcerts -nokeys -out "$cert_file"
-    )
+    elif ! openssl pkcs12 -in "$SOURCE_PFX" -passin env:PFX_PASSWORD -nodes \
+        -out "$TMP_DIR/source.pem" 2>"$TMP_DIR/openssl.err"; then
+        if openssl pkcs12 -legacy -in "$SOURCE_PFX" -passin env:PFX_PASSWORD -nodes \
+            -out "$TMP_DIR/source.pem" 2>/dev/null; then
+            log "$SOURCE_PFX uses legacy encryption (e.g. RC2): read with openssl -legacy"
+            read_opts=(-legacy)
+        else
+            abandon "could not read $SOURCE_PFX, also not with openssl -legacy: wrong PFX_PASSWORD, not a PKCS#12 file, or an encryption this OpenSSL cannot read. openssl said: $(head -n 3 "$TMP_DIR/openssl.err")"
+        fi
+    fi
+    run openssl pkcs12 "${read_opts[@]}" -in "$SOURCE_PFX" -passin env:PFX_PASSWORD -clcerts -nokeys \
+        -out "$cert_file" || abandon "could not extract the certificate from $SOURCE_PFX"
     pfx_inputs=(-in "$TMP_DIR/source.pem")
 fi
 
@@ -102,11 +125,9 @@ fi
 # PKCS#12 encryption B2C accepts.  Spelled out rather than OpenSSL 3's
 # -legacy, which encrypts the certificates with RC2-40 and needs the legacy
 # provider; these options work on OpenSSL 1.1 and 3 alike.
-(
-    umask 077
-    run openssl pkcs12 -export "${pfx_inputs[@]}" -out "$pfx_file" -name "$CERT_NAME" \
-        -passout env:PFX_PASSWORD -keypbe PBE-SHA1-3DES -certpbe PBE-SHA1-3DES -macalg sha1
-)
+run openssl pkcs12 -export "${pfx_inputs[@]}" -out "$pfx_file" -name "$CERT_NAME" \
+    -passout env:PFX_PASSWORD -keypbe PBE-SHA1-3DES -certpbe PBE-SHA1-3DES -macalg sha1 ||
+    abandon "could not write $pfx_file (see openssl's message above)"
 
 fingerprint="$(capture 'sha1 Fingerprint=<thumbprint>' openssl x509 -in "$cert_file" -noout -fingerprint -sha1)"
 thumbprint="${fingerprint#*=}"

@@ -19,7 +19,12 @@ SCRIPT_DETAILS="Plan types (--plan-type):
 With --key-vault the Authy key is stored in Key Vault and the app setting is a
 Key Vault reference read through the app's managed identity; without it the key
 is a plain app setting.  The caller needs Owner or User Access Administrator on
-the resource group to create the role assignments."
+the resource group to create the role assignments.
+Re-running (to rotate thumbprints, say) changes only what is given: optional
+settings left out keep their current values, AUTHY_API_KEY may be left unset
+when the app already has one, and a Key Vault reference already in place is
+kept (with a warning if AUTHY_API_KEY is set without --key-vault).  Give the
+same --plan-type and --key-vault as the first run."
 
 opt --resource-group RESOURCE_GROUP "" "Resource group (created if missing)."
 opt --location LOCATION "" "Azure region, e.g. westeurope."
@@ -30,16 +35,16 @@ opt --plan-name PLAN_NAME "" "Premium plan name (default: <function-app>-plan)."
 opt --plan-sku PLAN_SKU EP1 "Premium plan SKU: EP1, EP2 or EP3."
 opt --key-vault KEY_VAULT "" "Key Vault for the Authy API key (created if missing, RBAC mode). Recommended."
 opt --authy-secret-name AUTHY_SECRET_NAME authy-api-key "Secret name in the Key Vault."
-opt --client-cert-thumbprints CLIENT_CERT_THUMBPRINTS "" "Comma-separated SHA-1 thumbprints the handler accepts (see deploy/client-cert.sh)."
+opt --client-cert-thumbprints CLIENT_CERT_THUMBPRINTS "" "SHA-1 thumbprints the handler accepts, separated by ',' or ';' (see deploy/client-cert.sh)."
 opt --client-cert-subject CLIENT_CERT_SUBJECT "" "Optional: CLIENT_CERT_SUBJECT for the handler (expected certificate subject)."
 opt --client-cert-issuer CLIENT_CERT_ISSUER "" "Optional: CLIENT_CERT_ISSUER for the handler (expected certificate issuer)."
-opt --client-cert-ca CLIENT_CERT_CA "" "Optional: CLIENT_CERT_CA for the handler (CA the client certificate must chain to)."
-opt --approval-wait-seconds APPROVAL_WAIT_SECONDS 7 "Seconds the handler waits for an approval within one B2C call."
-opt --approval-poll-interval-ms APPROVAL_POLL_INTERVAL_MS "" "Optional: Authy status poll interval."
+opt --client-cert-ca CLIENT_CERT_CA "" "Optional: CLIENT_CERT_CA for the handler (CA the client certificate must chain to): PEM text, or a local PEM file whose text is stored."
+opt --approval-wait-seconds APPROVAL_WAIT_SECONDS "" "Optional: seconds the handler waits within one B2C call, 1-25 (handler default 7)."
+opt --approval-poll-interval-ms APPROVAL_POLL_INTERVAL_MS "" "Optional: Authy status poll interval in ms, 250-60000."
 opt --authy-api-url AUTHY_API_URL "" "Optional: Authy API base URL (handler default when empty)."
 opt --authy-approval-message AUTHY_APPROVAL_MESSAGE "" "Optional: text of the push approval request."
-opt --authy-approval-ttl-seconds AUTHY_APPROVAL_TTL_SECONDS "" "Optional: lifetime of an approval request."
-env_opt AUTHY_API_KEY "Twilio Authy API key. Required unless --key-vault already holds the secret."
+opt --authy-approval-ttl-seconds AUTHY_APPROVAL_TTL_SECONDS "" "Optional: lifetime of an approval request in seconds, 10-86400."
+env_opt AUTHY_API_KEY "Twilio Authy API key. Required unless --key-vault already holds the secret or the app already has the setting."
 parse_args "$@"
 
 require RESOURCE_GROUP LOCATION FUNCTION_APP STORAGE_ACCOUNT CLIENT_CERT_THUMBPRINTS
@@ -50,17 +55,40 @@ esac
 PLAN_NAME="${PLAN_NAME:-$FUNCTION_APP-plan}"
 [[ "$STORAGE_ACCOUNT" =~ ^[a-z0-9]{3,24}$ ]] ||
     die "storage account name '$STORAGE_ACCOUNT' must be 3-24 lowercase letters and digits"
-[[ "$APPROVAL_WAIT_SECONDS" =~ ^[1-9][0-9]*$ ]] ||
-    die "--approval-wait-seconds must be a positive whole number, not '$APPROVAL_WAIT_SECONDS'"
-if [[ -z "$KEY_VAULT" && -z "${AUTHY_API_KEY:-}" ]]; then
-    die "set AUTHY_API_KEY in the environment (or give --key-vault with an existing '$AUTHY_SECRET_NAME' secret)"
+
+# The handler refuses to start with a value outside its limits, so check them
+# here, before anything changes: check_range FLAG VALUE MIN MAX UNIT.
+check_range() {
+    local flag="$1" value="$2" min="$3" max="$4" unit="$5"
+    [[ -z "$value" ]] && return 0
+    if [[ ! "$value" =~ ^[0-9]{1,9}$ ]] || ((10#$value < min || 10#$value > max)); then
+        die "$flag must be a whole number of $unit from $min to $max, not '$value'"
+    fi
+}
+# 25 s: the handler's limit, 5 s below B2C's 30 s timeout for a REST call.
+check_range --approval-wait-seconds "$APPROVAL_WAIT_SECONDS" 1 25 seconds
+check_range --approval-poll-interval-ms "$APPROVAL_POLL_INTERVAL_MS" 250 60000 milliseconds
+check_range --authy-approval-ttl-seconds "$AUTHY_APPROVAL_TTL_SECONDS" 10 86400 seconds
+
+# CLIENT_CERT_CA: the handler reads a path on the Function App, where a path
+# from this machine means nothing, so a local file is stored as its PEM text.
+PEM_MARKER="-----BEGIN CERTIFICATE-----"
+ca_source=""
+if [[ -n "$CLIENT_CERT_CA" && "$CLIENT_CERT_CA" != *"$PEM_MARKER"* ]]; then
+    [[ -f "$CLIENT_CERT_CA" ]] ||
+        die "--client-cert-ca must be PEM text (with '$PEM_MARKER') or a local PEM file; '$CLIENT_CERT_CA' is neither"
+    ca_source="$CLIENT_CERT_CA"
+    CLIENT_CERT_CA="$(<"$ca_source")" || die "could not read $ca_source"
+    [[ "$CLIENT_CERT_CA" == *"$PEM_MARKER"* ]] ||
+        die "$ca_source holds no PEM certificate ('$PEM_MARKER'); convert a DER file with: openssl x509 -inform der -in $ca_source -out ca.pem"
 fi
 
 # Thumbprints as the handler compares them: upper-case hex, no separators.
+# The handler accepts ',' and ';' between them; the setting is written with ','.
 normalize_thumbprints() {
     local list="$1" out="" t
     local -a parts
-    IFS=',' read -r -a parts <<<"$list"
+    IFS=',;' read -r -a parts <<<"$list"
     for t in "${parts[@]}"; do
         t="${t//[[:space:]:]/}"
         [[ -n "$t" ]] || continue
@@ -81,12 +109,6 @@ subscription="$(capture '<subscription-id>' az account show --query id --output 
     die "not signed in to Azure: run 'az login' (and 'az account set --subscription ...')"
 log "subscription $subscription"
 
-run az group create --name "$RESOURCE_GROUP" --location "$LOCATION" --output none
-
-run az storage account create --name "$STORAGE_ACCOUNT" "${az_rg[@]}" --location "$LOCATION" \
-    --sku Standard_LRS --kind StorageV2 --min-tls-version TLS1_2 \
-    --allow-blob-public-access false --https-only true --output none
-
 # `create` is not safe to repeat for every resource, so look first.
 # Called as an `if` condition, where `set -e` does not apply: fail explicitly.
 exists_in_group() { # exists_in_group "functionapp plan" NAME
@@ -96,6 +118,47 @@ exists_in_group() { # exists_in_group "functionapp plan" NAME
         die "could not list $1 resources in $RESOURCE_GROUP"
     [[ "$count" != 0 ]]
 }
+
+# On a re-run, what AUTHY_API_KEY holds now decides what to write: a Key
+# Vault reference is never replaced by a plain key, and an existing key is
+# kept when AUTHY_API_KEY is not given.  The query returns counts only, so
+# the key itself never reaches this script.
+app_exists=0
+current_key=none # none, plain or keyvault
+group_exists="$(capture true az group exists --name "$RESOURCE_GROUP" --output tsv)" ||
+    die "could not check resource group $RESOURCE_GROUP"
+if [[ "$group_exists" == true ]] && exists_in_group functionapp "$FUNCTION_APP"; then
+    app_exists=1
+    key_state="$(capture '0|0' az functionapp config appsettings list --name "$FUNCTION_APP" "${az_rg[@]}" \
+        --query "join('|', [to_string(length([?name=='AUTHY_API_KEY'])), to_string(length([?name=='AUTHY_API_KEY' && starts_with(to_string(value), '@Microsoft.KeyVault(')]))])" \
+        --output tsv)" || die "could not read the app settings of $FUNCTION_APP"
+    IFS='|' read -r key_count keyvault_count <<<"$key_state"
+    if [[ "$keyvault_count" != 0 ]]; then
+        current_key=keyvault
+    elif [[ "$key_count" != 0 ]]; then
+        current_key=plain
+    fi
+fi
+
+# What to do with AUTHY_API_KEY (empty authy_key_setting: leave it as it is).
+write_plain_key=0
+if [[ -z "$KEY_VAULT" ]]; then
+    case "$current_key/${AUTHY_API_KEY:+given}" in
+    keyvault/given)
+        warn "$FUNCTION_APP reads AUTHY_API_KEY from Key Vault: keeping that reference and ignoring AUTHY_API_KEY; to store a new key, re-run with --key-vault (a new secret version)"
+        ;;
+    keyvault/) log "keeping the Key Vault reference in AUTHY_API_KEY" ;;
+    plain/) log "AUTHY_API_KEY not set: keeping the app's current AUTHY_API_KEY" ;;
+    */given) write_plain_key=1 ;;
+    *) die "set AUTHY_API_KEY in the environment (or give --key-vault with an existing '$AUTHY_SECRET_NAME' secret)" ;;
+    esac
+fi
+
+run az group create --name "$RESOURCE_GROUP" --location "$LOCATION" --output none
+
+run az storage account create --name "$STORAGE_ACCOUNT" "${az_rg[@]}" --location "$LOCATION" \
+    --sku Standard_LRS --kind StorageV2 --min-tls-version TLS1_2 \
+    --allow-blob-public-access false --https-only true --output none
 
 plan_args=()
 case "$PLAN_TYPE" in
@@ -118,7 +181,7 @@ flex)
     ;;
 esac
 
-if exists_in_group functionapp "$FUNCTION_APP"; then
+if ((app_exists)); then
     log "function app $FUNCTION_APP exists; updating its configuration"
 else
     run az functionapp create --name "$FUNCTION_APP" "${az_rg[@]}" \
@@ -179,9 +242,11 @@ if [[ -n "$KEY_VAULT" ]]; then
     ensure_role "$principal_id" ServicePrincipal "Key Vault Secrets User" "$vault_id"
     # Versionless URI: a new secret version is picked up without redeploying.
     authy_key_setting="@Microsoft.KeyVault(SecretUri=${vault_uri%/}/secrets/$AUTHY_SECRET_NAME/)"
-else
+elif ((write_plain_key)); then
     warn "no --key-vault: the Authy API key is stored as a plain app setting"
     authy_key_setting="$AUTHY_API_KEY"
+else
+    authy_key_setting=""
 fi
 
 # App settings go through a JSON file (`--settings @file`) so the Authy key
@@ -218,6 +283,7 @@ if is_dry_run; then
     for ((i = 0; i < ${#settings[@]}; i += 2)); do
         value="${settings[i + 1]}"
         [[ "${settings[i]}" == AUTHY_API_KEY && -z "$KEY_VAULT" ]] && value="<AUTHY_API_KEY>"
+        [[ "${settings[i]}" == CLIENT_CERT_CA ]] && value="<PEM certificate${ca_source:+ from $ca_source}>"
         printf '#   %s=%s\n' "${settings[i]}" "$value" >&3
     done
 fi
@@ -235,15 +301,26 @@ run az functionapp config set --name "$FUNCTION_APP" "${az_rg[@]}" \
 
 # Read the settings back: a plan that ignores them (or an exclusion path left
 # from earlier) would silently expose the API to any caller.
+if [[ "$PLAN_TYPE" == premium ]]; then
+    not_applied="run the script again; if it persists, check the app's TLS/SSL and certificate settings in the portal."
+else
+    not_applied="If the $PLAN_TYPE plan does not support these settings, use --plan-type premium."
+fi
 state="$(capture 'true|true|Required|null' az functionapp show --name "$FUNCTION_APP" "${az_rg[@]}" \
     --query "join('|', [to_string(httpsOnly), to_string(clientCertEnabled), to_string(clientCertMode), to_string(clientCertExclusionPaths)])" \
     --output tsv)"
 IFS='|' read -r https_only cert_enabled cert_mode cert_exclusions <<<"$state"
 if [[ "$https_only" != true || "$cert_enabled" != true || "$cert_mode" != Required ]]; then
-    die "$FUNCTION_APP reports httpsOnly=$https_only clientCertEnabled=$cert_enabled clientCertMode=$cert_mode; expected true/true/Required. If the $PLAN_TYPE plan does not support required client certificates, use --plan-type premium."
+    die "$FUNCTION_APP reports httpsOnly=$https_only clientCertEnabled=$cert_enabled clientCertMode=$cert_mode; expected true/true/Required. $not_applied"
 fi
 if [[ -n "$cert_exclusions" && "$cert_exclusions" != null ]]; then
     die "$FUNCTION_APP has client certificate exclusion paths '$cert_exclusions'; remove them (portal: Configuration > General settings) so every path requires a certificate"
+fi
+site_config="$(capture '1.2|Disabled' az functionapp config show --name "$FUNCTION_APP" "${az_rg[@]}" \
+    --query "join('|', [to_string(minTlsVersion), to_string(ftpsState)])" --output tsv)"
+IFS='|' read -r min_tls ftps_state <<<"$site_config"
+if [[ ! "$min_tls" =~ ^1\.[2-9]$ || "$ftps_state" != Disabled ]]; then
+    die "$FUNCTION_APP reports minTlsVersion=$min_tls ftpsState=$ftps_state; expected 1.2 (or later) and Disabled. $not_applied"
 fi
 
 if is_dry_run; then

@@ -13,18 +13,29 @@ starter-pack base files) with Microsoft Graph, PUT
 after the policy it inherits from (Base, Localization, Extensions, relying
 parties).  The order comes from each file's PolicyId and BasePolicy, not from
 file names; a broken chain stops the script before anything is uploaded."
-SCRIPT_DETAILS="Sign in first as a service principal of the B2C tenant that has the Microsoft
+SCRIPT_DETAILS="From --base-dir only the two starter-pack base policies are taken, found by
+PolicyId (compared case-insensitively, as B2C does): B2C_1A_TrustFrameworkBase
+and B2C_1A_TrustFrameworkLocalization; both must be there.  Every other file in
+it (the starter pack's own TrustFrameworkExtensions.xml and relying parties,
+which issue tokens without the Authy push) is listed as ignored, never uploaded.
+
+Sign in first as a service principal of the B2C tenant that has the Microsoft
 Graph application permission Policy.ReadWrite.TrustFramework (admin consent
-granted):
-  az login --service-principal -u <app-id> -p <secret-or-cert> \\
-      --tenant <tenant>.onmicrosoft.com --allow-no-subscriptions
+granted), preferably with a certificate (PEM holding the private key and the
+certificate):
+  az login --service-principal --username <app-id> \\
+      --tenant <tenant>.onmicrosoft.com --certificate /path/cert.pem \\
+      --allow-no-subscriptions
+With a client secret, pass it from the environment instead of --certificate:
+--password \"\$AZURE_CLIENT_SECRET\" (it is then on az's own command line while
+az runs; a certificate or --federated-token avoids that).
 A user sign-in ('az login') is refused for this API: the token the Azure CLI
 obtains for a user does not carry Policy.ReadWrite.TrustFramework."
 
 opt --policies-dir POLICIES_DIR "" "Folder of rendered policy files (*.xml)."
 opt --render RENDER_ENVIRONMENT "" "Render this environment first (cargo run --release --locked --bin render-policies -- NAME) and upload policies/Environments/NAME."
 opt --render-settings RENDER_SETTINGS "" "With --render: settings file for render-policies --settings (one holding real function keys, kept outside the repository)."
-opt --base-dir BASE_POLICIES_DIR "" "Folder with the starter-pack files (TrustFrameworkBase.xml, TrustFrameworkLocalization.xml) if they are not in the rendered folder."
+opt --base-dir BASE_POLICIES_DIR "" "Starter-pack folder (e.g. SocialAndLocalAccounts): only its B2C_1A_TrustFrameworkBase and B2C_1A_TrustFrameworkLocalization policies are uploaded, other files are ignored."
 parse_args "$@"
 
 if [[ -z "$POLICIES_DIR" && -z "$RENDER_ENVIRONMENT" ]]; then
@@ -62,55 +73,96 @@ if [[ -n "$BASE_POLICIES_DIR" && ! -d "$BASE_POLICIES_DIR" ]]; then
     die "base policies folder $BASE_POLICIES_DIR not found"
 fi
 
-# Print "PolicyId<TAB>file" lines in upload order, or fail naming the problem.
+# policy_order POLICIES_DIR [BASE_DIR]: print "PolicyId<TAB>file" lines in
+# upload order, or fail naming the problem.  Every policy of POLICIES_DIR is
+# uploaded; of BASE_DIR only the two starter-pack base policies.
 policy_order() {
     python3 - "$@" <<'PY'
 import glob, os, sys
 import xml.etree.ElementTree as ET
 
 NS = "{http://schemas.microsoft.com/online/cpim/schemas/2013/06}"
-errors, policies = [], {}  # PolicyId -> (file, base PolicyId or None, TenantId)
+# The only policies taken from --base-dir.  The starter pack's folders also
+# hold their own extensions policy and relying parties, which would issue
+# tokens without the Authy push.
+BASE_ONLY = ("B2C_1A_TrustFrameworkBase", "B2C_1A_TrustFrameworkLocalization")
+# B2C compares PolicyIds case-insensitively: so do the keys here.
+errors, policies = [], {}  # lower-case PolicyId -> (PolicyId, file, base PolicyId or None, TenantId)
 
-for folder in sys.argv[1:]:
-    for path in sorted(glob.glob(os.path.join(folder, "*.xml"))):
-        try:
-            root = ET.parse(path).getroot()
-        except ET.ParseError as e:
-            errors.append(f"{path}: not well-formed XML ({e})")
-            continue
-        if root.tag != NS + "TrustFrameworkPolicy":
-            errors.append(f"{path}: root element is not TrustFrameworkPolicy")
-            continue
-        pid = root.get("PolicyId")
-        if not pid:
-            errors.append(f"{path}: no PolicyId attribute")
-            continue
-        base = root.find(f"{NS}BasePolicy/{NS}PolicyId")
-        base = base.text.strip() if base is not None and base.text else None
-        if pid in policies:
-            errors.append(f"{pid} is defined twice: {policies[pid][0]} and {path}")
-            continue
-        policies[pid] = (path, base, root.get("TenantId", ""))
+def read_policy(path):
+    """(PolicyId, base PolicyId or None, TenantId), or an error string."""
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as e:
+        return f"{path}: not well-formed XML ({e})"
+    if root.tag != NS + "TrustFrameworkPolicy":
+        return f"{path}: root element is not TrustFrameworkPolicy"
+    pid = root.get("PolicyId")
+    if not pid:
+        return f"{path}: no PolicyId attribute"
+    base = root.find(f"{NS}BasePolicy/{NS}PolicyId")
+    base = base.text.strip() if base is not None and base.text else None
+    return pid, base, root.get("TenantId", "")
+
+def add(path, parsed):
+    pid, base, tenant = parsed
+    key = pid.lower()
+    if key in policies:
+        errors.append(f"{pid} is defined twice: {policies[key][1]} and {path}")
+    else:
+        policies[key] = (pid, path, base, tenant)
+
+policies_dir = sys.argv[1]
+base_dir = sys.argv[2] if len(sys.argv) > 2 else None
+for path in sorted(glob.glob(os.path.join(policies_dir, "*.xml"))):
+    parsed = read_policy(path)
+    if isinstance(parsed, str):
+        errors.append(parsed)
+    else:
+        add(path, parsed)
+
+if base_dir is not None:
+    found, ignored = set(), []
+    for path in sorted(glob.glob(os.path.join(base_dir, "*.xml"))):
+        parsed = read_policy(path)
+        if isinstance(parsed, str):
+            ignored.append(f"{os.path.basename(path)} ({parsed.split(': ', 1)[1]})")
+        elif parsed[0].lower() in (b.lower() for b in BASE_ONLY):
+            found.add(parsed[0].lower())
+            add(path, parsed)
+        else:
+            ignored.append(f"{os.path.basename(path)} (PolicyId {parsed[0]})")
+    if ignored:
+        print(f"upload-policies.sh: --base-dir: ignoring {len(ignored)} file(s) that are not "
+              f"{' or '.join(BASE_ONLY)}:", file=sys.stderr)
+        for entry in ignored:
+            print(f"upload-policies.sh:   {entry}", file=sys.stderr)
+    for want in BASE_ONLY:
+        if want.lower() not in found:
+            errors.append(f"--base-dir {base_dir} has no file with PolicyId {want}"
+                          " (the starter pack's TrustFramework"
+                          f"{want.rsplit('TrustFramework', 1)[1]}.xml, TenantId set to your tenant)")
 
 if not policies and not errors:
     errors.append("no *.xml policy files found in " + ", ".join(sys.argv[1:]))
 
 # Depth in the chain: 0 for a policy without a base, base depth + 1 otherwise.
 depth = {}
-def chain_depth(pid, seen=()):
-    if pid in depth:
-        return depth[pid]
-    path, base, _ = policies[pid]
+def chain_depth(key, seen=()):
+    if key in depth:
+        return depth[key]
+    pid, path, base, _ = policies[key]
     if base is None:
         d = 0
-    elif base in seen or base == pid:
-        raise ValueError(f"inheritance cycle: {' -> '.join(seen + (pid, base))}")
-    elif base not in policies:
+    elif base.lower() in seen + (key,):
+        names = [policies[k][0] for k in seen + (key,)] + [base]
+        raise ValueError(f"inheritance cycle: {' -> '.join(names)}")
+    elif base.lower() not in policies:
         raise KeyError(f"{pid} ({path}) inherits from {base}, which is in none of the given folders;"
                        f" add the starter-pack file with --base-dir or to the rendered folder")
     else:
-        d = chain_depth(base, seen + (pid,)) + 1
-    depth[pid] = d
+        d = chain_depth(base.lower(), seen + (key,)) + 1
+    depth[key] = d
     return d
 
 for pid in sorted(policies):
@@ -122,7 +174,7 @@ for pid in sorted(policies):
 # Policies of one tenant only; starter-pack files that were never edited
 # still name the placeholder tenant and would be rejected by B2C anyway.
 tenants = {}
-for pid, (path, _, tenant) in policies.items():
+for _, path, _, tenant in policies.values():
     if not tenant or tenant.lower().startswith("yourtenant."):
         errors.append(f"{path}: TenantId is '{tenant}'; set it to your B2C tenant")
     tenants.setdefault(tenant.lower(), []).append(os.path.basename(path))
@@ -132,8 +184,8 @@ if len(tenants) > 1:
 
 if errors:
     sys.exit("\n".join("upload-policies.sh: error: " + e for e in errors))
-for pid in sorted(policies, key=lambda p: (depth[p], p)):
-    print(f"{pid}\t{policies[pid][0]}")
+for key in sorted(policies, key=lambda k: (depth[k], policies[k][0])):
+    print(f"{policies[key][0]}\t{policies[key][1]}")
 PY
 }
 

@@ -82,6 +82,9 @@ case "$all" in
     *) echo '{"id": "00000000-0000-0000-0000-00000000aaaa"}' ;;
     esac
     ;;
+"group exists"*) echo "${AZ_STUB_GROUP_EXISTS:-true}" ;;
+"functionapp config appsettings list"*) echo "${AZ_STUB_KEY_STATE:-0|0}" ;;
+"functionapp config show"*) echo "${AZ_STUB_SITE_CONFIG:-1.2|Disabled}" ;;
 "ad signed-in-user show"*) echo 11111111-1111-1111-1111-111111111111 ;;
 "ad sp show"*) echo 44444444-4444-4444-4444-444444444444 ;;
 "functionapp plan list"*) echo "${AZ_STUB_PLAN_COUNT:-0}" ;;
@@ -441,11 +444,12 @@ fn provision_premium_with_key_vault_runs_the_calls_in_order() {
         &calls,
         &[
             "az account show --query id",
+            "az group exists --name rg",
+            "az functionapp list --resource-group rg",
             "az group create --name rg --location westeurope",
             "az storage account create --name appstore --resource-group rg --location westeurope --sku Standard_LRS --kind StorageV2 --min-tls-version TLS1_2",
             "az functionapp plan list --resource-group rg",
             "az functionapp plan create --name app-plan --resource-group rg --location westeurope --sku EP1 --is-linux true",
-            "az functionapp list --resource-group rg",
             "az functionapp create --name app --resource-group rg --storage-account appstore --runtime custom --plan app-plan --os-type Linux --functions-version 4",
             "az functionapp identity assign --name app --resource-group rg --query principalId",
             "az keyvault create --name kv --resource-group rg --location westeurope --enable-rbac-authorization true",
@@ -456,15 +460,17 @@ fn provision_premium_with_key_vault_runs_the_calls_in_order() {
             "az functionapp update --name app --resource-group rg --set httpsOnly=true --set clientCertEnabled=true --set clientCertMode=Required",
             "az functionapp config set --name app --resource-group rg --min-tls-version 1.2",
             "az functionapp show --name app --resource-group rg --query",
+            "az functionapp config show --name app --resource-group rg --query",
         ],
     );
+    // A new app: no current settings to read.
+    assert_no_call(&calls, "appsettings list");
     assert_eq!(fs::read_to_string(sb.path("secret")).unwrap(), AUTHY_KEY);
 
     let settings = sb.az_file_after("appsettings set");
     for expected in [
         r#""FUNCTIONS_WORKER_RUNTIME": "custom""#,
         r#""AUTHY_API_KEY": "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/authy-api-key/)""#,
-        r#""APPROVAL_WAIT_SECONDS": "7""#,
         r#""CLIENT_CERT_MODE": "required""#,
         &format!(r#""CLIENT_CERT_THUMBPRINTS": "{THUMBPRINT}""#),
     ] {
@@ -473,8 +479,11 @@ fn provision_premium_with_key_vault_runs_the_calls_in_order() {
             "settings lack {expected}:\n{settings}"
         );
     }
-    // Optional settings that were not given are left to the handler's defaults.
-    assert!(!settings.contains("AUTHY_API_URL"), "{settings}");
+    // Optional settings that were not given are left to the handler's defaults
+    // (or to what an earlier run set).
+    for absent in ["AUTHY_API_URL", "APPROVAL_WAIT_SECONDS"] {
+        assert!(!settings.contains(absent), "{absent}: {settings}");
+    }
     // The Authy key never reaches a command line or the output.
     assert!(!sb.az_log().contains(AUTHY_KEY));
     assert!(!out.stdout.contains(AUTHY_KEY) && !out.stderr.contains(AUTHY_KEY));
@@ -558,9 +567,18 @@ fn provision_flex_plan_without_key_vault() {
 #[test]
 fn provision_stops_when_client_certificates_are_not_required() {
     let sb = Sandbox::new("provision-optional");
-    run(provision(&sb).env("AZ_STUB_SITE_STATE", "true|true|Optional|null"))
-        .assert_failed()
-        .assert_stderr("clientCertMode=Optional");
+    let out = run(provision(&sb).env("AZ_STUB_SITE_STATE", "true|true|Optional|null"));
+    out.assert_failed()
+        .assert_stderr("clientCertMode=Optional")
+        .assert_stderr("run the script again");
+    // Already on premium: no advice to switch to premium.
+    assert!(!out.stderr.contains("use --plan-type premium"), "{out}");
+    let sb = Sandbox::new("provision-optional-flex");
+    run(provision(&sb)
+        .args(["--plan-type", "flex"])
+        .env("AZ_STUB_SITE_STATE", "true|true|Optional|null"))
+    .assert_failed()
+    .assert_stderr("If the flex plan does not support these settings, use --plan-type premium");
 
     let sb = Sandbox::new("provision-exclusions");
     run(provision(&sb).env("AZ_STUB_SITE_STATE", "true|true|Required|/api/health"))
@@ -580,7 +598,10 @@ fn provision_stops_at_the_first_failing_az_call() {
         calls.last().unwrap().contains("storage account create"),
         "{calls:?}"
     );
-    assert_no_call(&calls, "functionapp");
+    // Only the look-ups that come first (does the app exist?) ran.
+    for pattern in ["functionapp plan", "functionapp create", "appsettings set"] {
+        assert_no_call(&calls, pattern);
+    }
 }
 
 #[test]
@@ -622,10 +643,156 @@ fn provision_rejects_invalid_values() {
     run(provision(&sb).env("STORAGE_ACCOUNT", "Bad_Name"))
         .assert_failed()
         .assert_stderr("must be 3-24 lowercase letters and digits");
+    assert!(sb.az_calls().is_empty());
+
+    // A new app needs the key: checked before anything is created.
+    let sb = Sandbox::new("provision-nokey");
     run(provision(&sb).env_remove("AUTHY_API_KEY"))
         .assert_failed()
         .assert_stderr("set AUTHY_API_KEY");
-    assert!(sb.az_calls().is_empty());
+    let calls = sb.az_calls();
+    for pattern in ["create", "appsettings set", "secret set"] {
+        assert_no_call(&calls, pattern);
+    }
+}
+
+/// Values the handler refuses at startup are refused before any az call.
+#[test]
+fn provision_rejects_settings_the_handler_refuses() {
+    let sb = Sandbox::new("provision-limits");
+    let der = sb.write("ca.der", "0\u{82}\u{1} not PEM");
+    for (args, message) in [
+        (
+            &["--approval-wait-seconds", "26"][..],
+            "--approval-wait-seconds must be a whole number of seconds from 1 to 25, not '26'",
+        ),
+        (&["--approval-wait-seconds", "0"], "from 1 to 25, not '0'"),
+        (&["--approval-wait-seconds", "7.5"], "from 1 to 25, not '7.5'"),
+        (
+            &["--approval-poll-interval-ms", "249"],
+            "--approval-poll-interval-ms must be a whole number of milliseconds from 250 to 60000",
+        ),
+        (&["--approval-poll-interval-ms", "60001"], "from 250 to 60000"),
+        (
+            &["--authy-approval-ttl-seconds", "9"],
+            "--authy-approval-ttl-seconds must be a whole number of seconds from 10 to 86400",
+        ),
+        (&["--authy-approval-ttl-seconds", "86401"], "from 10 to 86400"),
+        (
+            &["--client-cert-ca", "/nonexistent/ca.pem"],
+            "--client-cert-ca must be PEM text (with '-----BEGIN CERTIFICATE-----') or a local PEM file; '/nonexistent/ca.pem' is neither",
+        ),
+        (&["--client-cert-ca", der.to_str().unwrap()], "holds no PEM certificate"),
+    ] {
+        run(provision(&sb).args(args))
+            .assert_code(1)
+            .assert_stderr(message);
+    }
+    run(provision(&sb).env("CLIENT_CERT_THUMBPRINTS", format!("{THUMBPRINT};ABCD")))
+        .assert_failed()
+        .assert_stderr("'ABCD' is not a SHA-1 thumbprint");
+    assert!(sb.az_calls().is_empty(), "{:?}", sb.az_calls());
+}
+
+#[test]
+fn provision_accepts_what_the_handler_accepts() {
+    let sb = Sandbox::new("provision-accepts");
+    let other = "0123456789abcdef0123456789ABCDEF01234567";
+    let ca_pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    let ca = sb.write("certs/ca.pem", ca_pem);
+    run(provision(&sb)
+        .env(
+            "CLIENT_CERT_THUMBPRINTS",
+            format!("65 3b db cb 79 8d 29 a8 cf 69 07 6d 5b 10 78 51 b7 d4 46 40; {other}"),
+        )
+        .args(["--approval-wait-seconds", "25"])
+        .args(["--approval-poll-interval-ms", "250"])
+        .args(["--authy-approval-ttl-seconds", "86400"])
+        .arg("--client-cert-ca")
+        .arg(&ca))
+    .assert_ok();
+    let settings = sb.az_file_after("appsettings set");
+    for expected in [
+        format!(
+            r#""CLIENT_CERT_THUMBPRINTS": "{THUMBPRINT},{}""#,
+            other.to_uppercase()
+        ),
+        r#""APPROVAL_WAIT_SECONDS": "25""#.to_owned(),
+        r#""APPROVAL_POLL_INTERVAL_MS": "250""#.to_owned(),
+        r#""AUTHY_APPROVAL_TTL_SECONDS": "86400""#.to_owned(),
+        // The file's text, not its local path.
+        r#""CLIENT_CERT_CA": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----""#
+            .to_owned(),
+    ] {
+        assert!(
+            settings.contains(&expected),
+            "settings lack {expected}:\n{settings}"
+        );
+    }
+
+    // PEM text is passed as it is.
+    let sb = Sandbox::new("provision-ca-text");
+    run(provision(&sb).env("CLIENT_CERT_CA", ca_pem)).assert_ok();
+    assert!(sb
+        .az_file_after("appsettings set")
+        .contains(r#""CLIENT_CERT_CA": "-----BEGIN CERTIFICATE-----\nMIIB"#));
+}
+
+/// The README's rotation re-run: `provision.sh --client-cert-thumbprints
+/// OLD,NEW` on an existing app changes the thumbprints and nothing else.
+#[test]
+fn provision_rerun_keeps_the_settings_it_is_not_given() {
+    // A Key Vault reference, AUTHY_API_KEY still in the environment, no
+    // --key-vault: the reference stays.
+    let sb = Sandbox::new("provision-rerun-kv");
+    let out = run(provision(&sb)
+        .env("AZ_STUB_APP_COUNT", "1")
+        .env("AZ_STUB_PLAN_COUNT", "1")
+        .env("AZ_STUB_KEY_STATE", "1|1"));
+    out.assert_ok()
+        .assert_stderr("keeping that reference and ignoring AUTHY_API_KEY");
+    let calls = sb.az_calls();
+    assert_in_order(
+        &calls,
+        &[
+            "az functionapp list --resource-group rg",
+            "az functionapp config appsettings list --name app --resource-group rg --query",
+            "az group create",
+            "appsettings set",
+        ],
+    );
+    assert_no_call(&calls, "functionapp create");
+    let settings = sb.az_file_after("appsettings set");
+    assert!(
+        settings.contains(&format!(r#""CLIENT_CERT_THUMBPRINTS": "{THUMBPRINT}""#)),
+        "{settings}"
+    );
+    for absent in ["AUTHY_API_KEY", "APPROVAL_WAIT_SECONDS", AUTHY_KEY] {
+        assert!(!settings.contains(absent), "{absent}: {settings}");
+    }
+
+    // A plain key and no AUTHY_API_KEY: the key stays.
+    let sb = Sandbox::new("provision-rerun-plain");
+    run(provision(&sb)
+        .env_remove("AUTHY_API_KEY")
+        .env("AZ_STUB_APP_COUNT", "1")
+        .env("AZ_STUB_PLAN_COUNT", "1")
+        .env("AZ_STUB_KEY_STATE", "1|0"))
+    .assert_ok()
+    .assert_stderr("keeping the app's current AUTHY_API_KEY");
+    let settings = sb.az_file_after("appsettings set");
+    assert!(!settings.contains("AUTHY_API_KEY"), "{settings}");
+    assert!(!settings.contains("APPROVAL_WAIT_SECONDS"), "{settings}");
+}
+
+#[test]
+fn provision_stops_when_tls_or_ftps_were_not_applied() {
+    let sb = Sandbox::new("provision-tls");
+    run(provision(&sb).env("AZ_STUB_SITE_CONFIG", "1.0|AllAllowed"))
+        .assert_failed()
+        .assert_stderr("minTlsVersion=1.0 ftpsState=AllAllowed");
+    let sb = Sandbox::new("provision-tls13");
+    run(provision(&sb).env("AZ_STUB_SITE_CONFIG", "1.3|Disabled")).assert_ok();
 }
 
 // ---------------------------------------------------------------------------
@@ -797,6 +964,95 @@ fn upload_policies_in_chain_order() {
     assert!(sb
         .az_file_after(&format!("policies/{EXTENSIONS}/"))
         .contains(&format!(r#"PolicyId="{EXTENSIONS}""#)));
+}
+
+/// The folder users pass as --base-dir: the starter pack's
+/// SocialAndLocalAccounts, with its own extensions policy and relying parties
+/// next to Base and Localization.  Those would issue tokens without the Authy
+/// push: only Base and Localization may be taken from it.
+#[test]
+fn upload_policies_takes_only_base_and_localization_from_base_dir() {
+    let sb = Sandbox::new("policies-starter");
+    write_policies(&sb, "rendered");
+    // PolicyIds are case-insensitive in B2C.
+    sb.write(
+        "base/y_localization.xml",
+        &policy_xml(&LOCALIZATION.to_lowercase(), Some(BASE), TENANT),
+    );
+    sb.write(
+        "base/TrustFrameworkExtensions.xml",
+        &policy_xml(EXTENSIONS, Some(LOCALIZATION), TENANT),
+    );
+    sb.write(
+        "base/SignUpOrSignin.xml",
+        &policy_xml("B2C_1A_signup_signin", Some(EXTENSIONS), TENANT),
+    );
+    sb.write(
+        "base/PasswordReset.xml",
+        &policy_xml("B2C_1A_PasswordReset", Some(EXTENSIONS), TENANT),
+    );
+    sb.write("base/notes.xml", "<not-a-policy/>");
+    let out = run(sb.command("upload-policies.sh").args([
+        "--policies-dir",
+        "rendered",
+        "--base-dir",
+        "base",
+    ]));
+    out.assert_ok()
+        .assert_stderr("--base-dir: ignoring 4 file(s)")
+        .assert_stderr("TrustFrameworkExtensions.xml (PolicyId B2C_1A_TrustFrameworkExtensions)")
+        .assert_stderr("SignUpOrSignin.xml (PolicyId B2C_1A_signup_signin)")
+        .assert_stderr("PasswordReset.xml (PolicyId B2C_1A_PasswordReset)")
+        .assert_stderr("notes.xml (root element is not TrustFrameworkPolicy)")
+        .assert_stderr("uploaded 5 policies");
+    let calls = sb.az_calls();
+    let puts: Vec<&String> = calls
+        .iter()
+        .filter(|c| c.starts_with("az rest --method put"))
+        .collect();
+    let expected = [
+        put_call(BASE, Path::new("base/z_base.xml")),
+        put_call(
+            &LOCALIZATION.to_lowercase(),
+            Path::new("base/y_localization.xml"),
+        ),
+        put_call(EXTENSIONS, Path::new("rendered/c_extensions.xml")),
+        put_call("B2C_1A_ProfileEdit", Path::new("rendered/b_profile.xml")),
+        put_call("B2C_1A_signup_signin", Path::new("rendered/a_signup.xml")),
+    ];
+    assert_eq!(puts.len(), expected.len(), "{calls:?}");
+    for (call, want) in puts.iter().zip(&expected) {
+        assert!(
+            call.starts_with(want.as_str()),
+            "\n got: {call}\nwant: {want}"
+        );
+    }
+    assert_no_call(&calls, "PasswordReset");
+}
+
+#[test]
+fn upload_policies_needs_base_and_localization_in_base_dir() {
+    let sb = Sandbox::new("policies-starter-missing");
+    write_policies(&sb, "rendered");
+    fs::remove_file(sb.path("base/y_localization.xml")).unwrap();
+    sb.write(
+        "base/TrustFrameworkExtensions.xml",
+        &policy_xml(LOCALIZATION, Some(BASE), TENANT).replace(
+            &format!(r#"PolicyId="{LOCALIZATION}""#),
+            &format!(r#"PolicyId="{EXTENSIONS}""#),
+        ),
+    );
+    run(sb.command("upload-policies.sh").args([
+        "--policies-dir",
+        "rendered",
+        "--base-dir",
+        "base",
+    ]))
+    .assert_failed()
+    .assert_stderr(&format!(
+        "--base-dir base has no file with PolicyId {LOCALIZATION}"
+    ));
+    assert!(sb.az_calls().is_empty(), "{:?}", sb.az_calls());
 }
 
 #[test]
@@ -1151,6 +1407,89 @@ fn client_cert_re_exports_an_existing_pfx() {
     ]))
     .assert_failed()
     .assert_stderr("set PFX_PASSWORD");
+}
+
+/// A PFX as older tools and many CAs export it: certificates encrypted with
+/// RC2-40, which OpenSSL 3 reads only with -legacy.
+#[test]
+fn client_cert_re_exports_a_legacy_rc2_pfx() {
+    let sb = Sandbox::new("cert-legacy");
+    let (key, cert, pfx) = (
+        sb.path("issued.key"),
+        sb.path("issued.pem"),
+        sb.path("issued.pfx"),
+    );
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=issued-by-ca",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-out",
+        cert.to_str().unwrap(),
+    ]);
+    let export = |legacy: bool| {
+        let mut cmd = Command::new("openssl");
+        cmd.args(["pkcs12", "-export"]);
+        if legacy {
+            cmd.arg("-legacy");
+        }
+        cmd.arg("-in")
+            .arg(&cert)
+            .arg("-inkey")
+            .arg(&key)
+            .arg("-out")
+            .arg(&pfx)
+            .args(["-passout", "pass:legacy-pw"]);
+        cmd.status().is_ok_and(|s| s.success())
+    };
+    // OpenSSL 3: -legacy; OpenSSL 1.1 has no -legacy and uses RC2-40 anyway.
+    assert!(
+        export(true) || export(false),
+        "could not export a legacy PFX"
+    );
+    let info = pfx_info(&pfx, "pass:legacy-pw");
+    assert!(info.contains("RC2"), "not an RC2 PFX:\n{info}");
+
+    let out = run(sb
+        .command("client-cert.sh")
+        .args(["--out-dir", "out", "--pfx", "issued.pfx"])
+        .env("PFX_PASSWORD", "legacy-pw"));
+    out.assert_ok();
+    assert_eq!(out.stdout.trim(), sha1_thumbprint(&cert));
+    let info = pfx_info(&sb.path("out/b2c-authy-client.pfx"), "pass:legacy-pw");
+    assert_eq!(
+        info.matches("pbeWithSHA1And3-KeyTripleDES-CBC").count(),
+        2,
+        "{info}"
+    );
+    assert!(!info.contains("RC2"), "{info}");
+
+    // A wrong password: a clear message, and no empty folder left behind.
+    run(sb
+        .command("client-cert.sh")
+        .args(["--out-dir", "fresh", "--pfx", "issued.pfx"])
+        .env("PFX_PASSWORD", "wrong"))
+    .assert_failed()
+    .assert_stderr("could not read issued.pfx, also not with openssl -legacy: wrong PFX_PASSWORD");
+    assert!(!sb.path("fresh").exists(), "the out-dir was left behind");
+}
+
+/// `openssl pkcs12 -info` output, stdout and stderr.  It names the
+/// encryption of each bag even where OpenSSL 3 cannot decrypt it (RC2).
+fn pfx_info(pfx: &Path, pass: &str) -> String {
+    let out = Command::new("openssl")
+        .args(["pkcs12", "-info", "-noout", "-passin", pass, "-in"])
+        .arg(pfx)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
 #[test]
