@@ -54,23 +54,7 @@ const APPROVED_AUTHY_ID: &str = "14255550100";
 
 /// The handler's settings the harness sets or clears, so the caller's environment cannot
 /// change a measurement.
-const HANDLER_SETTINGS: &[&str] = &[
-    "AUTHY_API_KEY",
-    "AUTHY_API_URL",
-    "AUTHY_APPROVAL_MESSAGE",
-    "AUTHY_APPROVAL_TTL_SECONDS",
-    "APPROVAL_WAIT_SECONDS",
-    "APPROVAL_POLL_INTERVAL_MS",
-    "AUTHY_SIMULATOR",
-    "FUNCTIONS_CUSTOMHANDLER_PORT",
-    "CLIENT_CERT_MODE",
-    "CLIENT_CERT_THUMBPRINTS",
-    "CLIENT_CERT_SUBJECT",
-    "CLIENT_CERT_ISSUER",
-    "CLIENT_CERT_CA",
-    "RUST_LOG",
-    "WEBSITE_INSTANCE_ID",
-];
+const HANDLER_SETTINGS: &[&str] = b2c_authy::config::SETTING_NAMES;
 
 /// Targets of issue 6.
 const RATIO_TARGET: f64 = 0.6;

@@ -36,6 +36,26 @@ pub const MIN_POLL_INTERVAL_MS: u64 = 250;
 /// Where the Authy API lives unless `AUTHY_API_URL` says otherwise.
 pub const DEFAULT_AUTHY_API_URL: &str = "https://api.authy.com";
 
+/// Every environment variable the handler reads: its settings, plus `WEBSITE_INSTANCE_ID`
+/// (set by App Service) and `RUST_LOG` (read by [`crate::logging`]).
+pub const SETTING_NAMES: &[&str] = &[
+    "AUTHY_API_KEY",
+    "AUTHY_API_URL",
+    "AUTHY_APPROVAL_MESSAGE",
+    "AUTHY_APPROVAL_TTL_SECONDS",
+    "APPROVAL_WAIT_SECONDS",
+    "APPROVAL_POLL_INTERVAL_MS",
+    "AUTHY_SIMULATOR",
+    "FUNCTIONS_CUSTOMHANDLER_PORT",
+    "CLIENT_CERT_MODE",
+    "CLIENT_CERT_THUMBPRINTS",
+    "CLIENT_CERT_SUBJECT",
+    "CLIENT_CERT_ISSUER",
+    "CLIENT_CERT_CA",
+    "RUST_LOG",
+    "WEBSITE_INSTANCE_ID",
+];
+
 /// Whether the Authy API is real or the built-in simulator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthyBackend {
@@ -297,6 +317,26 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn setting_names_lists_every_setting_read() {
+        let read = std::cell::RefCell::new(Vec::new());
+        let _ = Config::from_lookup(|name| {
+            read.borrow_mut().push(name.to_owned());
+            None
+        });
+        for name in read.borrow().iter() {
+            assert!(
+                SETTING_NAMES.contains(&name.as_str()),
+                "{name} is not in SETTING_NAMES"
+            );
+        }
+        assert_eq!(
+            read.borrow().len() + 1,
+            SETTING_NAMES.len(),
+            "RUST_LOG is read by logging"
+        );
     }
 
     #[test]
