@@ -97,15 +97,7 @@ async fn without_a_certificate_every_function_path_is_403_whatever_the_method() 
 
 #[tokio::test]
 async fn a_half_sent_request_does_not_hold_up_shutdown() {
-    let sim = common::spawn_simulator(Duration::from_secs(2), "k").await;
-    let (_, thumbprint) = common::client_cert("b2c.example");
-    let handler = HandlerProcess::start(&[
-        ("AUTHY_API_URL", &sim),
-        ("AUTHY_API_KEY", "k"),
-        ("CLIENT_CERT_THUMBPRINTS", &thumbprint),
-        ("APPROVAL_WAIT_SECONDS", "2"),
-    ])
-    .await;
+    let (handler, _cert) = HandlerProcess::with_simulator(Duration::from_secs(2), "k", "2").await;
     let address = handler.base.trim_start_matches("http://").to_owned();
     let mut stream = TcpStream::connect(&address).await.unwrap();
     stream

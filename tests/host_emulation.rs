@@ -14,16 +14,8 @@ const KEY: &str = "host-emulation-secret-key-9d2a";
 
 #[tokio::test]
 async fn the_host_starts_probes_forwards_and_stops_the_handler() {
-    let sim = common::spawn_simulator(Duration::from_millis(500), KEY).await;
-    let (cert, thumbprint) = common::client_cert("b2c.host.example");
-    let handler = HandlerProcess::start(&[
-        ("AUTHY_API_URL", &sim),
-        ("AUTHY_API_KEY", KEY),
-        ("CLIENT_CERT_THUMBPRINTS", &thumbprint),
-        ("APPROVAL_WAIT_SECONDS", "2"),
-        ("APPROVAL_POLL_INTERVAL_MS", "250"),
-    ])
-    .await;
+    let (handler, cert) =
+        HandlerProcess::with_simulator(Duration::from_millis(500), KEY, "2").await;
     let client = reqwest::Client::builder()
         .timeout(common::CLIENT_TIMEOUT)
         .build()

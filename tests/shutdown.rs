@@ -11,16 +11,8 @@ use serde_json::json;
 
 #[tokio::test]
 async fn sigterm_during_held_waits_answers_every_one_then_exits_0() {
-    let sim = common::spawn_simulator(Duration::from_millis(1500), "shutdown-key").await;
-    let (cert, thumbprint) = common::client_cert("b2c.shutdown.example");
-    let handler = HandlerProcess::start(&[
-        ("AUTHY_API_URL", &sim),
-        ("AUTHY_API_KEY", "shutdown-key"),
-        ("CLIENT_CERT_THUMBPRINTS", &thumbprint),
-        ("APPROVAL_WAIT_SECONDS", "3"),
-        ("APPROVAL_POLL_INTERVAL_MS", "250"),
-    ])
-    .await;
+    let (handler, cert) =
+        HandlerProcess::with_simulator(Duration::from_millis(1500), "shutdown-key", "3").await;
     let client = reqwest::Client::builder()
         .timeout(common::CLIENT_TIMEOUT)
         .build()

@@ -5,56 +5,50 @@ mod common;
 
 use std::time::Duration;
 
+use b2c_authy::authy::{AuthyClient, NewApprovalRequest};
+use b2c_authy::domain::{ApprovalRequestId, AuthyId};
+use secrecy::SecretString;
 use serde_json::Value;
+
+/// Timeout of each simulator call.
+const T: Duration = Duration::from_secs(2);
 
 async fn simulator(approve_after: Duration) -> String {
     common::spawn_simulator(approve_after, "k").await
 }
 
-async fn push(base: &str, authy_id: &str, seconds_to_expire: &str) -> String {
-    let answer: Value = reqwest::Client::new()
-        .post(format!(
-            "{base}/onetouch/json/users/{authy_id}/approval_requests"
-        ))
-        .header("X-Authy-API-Key", "k")
-        .form(&[
-            ("message", "Sign-in request"),
-            ("seconds_to_expire", seconds_to_expire),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    answer["approval_request"]["uuid"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+/// The project's own Authy client, pointed at the simulator.
+fn authy(base: &str) -> AuthyClient {
+    AuthyClient::new(base.parse().unwrap(), SecretString::from("k")).unwrap()
 }
 
-async fn status(base: &str, uuid: &str) -> String {
-    let answer: Value = reqwest::Client::new()
-        .get(format!("{base}/onetouch/json/approval_requests/{uuid}"))
-        .header("X-Authy-API-Key", "k")
-        .send()
+async fn push(base: &str, authy_id: &str, seconds_to_expire: u64) -> ApprovalRequestId {
+    let request = NewApprovalRequest {
+        message: "Sign-in request".into(),
+        seconds_to_expire,
+        ..Default::default()
+    };
+    authy(base)
+        .create_approval_request(&AuthyId::parse(authy_id).unwrap(), &request, T)
         .await
         .unwrap()
-        .json()
+}
+
+async fn status(base: &str, id: &ApprovalRequestId) -> &'static str {
+    authy(base)
+        .approval_request_status(id, T)
         .await
-        .unwrap();
-    answer["approval_request"]["status"]
+        .unwrap()
+        .status
         .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 #[tokio::test]
 async fn answered_requests_stay_final_and_unanswered_ones_expire() {
     let base = simulator(Duration::from_millis(200)).await;
-    let approved = push(&base, "14255550100", "1").await;
-    let denied = push(&base, "14255550101", "1").await;
-    let never = push(&base, "14255550103", "1").await;
+    let approved = push(&base, "14255550100", 1).await;
+    let denied = push(&base, "14255550101", 1).await;
+    let never = push(&base, "14255550103", 1).await;
     assert_eq!(status(&base, &approved).await, "pending");
     tokio::time::sleep(Duration::from_millis(1300)).await;
     assert_eq!(
@@ -69,7 +63,7 @@ async fn answered_requests_stay_final_and_unanswered_ones_expire() {
 #[tokio::test]
 async fn a_huge_seconds_to_expire_is_capped_not_a_crash() {
     let base = simulator(Duration::from_millis(10)).await;
-    let id = push(&base, "14255550100", &u64::MAX.to_string()).await;
+    let id = push(&base, "14255550100", u64::MAX).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(status(&base, &id).await, "approved");
 }

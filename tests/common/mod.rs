@@ -191,6 +191,28 @@ pub struct HandlerProcess {
 }
 
 impl HandlerProcess {
+    /// Starts a simulator (answering after `approve_after`, accepting `api_key`) and the
+    /// handler against it, with an accepted client certificate and `APPROVAL_WAIT_SECONDS` =
+    /// `wait_seconds`, polling every 250 ms. Returns the handler and the certificate (base64
+    /// DER, the `X-ARR-ClientCert` value).
+    pub async fn with_simulator(
+        approve_after: Duration,
+        api_key: &str,
+        wait_seconds: &str,
+    ) -> (Self, String) {
+        let sim = spawn_simulator(approve_after, api_key).await;
+        let (cert, thumbprint) = client_cert("b2c.handler-process.example");
+        let handler = Self::start(&[
+            ("AUTHY_API_URL", &sim),
+            ("AUTHY_API_KEY", api_key),
+            ("CLIENT_CERT_THUMBPRINTS", &thumbprint),
+            ("APPROVAL_WAIT_SECONDS", wait_seconds),
+            ("APPROVAL_POLL_INTERVAL_MS", "250"),
+        ])
+        .await;
+        (handler, cert)
+    }
+
     /// Starts the handler with exactly `env` (plus a free port) and waits for `GET /`.
     pub async fn start(env: &[(&str, &str)]) -> Self {
         use tokio::io::AsyncReadExt;
