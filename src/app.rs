@@ -302,8 +302,9 @@ pub async fn run(
     Ok(())
 }
 
-/// A started application: bound listener, router, and the embedded simulator if any.
-/// Tests build one on port 0 and read [`Application::address`].
+/// A started application: the bound listener and the router (an embedded simulator, when
+/// configured, already runs in a task of its own). Tests build one on port 0 and read
+/// [`Application::address`].
 pub struct Application {
     listener: TcpListener,
     router: Router,

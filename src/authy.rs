@@ -200,7 +200,8 @@ impl std::fmt::Debug for AuthyClient {
 
 impl AuthyClient {
     /// A client for the Authy API at `base_url` (a trailing path is kept: `http://h/x` sends
-    /// `http://h/x/protected/...`).
+    /// `http://h/x/protected/...`). The key is kept only as the client's default
+    /// `X-Authy-API-Key` header, marked sensitive so it is never printed.
     ///
     /// # Errors
     /// When the TLS stack cannot be initialised, or the key is not a valid header value.
