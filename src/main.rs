@@ -222,7 +222,7 @@ fn print_demo(address: &str, cert: &DemoClientCert, header_file: &std::path::Pat
     println!(
         r#"
 Demo: the custom handler with the built-in Authy simulator (no push reaches a phone).
-Any other phone number is approved 2 s after the push. Simulator triggers (last 4 digits):
+A phone number is approved 2 s after the push, unless it ends in a trigger (last 4 digits):
 {triggers}
 Client certificates are checked as in Azure: the calls below send an ephemeral demo
 certificate (thumbprint {thumbprint}) in X-ARR-ClientCert, from {header}.
