@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, Uri};
+use axum::http::{HeaderValue, Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -73,13 +73,17 @@ pub fn app(state: FunctionsState, budget: Duration, client_cert: Arc<ClientCertP
         .route("/api/WaitForAuthyApproval", post(wait_for_authy_approval))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
-    Router::new()
+    let routes = Router::new()
         .route("/", get(status))
         .merge(functions)
         .fallback(|| async { ApiError::NotFound })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        // Before routing decides anything (404, 405) and before any body is read, so a caller
-        // without an accepted certificate learns nothing about the routes.
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+    // The routes sit behind a router of their own, as its fallback, so that the layers below
+    // run before routing decides anything (404, 405 with its `Allow` header) and before any
+    // body is read: a caller without an accepted certificate learns nothing about the routes.
+    // (`Router::layer` alone wraps each route, after the method is matched.)
+    Router::new()
+        .fallback_service(routes)
         .layer(middleware::from_fn_with_state(
             client_cert,
             client_certificate_gate,
@@ -93,14 +97,16 @@ pub fn app(state: FunctionsState, budget: Duration, client_cert: Arc<ClientCertP
         .layer(middleware::from_fn_with_state(budget, invocation))
 }
 
-/// [`require_client_certificate`] on every path but `/`, which the host probes for
-/// readiness without a certificate.
+/// [`require_client_certificate`] on every request but `GET /` and `HEAD /`, with which the
+/// host probes for readiness without a certificate. Any other method on `/` needs a
+/// certificate too, so that a caller without one never learns which methods exist (405).
 async fn client_certificate_gate(
     State(policy): State<Arc<ClientCertPolicy>>,
     request: Request,
     next: Next,
 ) -> Response {
-    if request.uri().path() == "/" {
+    let probe = matches!(*request.method(), Method::GET | Method::HEAD);
+    if probe && request.uri().path() == "/" {
         return next.run(request).await;
     }
     require_client_certificate(State(policy), request, next).await
@@ -115,15 +121,17 @@ async fn status() -> Json<serde_json::Value> {
     }))
 }
 
-/// Rewrites `/api/register` (any casing) to the canonical `/api/Register`: the Functions
-/// host forwards the caller's path in the caller's casing, and its routes are
-/// case-insensitive. The query string (`code=...`) is kept.
+/// Rewrites `/api/register` and `/api/register/` (any casing, one trailing slash) to the
+/// canonical `/api/Register`: the Functions host forwards the caller's path as the caller
+/// wrote it, and its routes match case-insensitively and with a trailing slash (ASP.NET
+/// Core routing). The query string (`code=...`) is kept.
 pub fn canonical_path(mut request: Request) -> Request {
     let path = request.uri().path();
     let canonical = path
         .get(..5)
         .filter(|prefix| prefix.eq_ignore_ascii_case("/api/"))
         .and_then(|_| path.get(5..))
+        .map(|name| name.strip_suffix('/').unwrap_or(name))
         .and_then(|name| FUNCTION_NAMES.iter().find(|f| f.eq_ignore_ascii_case(name)));
     if let Some(name) = canonical {
         let path_and_query = match request.uri().query() {
@@ -154,10 +162,16 @@ fn function_name(path: &str) -> &'static str {
 
 /// The host's invocation id when it is a plausible one (printable ASCII, at most 128
 /// characters), else a new UUID.
+///
+/// The host *appends* its `X-Azure-Functions-InvocationId` to the caller's headers
+/// (azure-functions-host, `Workers/Http/DefaultHttpWorkerService.cs`), so a caller that sent
+/// one too arrives with two values: the last one is the host's, the one its logs carry.
 fn invocation_id(request: &Request) -> String {
     request
         .headers()
-        .get(INVOCATION_ID_HEADER)
+        .get_all(INVOCATION_ID_HEADER)
+        .iter()
+        .next_back()
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)

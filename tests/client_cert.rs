@@ -255,11 +255,31 @@ async fn malformed_missing_and_repeated_headers() {
 }
 
 #[tokio::test]
-async fn readiness_probe_needs_no_certificate() {
+async fn only_the_readiness_probe_needs_no_certificate() {
     let cert = self_signed(leaf_params("b2c.contoso.com"));
     let app = app_with(&[("CLIENT_CERT_THUMBPRINTS", &thumbprint(&cert))]).await;
-    let response = reqwest::get(format!("{}/", app.base)).await.unwrap();
-    assert_eq!(response.status(), 200);
+    let client = reqwest::Client::new();
+    for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+        let response = client
+            .request(method.clone(), format!("{}/", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{method} /");
+    }
+    // Any other method on `/` is refused like every other request, before routing could
+    // answer 405 and name the methods that exist.
+    for method in ["POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE"] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = client
+            .request(method.clone(), format!("{}/", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{method} /");
+        assert!(response.headers().get("allow").is_none(), "{method} /");
+        assert_b2c_error(&response.json().await.unwrap(), "ClientCertificateRejected");
+    }
 }
 
 #[tokio::test]
@@ -279,6 +299,14 @@ async fn every_function_is_behind_the_layer() {
             .unwrap();
         assert_eq!(response.status(), 403, "{function}");
         assert_b2c_error(&response.json().await.unwrap(), "ClientCertificateRejected");
+        // A wrong method is refused the same way: no 405, no `Allow` header naming POST.
+        let response = reqwest::Client::new()
+            .get(format!("{}/api/{function}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "GET {function}");
+        assert!(response.headers().get("allow").is_none(), "GET {function}");
     }
 }
 
