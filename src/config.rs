@@ -13,22 +13,33 @@ use url::Url;
 
 use crate::client_cert::{ClientCertMode, ClientCertPolicy, ClientCertSettings};
 
-/// B2C custom policies abandon a REST call after 30 s and retry it twice, three tries in all,
-/// not configurable (MS docs "api-connectors-overview" and "custom-policy-rest-api-intro",
-/// custom policy view).
-pub const B2C_REST_TIMEOUT_SECONDS: u64 = 30;
+/// Seconds B2C custom policies give one REST call before abandoning it; B2C then retries once,
+/// two tries in all, and the limit is not configurable. Since April 2025: MS docs
+/// "api-connectors-overview" ("The default timeout is 10 seconds for custom policies and 5
+/// seconds for user flows. The default retry count is one"), changed by MicrosoftDocs/azure-docs
+/// pull requests #126324 (30 s and three tries → 10 s and two) and #126864. The page
+/// "custom-policy-rest-api-intro" and older threads still say 30 s and two retries: stale.
+pub const B2C_REST_TIMEOUT_SECONDS: u64 = 10;
+
+/// How many times B2C tries one REST call: the first try and one retry (see
+/// [`B2C_REST_TIMEOUT_SECONDS`] for the source).
+pub const B2C_REST_TRIES: u32 = 2;
 
 /// Default of `APPROVAL_WAIT_SECONDS`: short enough that the user sees the "approve, then
-/// select Continue" page quickly and that a call never comes near [`B2C_REST_TIMEOUT_SECONDS`].
+/// select Continue" page quickly and that a call stays 3 s clear of
+/// [`B2C_REST_TIMEOUT_SECONDS`] for the network between B2C and the Function App and the
+/// Functions host's own forwarding.
 pub const DEFAULT_APPROVAL_WAIT_SECONDS: u64 = 7;
 
-/// Above this many seconds of budget, a cold start or a slow network can push a call past
-/// B2C's 30 s timeout, and B2C's retry would then run it again: warn.
-pub const WAIT_WARNING_ABOVE_SECONDS: u64 = 20;
-
-/// Largest accepted `APPROVAL_WAIT_SECONDS`: 5 s below B2C's 30 s timeout. host.json's
+/// Largest accepted `APPROVAL_WAIT_SECONDS`, in seconds: 2 s below B2C's 10 s REST timeout
+/// ([`B2C_REST_TIMEOUT_SECONDS`]), kept for the network and the Functions host's forwarding.
+/// `deploy/provision.sh` refuses the same range (a test ties the two). host.json's
 /// `functionTimeout` (2 minutes) stays above it.
-pub const MAX_APPROVAL_WAIT_SECONDS: u64 = 25;
+pub const MAX_APPROVAL_WAIT_SECONDS: u64 = 8;
+
+/// Default of `AUTHY_APPROVAL_TTL_SECONDS`: the approval request's lifetime at Authy, in
+/// seconds (the two minutes of the classic single-call design).
+pub const DEFAULT_APPROVAL_TTL_SECONDS: u64 = 120;
 
 /// Smallest accepted `APPROVAL_POLL_INTERVAL_MS`, to stay clear of Authy's rate limits.
 pub const MIN_POLL_INTERVAL_MS: u64 = 250;
@@ -187,52 +198,57 @@ impl Config {
             errors.push("AUTHY_APPROVAL_MESSAGE: at most 200 characters".into());
         }
 
-        let mut number =
-            |name: &str, default: u64, range: std::ops::RangeInclusive<u64>, what: &str| -> u64 {
-                match get(name) {
-                    None => default,
-                    Some(v) => match v.parse::<u64>() {
-                        Ok(n) if range.contains(&n) => n,
-                        _ => {
-                            errors.push(format!(
-                                "{name}: '{v}' is not {what} from {} to {}",
-                                range.start(),
-                                range.end()
-                            ));
-                            default
-                        }
-                    },
-                }
-            };
+        let mut number = |name: &str,
+                          default: u64,
+                          range: std::ops::RangeInclusive<u64>,
+                          what: &str,
+                          why: &str|
+         -> u64 {
+            match get(name) {
+                None => default,
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) if range.contains(&n) => n,
+                    _ => {
+                        errors.push(format!(
+                            "{name}: '{v}' is not {what} from {} to {}{why}",
+                            range.start(),
+                            range.end()
+                        ));
+                        default
+                    }
+                },
+            }
+        };
         let ttl = number(
             "AUTHY_APPROVAL_TTL_SECONDS",
-            120,
+            DEFAULT_APPROVAL_TTL_SECONDS,
             10..=86_400,
             "a whole number of seconds",
+            "",
         );
         let wait = number(
             "APPROVAL_WAIT_SECONDS",
             DEFAULT_APPROVAL_WAIT_SECONDS,
             1..=MAX_APPROVAL_WAIT_SECONDS,
             "a whole number of seconds",
+            &format!(
+                ": B2C custom policies abandon a REST call after {B2C_REST_TIMEOUT_SECONDS} s and retry it once (MS docs \"api-connectors-overview\", since April 2025), so every call must answer well inside {B2C_REST_TIMEOUT_SECONDS} s"
+            ),
         );
         let poll = number(
             "APPROVAL_POLL_INTERVAL_MS",
             1000,
             MIN_POLL_INTERVAL_MS..=60_000,
             "a whole number of milliseconds",
+            "",
         );
         let port = number(
             "FUNCTIONS_CUSTOMHANDLER_PORT",
             7071,
             0..=65_535,
             "a port number",
+            "",
         );
-        if wait > WAIT_WARNING_ABOVE_SECONDS {
-            warnings.push(format!(
-                "APPROVAL_WAIT_SECONDS={wait} is above {WAIT_WARNING_ABOVE_SECONDS}: B2C abandons a REST call after {B2C_REST_TIMEOUT_SECONDS} s and retries it, so a cold start or a slow network can make B2C call twice"
-            ));
-        }
         if authy_backend == AuthyBackend::EmbeddedSimulator {
             warnings.push("AUTHY_SIMULATOR=embedded: pushes go to the built-in Authy simulator, not to Authy; never use this for real sign-ins".into());
         }
@@ -373,28 +389,29 @@ mod tests {
     }
 
     #[test]
-    fn warns_near_the_b2c_timeout_and_refuses_the_simulator_in_azure() {
+    fn refuses_waits_b2c_would_time_out_and_the_simulator_in_azure() {
         let c = config(&[
             ("AUTHY_API_KEY", "k"),
-            ("APPROVAL_WAIT_SECONDS", "21"),
+            ("APPROVAL_WAIT_SECONDS", "8"),
             ("CLIENT_CERT_THUMBPRINTS", TP),
         ])
         .unwrap();
-        assert!(c.warnings[0].contains("after 30 s"), "{:?}", c.warnings);
-        let c = config(&[
-            ("AUTHY_API_KEY", "k"),
-            ("APPROVAL_WAIT_SECONDS", "20"),
-            ("CLIENT_CERT_THUMBPRINTS", TP),
-        ])
-        .unwrap();
-        assert!(c.warnings.is_empty());
-        let e = config(&[
-            ("AUTHY_API_KEY", "k"),
-            ("APPROVAL_WAIT_SECONDS", "26"),
-            ("CLIENT_CERT_THUMBPRINTS", TP),
-        ])
-        .unwrap_err();
-        assert!(e.to_string().contains("from 1 to 25"), "{e}");
+        assert_eq!(c.approval_wait, Duration::from_secs(8));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        for too_long in ["9", "20", "25"] {
+            let e = config(&[
+                ("AUTHY_API_KEY", "k"),
+                ("APPROVAL_WAIT_SECONDS", too_long),
+                ("CLIENT_CERT_THUMBPRINTS", TP),
+            ])
+            .unwrap_err();
+            let line =
+                e.0.iter()
+                    .find(|l| l.starts_with("APPROVAL_WAIT_SECONDS:"))
+                    .unwrap_or_else(|| panic!("no APPROVAL_WAIT_SECONDS line in {e}"));
+            assert!(line.contains("from 1 to 8"), "{line}");
+            assert!(line.contains("after 10 s and retry it once"), "{line}");
+        }
         let e = config(&[
             (
                 "AUTHY_API_KEY",

@@ -207,30 +207,157 @@ async fn upstream_faults_become_clear_409s_inside_the_budget() {
     assert_b2c_error(&body, "AuthyRejected");
 }
 
+/// Calls a function the way a B2C REST technical profile does: the client gives up after
+/// B2C's 10 s and tries once more, two tries in all (`B2C_REST_TIMEOUT_SECONDS`,
+/// `B2C_REST_TRIES`; MS docs "api-connectors-overview", since April 2025). Returns the answer
+/// and how many tries timed out.
+async fn b2c_call(
+    app: &common::TestApp,
+    function: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value, u32) {
+    let mut timed_out = 0;
+    for _ in 0..b2c_authy::config::B2C_REST_TRIES {
+        let sent = app
+            .client
+            .post(format!("{}/api/{function}", app.base))
+            .json(body)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) if e.is_timeout() => {
+                timed_out += 1;
+                continue;
+            }
+            Err(e) => panic!("{function}: {e}"),
+        };
+        let status = response.status().as_u16();
+        match response.json().await {
+            Ok(json) => return (status, json, timed_out),
+            Err(e) if e.is_timeout() => timed_out += 1,
+            Err(e) => panic!("{function}: {e}"),
+        }
+    }
+    panic!("{function}: B2C would have shown its timeout error: both tries took over 10 s");
+}
+
+/// Starts a simulator behind a counter of approval requests created (pushes sent), and a
+/// handler against it.
+async fn spawn_app_counting_pushes(
+    approve_after: Duration,
+) -> (
+    common::TestApp,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let pushes = Arc::new(AtomicUsize::new(0));
+    let counter = pushes.clone();
+    let simulator = b2c_authy::simulator::router(b2c_authy::simulator::SimulatorConfig {
+        approve_after,
+        api_key: Some(common::TEST_API_KEY.into()),
+        ..Default::default()
+    })
+    .layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            if request.method() == axum::http::Method::POST
+                && request.uri().path().ends_with("/approval_requests")
+            {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+            next.run(request)
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, simulator).await });
+    (common::spawn_app_against(&url, &[]).await, pushes)
+}
+
 #[tokio::test]
-async fn a_b2c_client_never_times_out_against_any_simulator_mode() {
-    // Default budget (7 s): every mode, hangs included, answers within 10 s, a third of B2C's
-    // 30 s REST timeout.
-    let app = spawn_app(Duration::from_secs(1), &[]).await;
-    let mut calls = tokio::task::JoinSet::new();
+async fn a_b2c_client_never_times_out_and_never_causes_a_second_push() {
+    use std::sync::atomic::Ordering;
+    // Default budget (7 s), B2C's client (10 s, one retry): every Authy behaviour of the
+    // simulator, hangs included, gets its answer on the first try, for all three functions.
+    let (app, pushes) = spawn_app_counting_pushes(Duration::from_secs(1)).await;
+    let mut journeys = tokio::task::JoinSet::new();
     for suffix in [
         "0100", "0101", "0102", "0103", "0104", "0105", "0106", "0107", "0108", "0110", "0111",
-        "0112",
+        "0112", "0113",
     ] {
         let app = app.clone();
-        calls.spawn(async move {
-            // `call` panics if the client's 10 s timeout fires.
-            app.call(
-                "WaitForAuthyApproval",
-                json!({"authyId": format!("1425555{suffix}")}),
+        journeys.spawn(async move {
+            let phone = format!("+1 425 555 {suffix}");
+            let (status, body, timeouts) = b2c_call(
+                &app,
+                "Register",
+                &json!({"email": "dave@example.com", "phoneNumber": phone}),
             )
-            .await
+            .await;
+            assert_eq!(timeouts, 0, "{phone}: Register timed out at B2C");
+            if status != 200 {
+                assert_eq!(status, 409, "{phone}: {body}");
+                return;
+            }
+            let authy_id = body["authyId"].as_str().unwrap().to_owned();
+            let (status, body, timeouts) =
+                b2c_call(&app, "CreateApprovalRequest", &json!({"authyId": authy_id})).await;
+            assert_eq!(
+                timeouts, 0,
+                "{phone}: CreateApprovalRequest timed out at B2C"
+            );
+            if status != 200 {
+                assert_eq!(status, 409, "{phone}: {body}");
+                return;
+            }
+            let id = body["approvalRequestId"].as_str().unwrap().to_owned();
+            let (status, body, timeouts) = b2c_call(
+                &app,
+                "WaitForAuthyApproval",
+                &json!({"authyId": authy_id, "approvalRequestId": id}),
+            )
+            .await;
+            assert_eq!(
+                timeouts, 0,
+                "{phone}: WaitForAuthyApproval timed out at B2C"
+            );
+            assert!(status == 200 || status == 409, "{phone}: {status}: {body}");
         });
     }
-    while let Some(result) = calls.join_next().await {
-        let (status, body) = result.expect("no call timed out");
-        assert!(status == 200 || status == 409, "{status}: {body}");
+    while let Some(result) = journeys.join_next().await {
+        result.expect("no journey failed");
     }
+    // One push per CreateApprovalRequest that reached Authy: Register refused 0113, so twelve.
+    assert_eq!(pushes.load(Ordering::SeqCst), 12);
+
+    // B2C abandons a WaitForAuthyApproval (here after 1 s, as if the network had stalled) and
+    // retries it with the same claims: the retry resumes the same approval request and sends
+    // no second push.
+    let before = pushes.load(Ordering::SeqCst);
+    let (authy_id, id) = app.enrol_and_push("+1 425 555 0103").await;
+    assert_eq!(pushes.load(Ordering::SeqCst), before + 1);
+    let claims = json!({"authyId": authy_id, "approvalRequestId": id});
+    let abandoned = app
+        .client
+        .post(format!("{}/api/WaitForAuthyApproval", app.base))
+        .timeout(Duration::from_secs(1))
+        .json(&claims)
+        .send()
+        .await;
+    assert!(
+        abandoned.is_err_and(|e| e.is_timeout()),
+        "the first try was abandoned"
+    );
+    let (status, body, timeouts) = b2c_call(&app, "WaitForAuthyApproval", &claims).await;
+    assert_eq!(timeouts, 0);
+    assert_eq!(status, 409, "{body}");
+    assert_b2c_error(&body, "ApprovalPending");
+    assert_eq!(
+        pushes.load(Ordering::SeqCst),
+        before + 1,
+        "a retried WaitForAuthyApproval sent a second push"
+    );
 }
 
 #[tokio::test]
@@ -246,6 +373,25 @@ async fn paths_match_in_any_casing_and_keep_the_query_string() {
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["authyId"], "442079460958");
+    // The Functions host's routes also match with a trailing slash: so does the handler.
+    let response = app
+        .client
+        .post(format!("{}/api/Register/?code=abc", app.base))
+        .json(&json!({"signInName": "carol@example.com", "phoneNumber": "+44 20 7946 0958"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    for not_a_function in ["/api/Register//", "/api/Registe/", "/api//Register"] {
+        let response = app
+            .client
+            .post(format!("{}{not_a_function}", app.base))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{not_a_function}");
+    }
 }
 
 #[tokio::test]
@@ -280,6 +426,23 @@ async fn the_invocation_id_is_echoed_as_request_id() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_b2c_error(&body, "MissingClaim");
     assert_eq!(body["requestId"], "inv-123");
+
+    // The host appends its own invocation id to a caller's: the last value is the host's.
+    let response = app
+        .client
+        .post(format!("{}/api/Register", app.base))
+        .header("X-Azure-Functions-InvocationId", "from-the-caller")
+        .header("X-Azure-Functions-InvocationId", "from-the-host")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["x-azure-functions-invocationid"],
+        "from-the-host"
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["requestId"], "from-the-host");
 }
 
 #[tokio::test]

@@ -1,6 +1,10 @@
-//! Graceful shutdown: on SIGTERM (App Service scale-in, redeploy) the handler stops accepting,
-//! lets every in-flight invocation finish inside its budget, then exits 0 — no user waiting on
-//! the approval page is cut off.
+//! Graceful shutdown: on SIGTERM the handler stops accepting, lets every in-flight invocation
+//! finish inside its budget, then exits 0 — no user waiting on the approval page is cut off.
+//!
+//! This is for supervisors that send SIGTERM (a container runtime, systemd, a shell). The
+//! Azure Functions host does not: it stops its worker with `Process.Kill()`, SIGKILL
+//! (azure-functions-host, `Workers/ProcessManagement/WorkerProcess.cs`); `host_emulation.rs`
+//! stops the handler that way.
 
 mod common;
 

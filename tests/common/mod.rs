@@ -1,5 +1,5 @@
 //! Shared test helpers: start the Authy simulator and the handler on port 0, and a client
-//! that behaves like B2C (JSON body, client certificate), with a timeout a third of B2C's.
+//! that behaves like B2C (JSON body, client certificate, B2C's 10 s timeout).
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -13,16 +13,18 @@ use serde_json::Value;
 /// The key the test simulator accepts.
 pub const TEST_API_KEY: &str = "test-authy-key-5f1c9e";
 
-/// Every call must answer well inside B2C's 30 s REST timeout
-/// (`b2c_authy::config::B2C_REST_TIMEOUT_SECONDS`): test clients give up after a third of it.
-pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// B2C's REST timeout (`b2c_authy::config::B2C_REST_TIMEOUT_SECONDS`, 10 s since April
+/// 2025): test clients give up after it, as B2C does, so a call that would time out at B2C
+/// fails the test.
+pub const CLIENT_TIMEOUT: Duration =
+    Duration::from_secs(b2c_authy::config::B2C_REST_TIMEOUT_SECONDS);
 
 /// A running handler.
 #[derive(Clone)]
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`.
     pub base: String,
-    /// A client with a 10 s timeout ([`CLIENT_TIMEOUT`]) that sends an accepted client certificate in
+    /// A client with B2C's 10 s timeout ([`CLIENT_TIMEOUT`]) that sends an accepted client certificate in
     /// `X-ARR-ClientCert` with every request, as App Service forwards B2C's.
     pub client: reqwest::Client,
     /// The accepted certificate, base64 DER (the header value).
@@ -180,6 +182,10 @@ pub fn assert_b2c_error(body: &Value, code: &str) -> String {
     user_message
 }
 
+/// How long the Functions host waits for its worker to answer `GET /`
+/// (`HttpWorkerOptions.InitializationTimeout`).
+pub const HOST_READINESS_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The built `handler` binary, started the way the Functions host starts it: settings in the
 /// environment, `FUNCTIONS_CUSTOMHANDLER_PORT`, ready when `GET /` answers.
 pub struct HandlerProcess {
@@ -213,7 +219,12 @@ impl HandlerProcess {
         (handler, cert)
     }
 
-    /// Starts the handler with exactly `env` (plus a free port) and waits for `GET /`.
+    /// Starts the handler with exactly `env` (plus a free port) and waits for it as the
+    /// Functions host does: `GET /` every 25 ms for at most 30 s, any HTTP answer counting as
+    /// ready (azure-functions-host, `Workers/Http/DefaultHttpWorkerService.cs`
+    /// `IsWorkerReady`, `HttpWorkerOptions.InitializationTimeout`,
+    /// `WorkerConstants.WorkerReadyCheckPollingIntervalMilliseconds`). Panics if it is not
+    /// ready by then, or if its answer is not 200.
     pub async fn start(env: &[(&str, &str)]) -> Self {
         use tokio::io::AsyncReadExt;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -247,17 +258,16 @@ impl HandlerProcess {
         let base = format!("http://127.0.0.1:{port}");
         let started = std::time::Instant::now();
         let probe = reqwest::Client::new();
-        // The host waits up to 60 s for an answer to GET /.
         loop {
             if let Ok(r) = probe.get(format!("{base}/")).send().await {
-                assert_eq!(r.status(), 200);
+                assert_eq!(r.status(), 200, "the readiness probe's answer");
                 break;
             }
             assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "no answer to GET /"
+                started.elapsed() < HOST_READINESS_TIMEOUT,
+                "no answer to GET / within the host's 30 s: the host would give up"
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
         Self {
             base,
@@ -267,11 +277,21 @@ impl HandlerProcess {
         }
     }
 
-    /// Sends SIGTERM, as App Service does on scale-in and redeploy.
+    /// Sends SIGTERM, as supervisors other than the Functions host do (a container runtime,
+    /// systemd).
     pub fn sigterm(&self) {
+        self.signal("-TERM");
+    }
+
+    /// Sends SIGKILL, as the Functions host stops its worker (`Process.Kill()`).
+    pub fn sigkill(&self) {
+        self.signal("-KILL");
+    }
+
+    fn signal(&self, signal: &str) {
         let pid = self.child.id().expect("still running");
         let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
+            .args([signal, &pid.to_string()])
             .status()
             .unwrap();
         assert!(status.success());
