@@ -6,13 +6,15 @@
 //! every field may be absent, `""` or `null` (B2C sends `DefaultValue=""` claims) and then
 //! counts as missing ([`claim`]).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
+use serde::de::value::MapDeserializer;
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use crate::authy::{AuthyClient, NewApprovalRequest};
@@ -61,6 +63,11 @@ impl Deadline {
 
 /// `axum::Json`, but the body must be a JSON *object* (serde would otherwise build a struct
 /// from an array) and every rejection is an [`ApiError`] in the B2C shape.
+///
+/// The body is read as an object of raw JSON values first, and `T` is built from that
+/// object's entries: an unknown field is checked for JSON syntax only, never converted, so
+/// whatever it holds (a number beyond `f64` such as `1e400`, nesting deeper than
+/// serde_json's recursion limit) it is ignored. A field given twice counts with its last value.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ClaimsJson<T>(pub T);
 
@@ -81,19 +88,23 @@ where
         if declared.is_some_and(|n| n > crate::app::MAX_BODY_BYTES as u64) {
             return Err(ApiError::PayloadTooLarge);
         }
-        let object = match axum::Json::<Map<String, Value>>::from_request(req, state).await {
-            Ok(axum::Json(object)) => object,
-            Err(rejection) => {
-                return Err(match rejection.status() {
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
-                    StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-                    _ => ApiError::MalformedRequest {
-                        detail: rejection.body_text(),
-                    },
-                })
-            }
-        };
-        T::deserialize(Value::Object(object))
+        let object =
+            match axum::Json::<BTreeMap<String, Box<RawValue>>>::from_request(req, state).await {
+                Ok(axum::Json(object)) => object,
+                Err(rejection) => {
+                    return Err(match rejection.status() {
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
+                        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+                        _ => ApiError::MalformedRequest {
+                            detail: rejection.body_text(),
+                        },
+                    })
+                }
+            };
+        let entries = MapDeserializer::<_, serde_json::Error>::new(
+            object.iter().map(|(name, value)| (name.as_str(), &**value)),
+        );
+        T::deserialize(entries)
             .map(Self)
             .map_err(|e| ApiError::MalformedRequest {
                 detail: e.to_string(),
