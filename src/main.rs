@@ -138,7 +138,11 @@ async fn run_simulator(
     Ok(())
 }
 
-/// SIGINT (Ctrl-C) or SIGTERM (what the host and App Service send on scale-in/redeploy).
+/// SIGINT (Ctrl-C) or SIGTERM, as a shell, systemd or a container runtime stop a process.
+/// The Azure Functions host never sends either: it stops its worker with `Process.Kill()`,
+/// SIGKILL (azure-functions-host, `Workers/ProcessManagement/WorkerProcess.cs`), so under the
+/// host nothing drains; each invocation is short (`APPROVAL_WAIT_SECONDS`) and B2C retries a
+/// call that got no answer once.
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

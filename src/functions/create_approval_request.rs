@@ -2,7 +2,7 @@
 //!
 //! B2C keeps the returned `approvalRequestId` as a claim and passes it to every
 //! `WaitForAuthyApproval` call, so waiting can span several B2C calls, each well inside
-//! B2C's 30 s REST timeout.
+//! B2C's 10 s REST timeout ([`crate::config::B2C_REST_TIMEOUT_SECONDS`]).
 
 use axum::extract::State;
 use axum::{Extension, Json};

@@ -1,9 +1,9 @@
 //! `POST /api/WaitForAuthyApproval`: waits, inside one bounded budget, for the user to answer
 //! the push.
 //!
-//! B2C abandons a REST call after 30 s and retries it twice (MS docs
-//! "api-connectors-overview"), so this call never blocks for the approval request's whole
-//! lifetime: it polls Authy until a final status or until the budget
+//! B2C abandons a REST call after 10 s and retries it once (MS docs "api-connectors-overview",
+//! since April 2025: [`crate::config::B2C_REST_TIMEOUT_SECONDS`]), so this call never blocks
+//! for the approval request's whole lifetime: it polls Authy until a final status or until the budget
 //! (`APPROVAL_WAIT_SECONDS`, default 7 s) runs out, then answers `ApprovalPending` (409) and
 //! B2C's page lets the user select Continue, which calls again with the same
 //! `approvalRequestId`.
