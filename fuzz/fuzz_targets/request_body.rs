@@ -17,6 +17,7 @@
 
 #![no_main]
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use axum::body::Body;
@@ -30,8 +31,6 @@ use b2c_authy::functions::wait_for_authy_approval::WaitForAuthyApprovalRequest;
 use b2c_authy::functions::ClaimsJson;
 use libfuzzer_sys::fuzz_target;
 use serde::de::DeserializeOwned;
-use std::collections::BTreeMap;
-
 use serde_json::value::RawValue;
 use serde_json::Value;
 
