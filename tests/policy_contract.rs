@@ -13,11 +13,12 @@
 //!   (`../shared/b2c/starterpack/`); steps are numbered 1..N and end with SendClaims;
 //! - no journey step writes `extension_authyId` before a WaitForAuthyApproval step has approved
 //!   the authy id last registered;
-//! - the optional wait page template waits for exactly the API's "pending" message;
+//! - the optional wait page template waits for exactly the API's "pending" message and keeps its
+//!   script in `<head>`;
 //! - `../shared/tools/check-b2c-policies` (XSD and references through the whole chain) passes.
 //!
 //! Each check is also run once on a mutated copy (a claim renamed on either side, a broken
-//! reference, a write moved before the approval) to prove it fails.
+//! reference, a write moved before the approval, a script moved into `<body>`) to prove it fails.
 //!
 //! Missing `../shared` or `xmllint` skips the checks that need them, except under `CI=true`,
 //! where it fails.
@@ -240,6 +241,13 @@ fn parse(files: &[PolicyText]) -> Vec<(&str, Document<'_>)> {
             (name.as_str(), doc)
         })
         .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The wait page template
+
+fn wait_template() -> String {
+    std::fs::read_to_string(policies_dir().join("templates").join("authy-wait.html")).unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -883,13 +891,58 @@ fn policy_templates_hold_no_function_keys() {
 
 #[test]
 fn the_wait_page_template_waits_for_the_apis_pending_message() {
-    let template =
-        std::fs::read_to_string(policies_dir().join("templates").join("authy-wait.html")).unwrap();
+    let template = wait_template();
     let (_, rest) = template
         .split_once("var PENDING_MESSAGE = \"")
         .expect("PENDING_MESSAGE in authy-wait.html");
     let message = rest.split('"').next().unwrap();
     assert_eq!(message, ApiError::ApprovalPending.user_message());
+}
+
+/// Where `<script` occurs outside `<head>…</head>` in an HTML template (comments ignored), and
+/// whether it has a script at all.
+fn scripts_outside_head(html: &str) -> Vec<String> {
+    let mut text = html.to_lowercase();
+    while let Some(start) = text.find("<!--") {
+        let end = text[start..]
+            .find("-->")
+            .map_or(text.len(), |e| start + e + 3);
+        text.replace_range(start..end, "");
+    }
+    let head = match (text.find("<head"), text.find("</head>")) {
+        (Some(start), Some(end)) if start < end => start..end,
+        _ => return vec!["no <head>…</head>".to_owned()],
+    };
+    let scripts: Vec<usize> = text.match_indices("<script").map(|(at, _)| at).collect();
+    if scripts.is_empty() {
+        return vec!["no <script> at all".to_owned()];
+    }
+    scripts
+        .into_iter()
+        .filter(|at| !head.contains(at))
+        .map(|at| {
+            let line = text[..at].lines().count().max(1);
+            format!("a <script> outside <head> (around line {line} without comments)")
+        })
+        .collect()
+}
+
+#[test]
+fn the_wait_page_template_keeps_its_script_in_head() {
+    let template = wait_template();
+    assert_eq!(scripts_outside_head(&template), Vec::<String>::new());
+    // Mutated: the script moved to the end of <body>, where page layout selfasserted 2.1.21 and
+    // later break it.
+    let (before, after) = template.split_once("</head>").unwrap();
+    let start = before.find("  <script>").unwrap();
+    let script = &before[start..];
+    let moved = format!(
+        "{}</head>{}",
+        &before[..start],
+        after.replace("</body>", &format!("{script}</body>"))
+    );
+    let problems = scripts_outside_head(&moved);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
 }
 
 /// `../shared/tools/check-b2c-policies` on every rendered environment: XSD, placeholders,
