@@ -13,12 +13,17 @@
 //!   (`../shared/b2c/starterpack/`); steps are numbered 1..N and end with SendClaims;
 //! - no journey step writes `extension_authyId` before a WaitForAuthyApproval step has approved
 //!   the authy id last registered;
-//! - the optional wait page template waits for exactly the API's "pending" message and keeps its
-//!   script in `<head>`;
+//! - every journey step that calls WaitForAuthyApproval is a self-asserted wait page with a page
+//!   contract whose `setting.retryLimit` outlasts the approval request with the handler's
+//!   defaults, with a margin, and stays above the wait page template's own limit of automatic
+//!   Continues;
+//! - the optional wait page template waits for exactly the API's "pending" message, keeps its
+//!   script in `<head>`, and its automatic Continues outlast the approval request;
 //! - `../shared/tools/check-b2c-policies` (XSD and references through the whole chain) passes.
 //!
 //! Each check is also run once on a mutated copy (a claim renamed on either side, a broken
-//! reference, a write moved before the approval, a script moved into `<body>`) to prove it fails.
+//! reference, a write moved before the approval, a retry limit too low, a script moved into
+//! `<body>`) to prove it fails.
 //!
 //! Missing `../shared` or `xmllint` skips the checks that need them, except under `CI=true`,
 //! where it fails.
@@ -28,6 +33,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
+use b2c_authy::config::DEFAULT_APPROVAL_WAIT_SECONDS;
 use b2c_authy::error::ApiError;
 use b2c_authy::functions::{
     create_approval_request, register, wait_for_authy_approval, FUNCTION_NAMES,
@@ -51,6 +57,12 @@ const REST_ERROR_MESSAGES: [&str; 4] = [
     "UserMessageIfDnsResolutionFailed",
     "UserMessageIfRequestTimeout",
 ];
+/// Failed validations a wait page allows beyond the calls one approval request can take: timeouts,
+/// host restarts, the user's own Continues (the README's "The wait page and B2C's retry limit").
+const RETRY_LIMIT_MARGIN: u64 = 6;
+/// What a page contract for a self-asserted page starts with (MS docs "contentdefinitions",
+/// "javascript-and-page-layout": scripts need a page contract).
+const SELFASSERTED_CONTRACT: &str = "urn:com:microsoft:aad:b2c:elements:contract:selfasserted:";
 /// The starter pack policies our extensions policy builds on.
 const STARTER_PACK_BASES: [&str; 2] = ["TrustFrameworkBase.xml", "TrustFrameworkLocalization.xml"];
 
@@ -244,10 +256,58 @@ fn parse(files: &[PolicyText]) -> Vec<(&str, Document<'_>)> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The wait page template
+// The wait page's numbers
+
+/// The handler's default `AUTHY_APPROVAL_TTL_SECONDS`, read from the README's configuration table
+/// (src/config.rs has no public constant for it).
+fn default_approval_ttl_seconds() -> u64 {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let row = readme
+        .lines()
+        .find(|l| l.starts_with("| `AUTHY_APPROVAL_TTL_SECONDS` |"))
+        .expect("README.md's configuration table has a row for AUTHY_APPROVAL_TTL_SECONDS");
+    let cell = row.split('|').nth(2).unwrap_or_default();
+    cell.trim().trim_matches('`').parse().unwrap_or_else(|e| {
+        panic!("the default of AUTHY_APPROVAL_TTL_SECONDS in README.md, '{cell}': {e}")
+    })
+}
+
+/// How many WaitForAuthyApproval calls one approval request can take with the handler's
+/// defaults: each pending answer takes the whole budget.
+fn calls_per_approval() -> u64 {
+    default_approval_ttl_seconds().div_ceil(DEFAULT_APPROVAL_WAIT_SECONDS)
+}
 
 fn wait_template() -> String {
     std::fs::read_to_string(policies_dir().join("templates").join("authy-wait.html")).unwrap()
+}
+
+/// The template script's `MAX_CONTINUES`: how many Continues it selects by itself.
+fn template_max_continues(template: &str) -> u64 {
+    let (_, rest) = template
+        .split_once("var MAX_CONTINUES = ")
+        .expect("MAX_CONTINUES in authy-wait.html");
+    let number = rest.split(';').next().unwrap_or_default();
+    number
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("MAX_CONTINUES = '{number}' in authy-wait.html: {e}"))
+}
+
+/// The numbers every wait page must respect.
+#[derive(Clone, Copy, Debug)]
+struct WaitLimits {
+    /// [`calls_per_approval`].
+    calls_per_approval: u64,
+    /// The template script's own limit of automatic Continues.
+    script_continues: u64,
+}
+
+fn wait_limits() -> WaitLimits {
+    WaitLimits {
+        calls_per_approval: calls_per_approval(),
+        script_continues: template_max_continues(&wait_template()),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -647,6 +707,87 @@ fn check_write_after_approval(ours: &[(&str, Document)], all: &[(&str, Document)
     problems
 }
 
+/// Every journey step that calls WaitForAuthyApproval is a wait page that does not end the journey
+/// before the approval request does.
+fn check_wait_pages(
+    ours: &[(&str, Document)],
+    all: &[(&str, Document)],
+    limits: WaitLimits,
+) -> Vec<String> {
+    let calls_wait = |id: &str| {
+        merged(all, id).iter().any(|tp| {
+            is_rest(*tp) && function_of(&metadata(*tp)).as_deref() == Some("WaitForAuthyApproval")
+        })
+    };
+    let mut problems = Vec::new();
+    if limits.script_continues < limits.calls_per_approval {
+        problems.push(format!(
+            "authy-wait.html: MAX_CONTINUES = {} automatic Continues do not outlast an approval request ({} calls with the handler's defaults)",
+            limits.script_continues, limits.calls_per_approval
+        ));
+    }
+    for (file, doc) in ours {
+        for journey in descendants(doc.root(), "UserJourney") {
+            let journey_id = journey.attribute("Id").unwrap_or_default();
+            for step in descendants(journey, "OrchestrationStep") {
+                let at = format!(
+                    "{file}: journey '{journey_id}' step {}",
+                    step.attribute("Order").unwrap_or_default()
+                );
+                for page_id in descendants(step, "ClaimsExchange")
+                    .filter_map(|e| e.attribute("TechnicalProfileReferenceId"))
+                {
+                    if !closure(all, page_id).iter().any(|id| calls_wait(id)) {
+                        continue;
+                    }
+                    let page = merged(all, page_id);
+                    let self_asserted = page.iter().any(|d| {
+                        child(*d, "Protocol")
+                            .and_then(|p| p.attribute("Handler"))
+                            .is_some_and(|h| h.contains("SelfAssertedAttributeProvider"))
+                    });
+                    if !self_asserted {
+                        problems.push(format!("{at}: '{page_id}' calls WaitForAuthyApproval outside a self-asserted wait page, where B2C cannot let the user try again"));
+                        continue;
+                    }
+                    let meta: BTreeMap<_, _> = page.iter().flat_map(|d| metadata(*d)).collect();
+                    let needed = limits.calls_per_approval + RETRY_LIMIT_MARGIN;
+                    match meta.get("setting.retryLimit").map(|v| v.parse::<u64>()) {
+                        None => problems.push(format!("{at}: '{page_id}' has no setting.retryLimit: B2C would end the journey (AADB2C90157) long before the approval request expires; it needs at least {needed}")),
+                        Some(Err(e)) => problems.push(format!("{at}: '{page_id}' setting.retryLimit is not a whole number: {e}")),
+                        Some(Ok(limit)) => {
+                            if limit < needed {
+                                problems.push(format!("{at}: '{page_id}' setting.retryLimit {limit} is below {needed}: {} calls of one approval request (AUTHY_APPROVAL_TTL_SECONDS {} / APPROVAL_WAIT_SECONDS {DEFAULT_APPROVAL_WAIT_SECONDS}) plus a margin of {RETRY_LIMIT_MARGIN}", limits.calls_per_approval, default_approval_ttl_seconds()));
+                            }
+                            if limit <= limits.script_continues {
+                                problems.push(format!("{at}: '{page_id}' setting.retryLimit {limit} is not above authy-wait.html's MAX_CONTINUES {}: the script alone would end the journey (AADB2C90157)", limits.script_continues));
+                            }
+                        }
+                    }
+                    let content = meta
+                        .get("ContentDefinitionReferenceId")
+                        .cloned()
+                        .unwrap_or_default();
+                    let data_uri = all
+                        .iter()
+                        .flat_map(|(_, d)| descendants(d.root(), "ContentDefinition"))
+                        .filter(|c| {
+                            c.attribute("Id")
+                                .is_some_and(|i| i.eq_ignore_ascii_case(&content))
+                        })
+                        .filter_map(|c| child(c, "DataUri").map(text))
+                        .last()
+                        .unwrap_or_default();
+                    if !data_uri.starts_with(SELFASSERTED_CONTRACT) {
+                        problems.push(format!("{at}: content definition '{content}' of '{page_id}' has DataUri '{data_uri}', not a page contract {SELFASSERTED_CONTRACT}<version>: its template's script would not run"));
+                    }
+                }
+            }
+        }
+    }
+    problems
+}
+
 /// Every check on one set of rendered policies (and the starter pack, when there).
 fn check_all(
     ours: &[PolicyText],
@@ -661,6 +802,7 @@ fn check_all(
         problems.extend(check_references(&ours, &pack));
     }
     problems.extend(check_write_after_approval(&ours, &all));
+    problems.extend(check_wait_pages(&ours, &all, wait_limits()));
     problems
 }
 
@@ -897,6 +1039,132 @@ fn the_wait_page_template_waits_for_the_apis_pending_message() {
         .expect("PENDING_MESSAGE in authy-wait.html");
     let message = rest.split('"').next().unwrap();
     assert_eq!(message, ApiError::ApprovalPending.user_message());
+}
+
+/// Checks the wait pages of `files` (no starter pack needed: the wait page is ours).
+fn wait_page_problems(files: &[PolicyText], limits: WaitLimits) -> Vec<String> {
+    let docs = parse(files);
+    check_wait_pages(&docs, &docs, limits)
+}
+
+#[test]
+fn every_wait_page_outlasts_the_approval_request() {
+    let limits = wait_limits();
+    // The numbers the README gives: 120 s / 7 s → 18 calls; the script selects Continue 18 times.
+    assert_eq!(
+        limits.calls_per_approval, 18,
+        "{limits:?}: update the README's formula"
+    );
+    assert_eq!(
+        limits.script_continues, limits.calls_per_approval,
+        "{limits:?}"
+    );
+    for (environment, files) in rendered() {
+        let problems = wait_page_problems(files, limits);
+        assert!(
+            problems.is_empty(),
+            "environment {environment}:\n{}",
+            problems.join("\n")
+        );
+    }
+}
+
+/// The wait steps every journey has: (journey, step).
+const WAIT_STEPS: [(&str, u32); 3] = [
+    ("SignUpOrSignInWithAuthy", 10),
+    ("ProfileEditAuthyPhone", 7),
+    ("ProfileEditAuthyPhone", 10),
+];
+
+/// Asserts that `problems` report `expected` for every wait step.
+fn assert_every_wait_step(problems: &[String], expected: &str, what: &str) {
+    for (journey, step) in WAIT_STEPS {
+        let at = format!("journey '{journey}' step {step}:");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains(&at) && p.contains(expected)),
+            "{what}: expected '{expected}' at {at}\n{problems:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_retry_limit_that_ends_the_wait_too_early_is_reported() {
+    let limits = wait_limits();
+    let needed = limits.calls_per_approval + RETRY_LIMIT_MARGIN;
+    let rendered_limit = |files: &[PolicyText]| {
+        let (_, text) = files
+            .iter()
+            .find(|(f, _)| f == "TrustFrameworkExtensions.xml")
+            .unwrap();
+        let (_, rest) = text
+            .split_once(r#"<Item Key="setting.retryLimit">"#)
+            .unwrap();
+        rest.split('<').next().unwrap().to_owned()
+    };
+    let limit = rendered_limit(&sample());
+    let item = |value: &str| format!(r#"<Item Key="setting.retryLimit">{value}</Item>"#);
+
+    // No limit: B2C's own (6 in the one report) would end the wait after a few pending answers.
+    let problems = wait_page_problems(&mutate(&item(&limit), ""), limits);
+    assert_every_wait_step(
+        &problems,
+        "has no setting.retryLimit",
+        "retry limit removed",
+    );
+
+    // One below what the approval request's lifetime needs.
+    let problems = wait_page_problems(
+        &mutate(&item(&limit), &item(&(needed - 1).to_string())),
+        limits,
+    );
+    assert_every_wait_step(
+        &problems,
+        &format!("setting.retryLimit {} is below {needed}", needed - 1),
+        "retry limit too low",
+    );
+
+    // The template script would use up the limit by itself (its old limit was 60).
+    let problems = wait_page_problems(
+        &sample(),
+        WaitLimits {
+            script_continues: 60,
+            ..limits
+        },
+    );
+    assert_every_wait_step(
+        &problems,
+        "is not above authy-wait.html's MAX_CONTINUES 60",
+        "script limit too high",
+    );
+
+    // The script would stop selecting Continue before the approval request expires.
+    let problems = wait_page_problems(
+        &sample(),
+        WaitLimits {
+            script_continues: 10,
+            ..limits
+        },
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("MAX_CONTINUES = 10 automatic Continues do not outlast")),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn a_wait_page_without_a_page_contract_is_reported() {
+    let problems = wait_page_problems(
+        &mutate(
+            "<DataUri>urn:com:microsoft:aad:b2c:elements:contract:selfasserted:2.1.7</DataUri>\n        <Metadata>\n          <Item Key=\"DisplayName\">Authy approval page</Item>",
+            "<DataUri>urn:com:microsoft:aad:b2c:elements:selfasserted:1.1.0</DataUri>\n        <Metadata>\n          <Item Key=\"DisplayName\">Authy approval page</Item>",
+        ),
+        wait_limits(),
+    );
+    assert_every_wait_step(&problems, "not a page contract", "DataUri without contract");
 }
 
 /// Where `<script` occurs outside `<head>…</head>` in an HTML template (comments ignored), and
