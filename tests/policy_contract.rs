@@ -14,16 +14,17 @@
 //! - no journey step writes `extension_authyId` before a WaitForAuthyApproval step has approved
 //!   the authy id last registered;
 //! - every journey step that calls WaitForAuthyApproval is a self-asserted wait page with a page
-//!   contract whose `setting.retryLimit` outlasts the approval request with the handler's
-//!   defaults, with a margin, and stays above the wait page template's own limit of automatic
-//!   Continues;
+//!   contract, which resets `approvalStatus` before each call, runs a validation technical profile
+//!   after the call that asserts `approvalStatus` is exactly `approved` (with its own message), and
+//!   whose `setting.retryLimit` outlasts the approval request with the handler's defaults, with a
+//!   margin, and stays above the wait page template's own limit of automatic Continues;
 //! - the optional wait page template waits for exactly the API's "pending" message, keeps its
 //!   script in `<head>`, and its automatic Continues outlast the approval request;
 //! - `../shared/tools/check-b2c-policies` (XSD and references through the whole chain) passes.
 //!
 //! Each check is also run once on a mutated copy (a claim renamed on either side, a broken
-//! reference, a write moved before the approval, a retry limit too low, a script moved into
-//! `<body>`) to prove it fails.
+//! reference, a write moved before the approval, the approval assertion removed, a retry limit
+//! too low, a script moved into `<body>`) to prove it fails.
 //!
 //! Missing `../shared` or `xmllint` skips the checks that need them, except under `CI=true`,
 //! where it fails.
@@ -33,6 +34,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
+use b2c_authy::authy::ApprovalStatus;
 use b2c_authy::config::DEFAULT_APPROVAL_WAIT_SECONDS;
 use b2c_authy::error::ApiError;
 use b2c_authy::functions::{
@@ -57,6 +59,9 @@ const REST_ERROR_MESSAGES: [&str; 4] = [
     "UserMessageIfDnsResolutionFailed",
     "UserMessageIfRequestTimeout",
 ];
+/// The self-asserted metadata whose message B2C shows when an AssertBooleanClaimIsEqualToValue of
+/// a validation technical profile fails (MS docs "boolean-transformations").
+const ASSERTION_MESSAGE: &str = "UserMessageIfClaimsTransformationBooleanValueIsNotEqual";
 /// Failed validations a wait page allows beyond the calls one approval request can take: timeouts,
 /// host restarts, the user's own Continues (the README's "The wait page and B2C's retry limit").
 const RETRY_LIMIT_MARGIN: u64 = 6;
@@ -707,13 +712,99 @@ fn check_write_after_approval(ours: &[(&str, Document)], all: &[(&str, Document)
     problems
 }
 
-/// Every journey step that calls WaitForAuthyApproval is a wait page that does not end the journey
-/// before the approval request does.
+/// The last definition of a claims transformation (ids ignore case).
+fn claims_transformation<'a, 'i>(
+    docs: &'a [(&str, Document<'i>)],
+    id: &str,
+) -> Option<Node<'a, 'i>> {
+    docs.iter()
+        .flat_map(|(_, doc)| descendants(doc.root(), "ClaimsTransformation"))
+        .filter(|t| {
+            t.attribute("Id")
+                .is_some_and(|i| i.eq_ignore_ascii_case(id))
+        })
+        .last()
+}
+
+/// The claim a claims transformation binds to one of its transformation claim types.
+fn transformation_claim(transformation: Node, element: &'static str, kind: &str) -> Option<String> {
+    descendants(transformation, element)
+        .find(|c| c.attribute("TransformationClaimType") == Some(kind))
+        .and_then(|c| c.attribute("ClaimTypeReferenceId"))
+        .map(str::to_lowercase)
+}
+
+/// The value of a claims transformation's input parameter.
+fn transformation_parameter(transformation: Node, id: &str) -> Option<String> {
+    descendants(transformation, "InputParameter")
+        .find(|p| p.attribute("Id") == Some(id))
+        .and_then(|p| p.attribute("Value"))
+        .map(str::to_owned)
+}
+
+/// The ReferenceIds of a technical profile's claims transformations of one kind, in order.
+fn transformations_of(definitions: &[Node], kind: &'static str) -> Vec<String> {
+    definitions
+        .iter()
+        .flat_map(|d| descendants(*d, kind))
+        .filter_map(|t| t.attribute("ReferenceId"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Whether technical profile `id` is a claims transformation technical profile whose output claims
+/// transformations set a boolean to (`status_claim` == "approved", case-sensitive) and then assert
+/// that boolean is true, with nothing overwriting it in between.
+fn asserts_approved(all: &[(&str, Document)], id: &str, status_claim: &str) -> bool {
+    let definitions = merged(all, id);
+    let is_claims_transformation_profile = definitions.iter().any(|d| {
+        child(*d, "Protocol")
+            .and_then(|p| p.attribute("Handler"))
+            .is_some_and(|h| h.contains("ClaimsTransformationProtocolProvider"))
+    });
+    if !is_claims_transformation_profile {
+        return false;
+    }
+    let mut flag: Option<String> = None;
+    for reference in transformations_of(&definitions, "OutputClaimsTransformation") {
+        let Some(t) = claims_transformation(all, &reference) else {
+            continue;
+        };
+        let method = t.attribute("TransformationMethod").unwrap_or_default();
+        let parameter = |id| transformation_parameter(t, id).unwrap_or_default();
+        if method == "CompareClaimToValue"
+            && transformation_claim(t, "InputClaim", "inputClaim1").as_deref() == Some(status_claim)
+            && parameter("compareTo") == ApprovalStatus::Approved.as_str()
+            && parameter("operator").eq_ignore_ascii_case("EQUAL")
+            && parameter("ignoreCase").eq_ignore_ascii_case("false")
+        {
+            flag = transformation_claim(t, "OutputClaim", "outputClaim");
+        } else if method == "AssertBooleanClaimIsEqualToValue"
+            && flag.is_some()
+            && transformation_claim(t, "InputClaim", "inputClaim") == flag
+            && parameter("valueToCompareTo").eq_ignore_ascii_case("true")
+        {
+            return true;
+        } else if descendants(t, "OutputClaim").any(|c| {
+            c.attribute("ClaimTypeReferenceId")
+                .map(str::to_lowercase)
+                .as_deref()
+                == flag.as_deref()
+        }) {
+            flag = None; // something else wrote the boolean after the comparison
+        }
+    }
+    false
+}
+
+/// Every journey step that calls WaitForAuthyApproval is a wait page that cannot be passed without
+/// `approvalStatus` "approved" and does not end the journey before the approval request does.
 fn check_wait_pages(
     ours: &[(&str, Document)],
     all: &[(&str, Document)],
     limits: WaitLimits,
 ) -> Vec<String> {
+    let approved = ApprovalStatus::Approved.as_str();
     let calls_wait = |id: &str| {
         merged(all, id).iter().any(|tp| {
             is_rest(*tp) && function_of(&metadata(*tp)).as_deref() == Some("WaitForAuthyApproval")
@@ -747,10 +838,62 @@ fn check_wait_pages(
                             .is_some_and(|h| h.contains("SelfAssertedAttributeProvider"))
                     });
                     if !self_asserted {
-                        problems.push(format!("{at}: '{page_id}' calls WaitForAuthyApproval outside a self-asserted wait page, where B2C cannot let the user try again"));
+                        problems.push(format!("{at}: '{page_id}' calls WaitForAuthyApproval outside a self-asserted wait page, where no assertion can follow it"));
                         continue;
                     }
                     let meta: BTreeMap<_, _> = page.iter().flat_map(|d| metadata(*d)).collect();
+                    let validations: Vec<Node> = page
+                        .iter()
+                        .flat_map(|d| descendants(*d, "ValidationTechnicalProfile"))
+                        .collect();
+                    let reference =
+                        |v: &Node| v.attribute("ReferenceId").unwrap_or_default().to_owned();
+                    let Some(rest_at) = validations.iter().position(|v| calls_wait(&reference(v)))
+                    else {
+                        problems.push(format!("{at}: '{page_id}' does not call WaitForAuthyApproval as a validation technical profile of its own"));
+                        continue;
+                    };
+                    let rest = validations[rest_at];
+                    let rest_id = reference(&rest);
+                    if rest.attribute("ContinueOnError") == Some("true") {
+                        problems.push(format!("{at}: '{rest_id}' has ContinueOnError=true: a failed wait would not stop the page"));
+                    }
+                    let rest_definitions = merged(all, &rest_id);
+                    let status_claim = rest_definitions
+                        .iter()
+                        .flat_map(|d| descendants(*d, "OutputClaim"))
+                        .find(|c| partner_name(*c) == "approvalStatus")
+                        .and_then(|c| c.attribute("ClaimTypeReferenceId"))
+                        .map(str::to_lowercase);
+                    let Some(status_claim) = status_claim else {
+                        problems.push(format!(
+                            "{at}: '{rest_id}' keeps no approvalStatus output claim to check"
+                        ));
+                        continue;
+                    };
+                    let resets = transformations_of(&rest_definitions, "InputClaimsTransformation")
+                        .iter()
+                        .filter_map(|r| claims_transformation(all, r))
+                        .any(|t| {
+                            t.attribute("TransformationMethod") == Some("CreateStringClaim")
+                                && transformation_claim(t, "OutputClaim", "createdClaim").as_deref()
+                                    == Some(status_claim.as_str())
+                                && transformation_parameter(t, "value")
+                                    .is_some_and(|v| v != approved)
+                        });
+                    if !resets {
+                        problems.push(format!("{at}: '{rest_id}' does not reset {status_claim} before the call (an InputClaimsTransformation CreateStringClaim other than '{approved}'), so an earlier '{approved}' would survive a 200 without one"));
+                    }
+                    let asserted = validations[rest_at + 1..].iter().any(|v| {
+                        child(*v, "Preconditions").is_none()
+                            && asserts_approved(all, &reference(v), &status_claim)
+                    });
+                    if !asserted {
+                        problems.push(format!("{at}: no validation technical profile after '{rest_id}' on '{page_id}' asserts that {status_claim} is '{approved}' (CompareClaimToValue, then AssertBooleanClaimIsEqualToValue), so any HTTP 200 would pass the wait"));
+                    }
+                    if meta.get(ASSERTION_MESSAGE).is_none_or(|m| m.is_empty()) {
+                        problems.push(format!("{at}: '{page_id}' has no {ASSERTION_MESSAGE} for a failed approval assertion"));
+                    }
                     let needed = limits.calls_per_approval + RETRY_LIMIT_MARGIN;
                     match meta.get("setting.retryLimit").map(|v| v.parse::<u64>()) {
                         None => problems.push(format!("{at}: '{page_id}' has no setting.retryLimit: B2C would end the journey (AADB2C90157) long before the approval request expires; it needs at least {needed}")),
@@ -1048,7 +1191,7 @@ fn wait_page_problems(files: &[PolicyText], limits: WaitLimits) -> Vec<String> {
 }
 
 #[test]
-fn every_wait_page_outlasts_the_approval_request() {
+fn every_wait_page_asserts_approved_and_outlasts_the_approval_request() {
     let limits = wait_limits();
     // The numbers the README gives: 120 s / 7 s → 18 calls; the script selects Continue 18 times.
     assert_eq!(
@@ -1086,6 +1229,52 @@ fn assert_every_wait_step(problems: &[String], expected: &str, what: &str) {
                 .any(|p| p.contains(&at) && p.contains(expected)),
             "{what}: expected '{expected}' at {at}\n{problems:#?}"
         );
+    }
+}
+
+#[test]
+fn a_wait_page_that_takes_any_200_for_approved_is_reported() {
+    let limits = wait_limits();
+    for (from, to, expected) in [
+        // The assertion no longer runs.
+        (
+            r#"<ValidationTechnicalProfile ReferenceId="Authy-AssertApproved" />"#,
+            "",
+            "asserts that approvalstatus is 'approved'",
+        ),
+        // The assertion runs before the call, not after it.
+        (
+            "<ValidationTechnicalProfile ReferenceId=\"REST-Authy-WaitForAuthyApproval\" />\n            <ValidationTechnicalProfile ReferenceId=\"Authy-AssertApproved\" />",
+            "<ValidationTechnicalProfile ReferenceId=\"Authy-AssertApproved\" />\n            <ValidationTechnicalProfile ReferenceId=\"REST-Authy-WaitForAuthyApproval\" />",
+            "asserts that approvalstatus is 'approved'",
+        ),
+        // The comparison accepts another value.
+        (
+            r#"<InputParameter Id="compareTo" DataType="string" Value="approved" />"#,
+            r#"<InputParameter Id="compareTo" DataType="string" Value="pending" />"#,
+            "asserts that approvalstatus is 'approved'",
+        ),
+        // The assertion checks another claim than the comparison's result.
+        (
+            r#"<InputClaim ClaimTypeReferenceId="authyApproved" TransformationClaimType="inputClaim" />"#,
+            r#"<InputClaim ClaimTypeReferenceId="newAuthyEnrollment" TransformationClaimType="inputClaim" />"#,
+            "asserts that approvalstatus is 'approved'",
+        ),
+        // No message of our own for a failed assertion.
+        (
+            r#"<Item Key="UserMessageIfClaimsTransformationBooleanValueIsNotEqual">"#,
+            r#"<Item Key="UserMessageIfSomethingElse">"#,
+            "has no UserMessageIfClaimsTransformationBooleanValueIsNotEqual",
+        ),
+        // An "approved" from the first wait of profile edit would survive into the second.
+        (
+            r#"<InputClaimsTransformation ReferenceId="ResetApprovalStatus" />"#,
+            "",
+            "does not reset approvalstatus before the call",
+        ),
+    ] {
+        let problems = wait_page_problems(&mutate(from, to), limits);
+        assert_every_wait_step(&problems, expected, &format!("{from} -> {to}"));
     }
 }
 
