@@ -13,11 +13,18 @@
 //!   (`../shared/b2c/starterpack/`); steps are numbered 1..N and end with SendClaims;
 //! - no journey step writes `extension_authyId` before a WaitForAuthyApproval step has approved
 //!   the authy id last registered;
-//! - the optional wait page template waits for exactly the API's "pending" message;
+//! - every journey step that calls WaitForAuthyApproval is a self-asserted wait page with a page
+//!   contract, which resets `approvalStatus` before each call, runs a validation technical profile
+//!   after the call that asserts `approvalStatus` is exactly `approved` (with its own message), and
+//!   whose `setting.retryLimit` outlasts the approval request with the handler's defaults, with a
+//!   margin, and stays above the wait page template's own limit of automatic Continues;
+//! - the optional wait page template waits for exactly the API's "pending" message, keeps its
+//!   script in `<head>`, and its automatic Continues outlast the approval request;
 //! - `../shared/tools/check-b2c-policies` (XSD and references through the whole chain) passes.
 //!
 //! Each check is also run once on a mutated copy (a claim renamed on either side, a broken
-//! reference, a write moved before the approval) to prove it fails.
+//! reference, a write moved before the approval, the approval assertion removed, a retry limit
+//! too low, a script moved into `<body>`) to prove it fails.
 //!
 //! Missing `../shared` or `xmllint` skips the checks that need them, except under `CI=true`,
 //! where it fails.
@@ -27,6 +34,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
+use b2c_authy::authy::ApprovalStatus;
+use b2c_authy::config::DEFAULT_APPROVAL_WAIT_SECONDS;
 use b2c_authy::error::ApiError;
 use b2c_authy::functions::{
     create_approval_request, register, wait_for_authy_approval, FUNCTION_NAMES,
@@ -50,6 +59,15 @@ const REST_ERROR_MESSAGES: [&str; 4] = [
     "UserMessageIfDnsResolutionFailed",
     "UserMessageIfRequestTimeout",
 ];
+/// The self-asserted metadata whose message B2C shows when an AssertBooleanClaimIsEqualToValue of
+/// a validation technical profile fails (MS docs "boolean-transformations").
+const ASSERTION_MESSAGE: &str = "UserMessageIfClaimsTransformationBooleanValueIsNotEqual";
+/// Failed validations a wait page allows beyond the calls one approval request can take: timeouts,
+/// host restarts, the user's own Continues (the README's "The wait page and B2C's retry limit").
+const RETRY_LIMIT_MARGIN: u64 = 6;
+/// What a page contract for a self-asserted page starts with (MS docs "contentdefinitions",
+/// "javascript-and-page-layout": scripts need a page contract).
+const SELFASSERTED_CONTRACT: &str = "urn:com:microsoft:aad:b2c:elements:contract:selfasserted:";
 /// The starter pack policies our extensions policy builds on.
 const STARTER_PACK_BASES: [&str; 2] = ["TrustFrameworkBase.xml", "TrustFrameworkLocalization.xml"];
 
@@ -240,6 +258,61 @@ fn parse(files: &[PolicyText]) -> Vec<(&str, Document<'_>)> {
             (name.as_str(), doc)
         })
         .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The wait page's numbers
+
+/// The handler's default `AUTHY_APPROVAL_TTL_SECONDS`, read from the README's configuration table
+/// (src/config.rs has no public constant for it).
+fn default_approval_ttl_seconds() -> u64 {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let row = readme
+        .lines()
+        .find(|l| l.starts_with("| `AUTHY_APPROVAL_TTL_SECONDS` |"))
+        .expect("README.md's configuration table has a row for AUTHY_APPROVAL_TTL_SECONDS");
+    let cell = row.split('|').nth(2).unwrap_or_default();
+    cell.trim().trim_matches('`').parse().unwrap_or_else(|e| {
+        panic!("the default of AUTHY_APPROVAL_TTL_SECONDS in README.md, '{cell}': {e}")
+    })
+}
+
+/// How many WaitForAuthyApproval calls one approval request can take with the handler's
+/// defaults: each pending answer takes the whole budget.
+fn calls_per_approval() -> u64 {
+    default_approval_ttl_seconds().div_ceil(DEFAULT_APPROVAL_WAIT_SECONDS)
+}
+
+fn wait_template() -> String {
+    std::fs::read_to_string(policies_dir().join("templates").join("authy-wait.html")).unwrap()
+}
+
+/// The template script's `MAX_CONTINUES`: how many Continues it selects by itself.
+fn template_max_continues(template: &str) -> u64 {
+    let (_, rest) = template
+        .split_once("var MAX_CONTINUES = ")
+        .expect("MAX_CONTINUES in authy-wait.html");
+    let number = rest.split(';').next().unwrap_or_default();
+    number
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("MAX_CONTINUES = '{number}' in authy-wait.html: {e}"))
+}
+
+/// The numbers every wait page must respect.
+#[derive(Clone, Copy, Debug)]
+struct WaitLimits {
+    /// [`calls_per_approval`].
+    calls_per_approval: u64,
+    /// The template script's own limit of automatic Continues.
+    script_continues: u64,
+}
+
+fn wait_limits() -> WaitLimits {
+    WaitLimits {
+        calls_per_approval: calls_per_approval(),
+        script_continues: template_max_continues(&wait_template()),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -639,6 +712,225 @@ fn check_write_after_approval(ours: &[(&str, Document)], all: &[(&str, Document)
     problems
 }
 
+/// The last definition of a claims transformation (ids ignore case).
+fn claims_transformation<'a, 'i>(
+    docs: &'a [(&str, Document<'i>)],
+    id: &str,
+) -> Option<Node<'a, 'i>> {
+    docs.iter()
+        .flat_map(|(_, doc)| descendants(doc.root(), "ClaimsTransformation"))
+        .filter(|t| {
+            t.attribute("Id")
+                .is_some_and(|i| i.eq_ignore_ascii_case(id))
+        })
+        .last()
+}
+
+/// The claim a claims transformation binds to one of its transformation claim types.
+fn transformation_claim(transformation: Node, element: &'static str, kind: &str) -> Option<String> {
+    descendants(transformation, element)
+        .find(|c| c.attribute("TransformationClaimType") == Some(kind))
+        .and_then(|c| c.attribute("ClaimTypeReferenceId"))
+        .map(str::to_lowercase)
+}
+
+/// The value of a claims transformation's input parameter.
+fn transformation_parameter(transformation: Node, id: &str) -> Option<String> {
+    descendants(transformation, "InputParameter")
+        .find(|p| p.attribute("Id") == Some(id))
+        .and_then(|p| p.attribute("Value"))
+        .map(str::to_owned)
+}
+
+/// The ReferenceIds of a technical profile's claims transformations of one kind, in order.
+fn transformations_of(definitions: &[Node], kind: &'static str) -> Vec<String> {
+    definitions
+        .iter()
+        .flat_map(|d| descendants(*d, kind))
+        .filter_map(|t| t.attribute("ReferenceId"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Whether technical profile `id` is a claims transformation technical profile whose output claims
+/// transformations set a boolean to (`status_claim` == "approved", case-sensitive) and then assert
+/// that boolean is true, with nothing overwriting it in between.
+fn asserts_approved(all: &[(&str, Document)], id: &str, status_claim: &str) -> bool {
+    let definitions = merged(all, id);
+    let is_claims_transformation_profile = definitions.iter().any(|d| {
+        child(*d, "Protocol")
+            .and_then(|p| p.attribute("Handler"))
+            .is_some_and(|h| h.contains("ClaimsTransformationProtocolProvider"))
+    });
+    if !is_claims_transformation_profile {
+        return false;
+    }
+    let mut flag: Option<String> = None;
+    for reference in transformations_of(&definitions, "OutputClaimsTransformation") {
+        let Some(t) = claims_transformation(all, &reference) else {
+            continue;
+        };
+        let method = t.attribute("TransformationMethod").unwrap_or_default();
+        let parameter = |id| transformation_parameter(t, id).unwrap_or_default();
+        if method == "CompareClaimToValue"
+            && transformation_claim(t, "InputClaim", "inputClaim1").as_deref() == Some(status_claim)
+            && parameter("compareTo") == ApprovalStatus::Approved.as_str()
+            && parameter("operator").eq_ignore_ascii_case("EQUAL")
+            && parameter("ignoreCase").eq_ignore_ascii_case("false")
+        {
+            flag = transformation_claim(t, "OutputClaim", "outputClaim");
+        } else if method == "AssertBooleanClaimIsEqualToValue"
+            && flag.is_some()
+            && transformation_claim(t, "InputClaim", "inputClaim") == flag
+            && parameter("valueToCompareTo").eq_ignore_ascii_case("true")
+        {
+            return true;
+        } else if descendants(t, "OutputClaim").any(|c| {
+            c.attribute("ClaimTypeReferenceId")
+                .map(str::to_lowercase)
+                .as_deref()
+                == flag.as_deref()
+        }) {
+            flag = None; // something else wrote the boolean after the comparison
+        }
+    }
+    false
+}
+
+/// Every journey step that calls WaitForAuthyApproval is a wait page that cannot be passed without
+/// `approvalStatus` "approved" and does not end the journey before the approval request does.
+fn check_wait_pages(
+    ours: &[(&str, Document)],
+    all: &[(&str, Document)],
+    limits: WaitLimits,
+) -> Vec<String> {
+    let approved = ApprovalStatus::Approved.as_str();
+    let calls_wait = |id: &str| {
+        merged(all, id).iter().any(|tp| {
+            is_rest(*tp) && function_of(&metadata(*tp)).as_deref() == Some("WaitForAuthyApproval")
+        })
+    };
+    let mut problems = Vec::new();
+    if limits.script_continues < limits.calls_per_approval {
+        problems.push(format!(
+            "authy-wait.html: MAX_CONTINUES = {} automatic Continues do not outlast an approval request ({} calls with the handler's defaults)",
+            limits.script_continues, limits.calls_per_approval
+        ));
+    }
+    for (file, doc) in ours {
+        for journey in descendants(doc.root(), "UserJourney") {
+            let journey_id = journey.attribute("Id").unwrap_or_default();
+            for step in descendants(journey, "OrchestrationStep") {
+                let at = format!(
+                    "{file}: journey '{journey_id}' step {}",
+                    step.attribute("Order").unwrap_or_default()
+                );
+                for page_id in descendants(step, "ClaimsExchange")
+                    .filter_map(|e| e.attribute("TechnicalProfileReferenceId"))
+                {
+                    if !closure(all, page_id).iter().any(|id| calls_wait(id)) {
+                        continue;
+                    }
+                    let page = merged(all, page_id);
+                    let self_asserted = page.iter().any(|d| {
+                        child(*d, "Protocol")
+                            .and_then(|p| p.attribute("Handler"))
+                            .is_some_and(|h| h.contains("SelfAssertedAttributeProvider"))
+                    });
+                    if !self_asserted {
+                        problems.push(format!("{at}: '{page_id}' calls WaitForAuthyApproval outside a self-asserted wait page, where no assertion can follow it"));
+                        continue;
+                    }
+                    let meta: BTreeMap<_, _> = page.iter().flat_map(|d| metadata(*d)).collect();
+                    let validations: Vec<Node> = page
+                        .iter()
+                        .flat_map(|d| descendants(*d, "ValidationTechnicalProfile"))
+                        .collect();
+                    let reference =
+                        |v: &Node| v.attribute("ReferenceId").unwrap_or_default().to_owned();
+                    let Some(rest_at) = validations.iter().position(|v| calls_wait(&reference(v)))
+                    else {
+                        problems.push(format!("{at}: '{page_id}' does not call WaitForAuthyApproval as a validation technical profile of its own"));
+                        continue;
+                    };
+                    let rest = validations[rest_at];
+                    let rest_id = reference(&rest);
+                    if rest.attribute("ContinueOnError") == Some("true") {
+                        problems.push(format!("{at}: '{rest_id}' has ContinueOnError=true: a failed wait would not stop the page"));
+                    }
+                    let rest_definitions = merged(all, &rest_id);
+                    let status_claim = rest_definitions
+                        .iter()
+                        .flat_map(|d| descendants(*d, "OutputClaim"))
+                        .find(|c| partner_name(*c) == "approvalStatus")
+                        .and_then(|c| c.attribute("ClaimTypeReferenceId"))
+                        .map(str::to_lowercase);
+                    let Some(status_claim) = status_claim else {
+                        problems.push(format!(
+                            "{at}: '{rest_id}' keeps no approvalStatus output claim to check"
+                        ));
+                        continue;
+                    };
+                    let resets = transformations_of(&rest_definitions, "InputClaimsTransformation")
+                        .iter()
+                        .filter_map(|r| claims_transformation(all, r))
+                        .any(|t| {
+                            t.attribute("TransformationMethod") == Some("CreateStringClaim")
+                                && transformation_claim(t, "OutputClaim", "createdClaim").as_deref()
+                                    == Some(status_claim.as_str())
+                                && transformation_parameter(t, "value")
+                                    .is_some_and(|v| v != approved)
+                        });
+                    if !resets {
+                        problems.push(format!("{at}: '{rest_id}' does not reset {status_claim} before the call (an InputClaimsTransformation CreateStringClaim other than '{approved}'), so an earlier '{approved}' would survive a 200 without one"));
+                    }
+                    let asserted = validations[rest_at + 1..].iter().any(|v| {
+                        child(*v, "Preconditions").is_none()
+                            && asserts_approved(all, &reference(v), &status_claim)
+                    });
+                    if !asserted {
+                        problems.push(format!("{at}: no validation technical profile after '{rest_id}' on '{page_id}' asserts that {status_claim} is '{approved}' (CompareClaimToValue, then AssertBooleanClaimIsEqualToValue), so any HTTP 200 would pass the wait"));
+                    }
+                    if meta.get(ASSERTION_MESSAGE).is_none_or(|m| m.is_empty()) {
+                        problems.push(format!("{at}: '{page_id}' has no {ASSERTION_MESSAGE} for a failed approval assertion"));
+                    }
+                    let needed = limits.calls_per_approval + RETRY_LIMIT_MARGIN;
+                    match meta.get("setting.retryLimit").map(|v| v.parse::<u64>()) {
+                        None => problems.push(format!("{at}: '{page_id}' has no setting.retryLimit: B2C would end the journey (AADB2C90157) long before the approval request expires; it needs at least {needed}")),
+                        Some(Err(e)) => problems.push(format!("{at}: '{page_id}' setting.retryLimit is not a whole number: {e}")),
+                        Some(Ok(limit)) => {
+                            if limit < needed {
+                                problems.push(format!("{at}: '{page_id}' setting.retryLimit {limit} is below {needed}: {} calls of one approval request (AUTHY_APPROVAL_TTL_SECONDS {} / APPROVAL_WAIT_SECONDS {DEFAULT_APPROVAL_WAIT_SECONDS}) plus a margin of {RETRY_LIMIT_MARGIN}", limits.calls_per_approval, default_approval_ttl_seconds()));
+                            }
+                            if limit <= limits.script_continues {
+                                problems.push(format!("{at}: '{page_id}' setting.retryLimit {limit} is not above authy-wait.html's MAX_CONTINUES {}: the script alone would end the journey (AADB2C90157)", limits.script_continues));
+                            }
+                        }
+                    }
+                    let content = meta
+                        .get("ContentDefinitionReferenceId")
+                        .cloned()
+                        .unwrap_or_default();
+                    let data_uri = all
+                        .iter()
+                        .flat_map(|(_, d)| descendants(d.root(), "ContentDefinition"))
+                        .filter(|c| {
+                            c.attribute("Id")
+                                .is_some_and(|i| i.eq_ignore_ascii_case(&content))
+                        })
+                        .filter_map(|c| child(c, "DataUri").map(text))
+                        .last()
+                        .unwrap_or_default();
+                    if !data_uri.starts_with(SELFASSERTED_CONTRACT) {
+                        problems.push(format!("{at}: content definition '{content}' of '{page_id}' has DataUri '{data_uri}', not a page contract {SELFASSERTED_CONTRACT}<version>: its template's script would not run"));
+                    }
+                }
+            }
+        }
+    }
+    problems
+}
+
 /// Every check on one set of rendered policies (and the starter pack, when there).
 fn check_all(
     ours: &[PolicyText],
@@ -653,6 +945,7 @@ fn check_all(
         problems.extend(check_references(&ours, &pack));
     }
     problems.extend(check_write_after_approval(&ours, &all));
+    problems.extend(check_wait_pages(&ours, &all, wait_limits()));
     problems
 }
 
@@ -883,13 +1176,230 @@ fn policy_templates_hold_no_function_keys() {
 
 #[test]
 fn the_wait_page_template_waits_for_the_apis_pending_message() {
-    let template =
-        std::fs::read_to_string(policies_dir().join("templates").join("authy-wait.html")).unwrap();
+    let template = wait_template();
     let (_, rest) = template
         .split_once("var PENDING_MESSAGE = \"")
         .expect("PENDING_MESSAGE in authy-wait.html");
     let message = rest.split('"').next().unwrap();
     assert_eq!(message, ApiError::ApprovalPending.user_message());
+}
+
+/// Checks the wait pages of `files` (no starter pack needed: the wait page is ours).
+fn wait_page_problems(files: &[PolicyText], limits: WaitLimits) -> Vec<String> {
+    let docs = parse(files);
+    check_wait_pages(&docs, &docs, limits)
+}
+
+#[test]
+fn every_wait_page_asserts_approved_and_outlasts_the_approval_request() {
+    let limits = wait_limits();
+    // The numbers the README gives: 120 s / 7 s → 18 calls; the script selects Continue 18 times.
+    assert_eq!(
+        limits.calls_per_approval, 18,
+        "{limits:?}: update the README's formula"
+    );
+    assert_eq!(
+        limits.script_continues, limits.calls_per_approval,
+        "{limits:?}"
+    );
+    for (environment, files) in rendered() {
+        let problems = wait_page_problems(files, limits);
+        assert!(
+            problems.is_empty(),
+            "environment {environment}:\n{}",
+            problems.join("\n")
+        );
+    }
+}
+
+/// The wait steps every journey has: (journey, step).
+const WAIT_STEPS: [(&str, u32); 3] = [
+    ("SignUpOrSignInWithAuthy", 10),
+    ("ProfileEditAuthyPhone", 7),
+    ("ProfileEditAuthyPhone", 10),
+];
+
+/// Asserts that `problems` report `expected` for every wait step.
+fn assert_every_wait_step(problems: &[String], expected: &str, what: &str) {
+    for (journey, step) in WAIT_STEPS {
+        let at = format!("journey '{journey}' step {step}:");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains(&at) && p.contains(expected)),
+            "{what}: expected '{expected}' at {at}\n{problems:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_wait_page_that_takes_any_200_for_approved_is_reported() {
+    let limits = wait_limits();
+    for (from, to, expected) in [
+        // The assertion no longer runs.
+        (
+            r#"<ValidationTechnicalProfile ReferenceId="Authy-AssertApproved" />"#,
+            "",
+            "asserts that approvalstatus is 'approved'",
+        ),
+        // The assertion runs before the call, not after it.
+        (
+            "<ValidationTechnicalProfile ReferenceId=\"REST-Authy-WaitForAuthyApproval\" />\n            <ValidationTechnicalProfile ReferenceId=\"Authy-AssertApproved\" />",
+            "<ValidationTechnicalProfile ReferenceId=\"Authy-AssertApproved\" />\n            <ValidationTechnicalProfile ReferenceId=\"REST-Authy-WaitForAuthyApproval\" />",
+            "asserts that approvalstatus is 'approved'",
+        ),
+        // The comparison accepts another value.
+        (
+            r#"<InputParameter Id="compareTo" DataType="string" Value="approved" />"#,
+            r#"<InputParameter Id="compareTo" DataType="string" Value="pending" />"#,
+            "asserts that approvalstatus is 'approved'",
+        ),
+        // The assertion checks another claim than the comparison's result.
+        (
+            r#"<InputClaim ClaimTypeReferenceId="authyApproved" TransformationClaimType="inputClaim" />"#,
+            r#"<InputClaim ClaimTypeReferenceId="newAuthyEnrollment" TransformationClaimType="inputClaim" />"#,
+            "asserts that approvalstatus is 'approved'",
+        ),
+        // No message of our own for a failed assertion.
+        (
+            r#"<Item Key="UserMessageIfClaimsTransformationBooleanValueIsNotEqual">"#,
+            r#"<Item Key="UserMessageIfSomethingElse">"#,
+            "has no UserMessageIfClaimsTransformationBooleanValueIsNotEqual",
+        ),
+        // An "approved" from the first wait of profile edit would survive into the second.
+        (
+            r#"<InputClaimsTransformation ReferenceId="ResetApprovalStatus" />"#,
+            "",
+            "does not reset approvalstatus before the call",
+        ),
+    ] {
+        let problems = wait_page_problems(&mutate(from, to), limits);
+        assert_every_wait_step(&problems, expected, &format!("{from} -> {to}"));
+    }
+}
+
+#[test]
+fn a_retry_limit_that_ends_the_wait_too_early_is_reported() {
+    let limits = wait_limits();
+    let needed = limits.calls_per_approval + RETRY_LIMIT_MARGIN;
+    let rendered_limit = |files: &[PolicyText]| {
+        let (_, text) = files
+            .iter()
+            .find(|(f, _)| f == "TrustFrameworkExtensions.xml")
+            .unwrap();
+        let (_, rest) = text
+            .split_once(r#"<Item Key="setting.retryLimit">"#)
+            .unwrap();
+        rest.split('<').next().unwrap().to_owned()
+    };
+    let limit = rendered_limit(&sample());
+    let item = |value: &str| format!(r#"<Item Key="setting.retryLimit">{value}</Item>"#);
+
+    // No limit: B2C's own (6 in the one report) would end the wait after a few pending answers.
+    let problems = wait_page_problems(&mutate(&item(&limit), ""), limits);
+    assert_every_wait_step(
+        &problems,
+        "has no setting.retryLimit",
+        "retry limit removed",
+    );
+
+    // One below what the approval request's lifetime needs.
+    let problems = wait_page_problems(
+        &mutate(&item(&limit), &item(&(needed - 1).to_string())),
+        limits,
+    );
+    assert_every_wait_step(
+        &problems,
+        &format!("setting.retryLimit {} is below {needed}", needed - 1),
+        "retry limit too low",
+    );
+
+    // The template script would use up the limit by itself (its old limit was 60).
+    let problems = wait_page_problems(
+        &sample(),
+        WaitLimits {
+            script_continues: 60,
+            ..limits
+        },
+    );
+    assert_every_wait_step(
+        &problems,
+        "is not above authy-wait.html's MAX_CONTINUES 60",
+        "script limit too high",
+    );
+
+    // The script would stop selecting Continue before the approval request expires.
+    let problems = wait_page_problems(
+        &sample(),
+        WaitLimits {
+            script_continues: 10,
+            ..limits
+        },
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("MAX_CONTINUES = 10 automatic Continues do not outlast")),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn a_wait_page_without_a_page_contract_is_reported() {
+    let problems = wait_page_problems(
+        &mutate(
+            "<DataUri>urn:com:microsoft:aad:b2c:elements:contract:selfasserted:2.1.7</DataUri>\n        <Metadata>\n          <Item Key=\"DisplayName\">Authy approval page</Item>",
+            "<DataUri>urn:com:microsoft:aad:b2c:elements:selfasserted:1.1.0</DataUri>\n        <Metadata>\n          <Item Key=\"DisplayName\">Authy approval page</Item>",
+        ),
+        wait_limits(),
+    );
+    assert_every_wait_step(&problems, "not a page contract", "DataUri without contract");
+}
+
+/// Where `<script` occurs outside `<head>…</head>` in an HTML template (comments ignored), and
+/// whether it has a script at all.
+fn scripts_outside_head(html: &str) -> Vec<String> {
+    let mut text = html.to_lowercase();
+    while let Some(start) = text.find("<!--") {
+        let end = text[start..]
+            .find("-->")
+            .map_or(text.len(), |e| start + e + 3);
+        text.replace_range(start..end, "");
+    }
+    let head = match (text.find("<head"), text.find("</head>")) {
+        (Some(start), Some(end)) if start < end => start..end,
+        _ => return vec!["no <head>…</head>".to_owned()],
+    };
+    let scripts: Vec<usize> = text.match_indices("<script").map(|(at, _)| at).collect();
+    if scripts.is_empty() {
+        return vec!["no <script> at all".to_owned()];
+    }
+    scripts
+        .into_iter()
+        .filter(|at| !head.contains(at))
+        .map(|at| {
+            let line = text[..at].lines().count().max(1);
+            format!("a <script> outside <head> (around line {line} without comments)")
+        })
+        .collect()
+}
+
+#[test]
+fn the_wait_page_template_keeps_its_script_in_head() {
+    let template = wait_template();
+    assert_eq!(scripts_outside_head(&template), Vec::<String>::new());
+    // Mutated: the script moved to the end of <body>, where page layout selfasserted 2.1.21 and
+    // later break it.
+    let (before, after) = template.split_once("</head>").unwrap();
+    let start = before.find("  <script>").unwrap();
+    let script = &before[start..];
+    let moved = format!(
+        "{}</head>{}",
+        &before[..start],
+        after.replace("</body>", &format!("{script}</body>"))
+    );
+    let problems = scripts_outside_head(&moved);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
 }
 
 /// `../shared/tools/check-b2c-policies` on every rendered environment: XSD, placeholders,
