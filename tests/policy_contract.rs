@@ -35,7 +35,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use b2c_authy::authy::ApprovalStatus;
-use b2c_authy::config::DEFAULT_APPROVAL_WAIT_SECONDS;
+use b2c_authy::config::{DEFAULT_APPROVAL_TTL_SECONDS, DEFAULT_APPROVAL_WAIT_SECONDS};
 use b2c_authy::error::ApiError;
 use b2c_authy::functions::{
     create_approval_request, register, wait_for_authy_approval, FUNCTION_NAMES,
@@ -263,24 +263,10 @@ fn parse(files: &[PolicyText]) -> Vec<(&str, Document<'_>)> {
 // ---------------------------------------------------------------------------------------------
 // The wait page's numbers
 
-/// The handler's default `AUTHY_APPROVAL_TTL_SECONDS`, read from the README's configuration table
-/// (src/config.rs has no public constant for it).
-fn default_approval_ttl_seconds() -> u64 {
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    let row = readme
-        .lines()
-        .find(|l| l.starts_with("| `AUTHY_APPROVAL_TTL_SECONDS` |"))
-        .expect("README.md's configuration table has a row for AUTHY_APPROVAL_TTL_SECONDS");
-    let cell = row.split('|').nth(2).unwrap_or_default();
-    cell.trim().trim_matches('`').parse().unwrap_or_else(|e| {
-        panic!("the default of AUTHY_APPROVAL_TTL_SECONDS in README.md, '{cell}': {e}")
-    })
-}
-
 /// How many WaitForAuthyApproval calls one approval request can take with the handler's
 /// defaults: each pending answer takes the whole budget.
 fn calls_per_approval() -> u64 {
-    default_approval_ttl_seconds().div_ceil(DEFAULT_APPROVAL_WAIT_SECONDS)
+    DEFAULT_APPROVAL_TTL_SECONDS.div_ceil(DEFAULT_APPROVAL_WAIT_SECONDS)
 }
 
 fn wait_template() -> String {
@@ -900,7 +886,7 @@ fn check_wait_pages(
                         Some(Err(e)) => problems.push(format!("{at}: '{page_id}' setting.retryLimit is not a whole number: {e}")),
                         Some(Ok(limit)) => {
                             if limit < needed {
-                                problems.push(format!("{at}: '{page_id}' setting.retryLimit {limit} is below {needed}: {} calls of one approval request (AUTHY_APPROVAL_TTL_SECONDS {} / APPROVAL_WAIT_SECONDS {DEFAULT_APPROVAL_WAIT_SECONDS}) plus a margin of {RETRY_LIMIT_MARGIN}", limits.calls_per_approval, default_approval_ttl_seconds()));
+                                problems.push(format!("{at}: '{page_id}' setting.retryLimit {limit} is below {needed}: {} calls of one approval request (AUTHY_APPROVAL_TTL_SECONDS {} / APPROVAL_WAIT_SECONDS {DEFAULT_APPROVAL_WAIT_SECONDS}) plus a margin of {RETRY_LIMIT_MARGIN}", limits.calls_per_approval, DEFAULT_APPROVAL_TTL_SECONDS));
                             }
                             if limit <= limits.script_continues {
                                 problems.push(format!("{at}: '{page_id}' setting.retryLimit {limit} is not above authy-wait.html's MAX_CONTINUES {}: the script alone would end the journey (AADB2C90157)", limits.script_continues));
