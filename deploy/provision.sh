@@ -11,7 +11,8 @@ SCRIPT_SUMMARY="Provision (idempotently) the Function App that hosts the handler
 certificates required on every path, HTTPS only and minimum TLS 1.2."
 SCRIPT_DETAILS="Plan types (--plan-type):
   premium      Elastic Premium (default, SKU --plan-sku, EP1). Always warm; B2C calls
-               the API inside a sign-in, so a cold start is paid by the user.
+               the API inside a sign-in and gives each call 10 s (one retry), so a
+               cold start is paid by the user.
   flex         Flex Consumption. Supports custom handlers; the script verifies that
                client certificates really are Required afterwards and stops if not.
   consumption  Linux Consumption. Cheapest, cold starts; the plan is retired on
@@ -39,7 +40,7 @@ opt --client-cert-thumbprints CLIENT_CERT_THUMBPRINTS "" "SHA-1 thumbprints the 
 opt --client-cert-subject CLIENT_CERT_SUBJECT "" "Optional: CLIENT_CERT_SUBJECT for the handler (expected certificate subject)."
 opt --client-cert-issuer CLIENT_CERT_ISSUER "" "Optional: CLIENT_CERT_ISSUER for the handler (expected certificate issuer)."
 opt --client-cert-ca CLIENT_CERT_CA "" "Optional: CLIENT_CERT_CA for the handler (CA the client certificate must chain to): PEM text, or a local PEM file whose text is stored."
-opt --approval-wait-seconds APPROVAL_WAIT_SECONDS "" "Optional: seconds the handler waits within one B2C call, 1-25 (handler default 7)."
+opt --approval-wait-seconds APPROVAL_WAIT_SECONDS "" "Optional: seconds the handler waits within one B2C call, 1-8 (handler default 7): B2C gives a custom policy's REST call 10 s and one retry."
 opt --approval-poll-interval-ms APPROVAL_POLL_INTERVAL_MS "" "Optional: Authy status poll interval in ms, 250-60000."
 opt --authy-api-url AUTHY_API_URL "" "Optional: Authy API base URL (handler default when empty)."
 opt --authy-approval-message AUTHY_APPROVAL_MESSAGE "" "Optional: text of the push approval request."
@@ -65,8 +66,14 @@ check_range() {
         die "$flag must be a whole number of $unit from $min to $max, not '$value'"
     fi
 }
-# 25 s: the handler's limit, 5 s below B2C's 30 s timeout for a REST call.
-check_range --approval-wait-seconds "$APPROVAL_WAIT_SECONDS" 1 25 seconds
+# 1-8 s: the handler's limits (config::MAX_APPROVAL_WAIT_SECONDS), 2 s below
+# the 10 s B2C gives a custom policy's REST call before its one retry (2 tries
+# in all) since April 2025: MicrosoftDocs/azure-docs PRs #126324 (30 s and 3
+# tries became 10 s and 2 in api-connectors-overview.md) and #126864 ("10
+# seconds for custom policies and 5 seconds for user flows").  The 30 s still
+# in custom-policy-rest-api-intro.md is stale.  tests/deploy_scripts.rs ties
+# this line to the handler's constants.
+check_range --approval-wait-seconds "$APPROVAL_WAIT_SECONDS" 1 8 seconds
 check_range --approval-poll-interval-ms "$APPROVAL_POLL_INTERVAL_MS" 250 60000 milliseconds
 check_range --authy-approval-ttl-seconds "$AUTHY_APPROVAL_TTL_SECONDS" 10 86400 seconds
 

@@ -656,6 +656,107 @@ fn provision_rejects_invalid_values() {
     }
 }
 
+/// The `check_range FLAG "$VAR" MIN MAX UNIT` lines of provision.sh, as
+/// (setting name, min, max): `--approval-wait-seconds` checks
+/// `APPROVAL_WAIT_SECONDS`.
+fn provision_ranges() -> Vec<(String, u64, u64)> {
+    let script = fs::read_to_string(repo_root().join("deploy/provision.sh")).unwrap();
+    script
+        .lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["check_range", flag, _var, min, max, _unit] if flag.starts_with("--") => Some((
+                    flag[2..].replace('-', "_").to_uppercase(),
+                    min.parse().expect("check_range minimum"),
+                    max.parse().expect("check_range maximum"),
+                )),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Whether the handler's own configuration accepts `name=value`.
+fn handler_accepts(name: &str, value: u64) -> bool {
+    let value = value.to_string();
+    let settings = [
+        ("AUTHY_API_KEY", "k"),
+        ("CLIENT_CERT_THUMBPRINTS", THUMBPRINT),
+        (name, value.as_str()),
+    ];
+    match b2c_authy::config::Config::from_lookup(|key| {
+        settings
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| (*v).to_owned())
+    }) {
+        Ok(_) => true,
+        Err(e) => {
+            // Only this setting may be what the handler refuses.
+            assert!(
+                e.0.iter().all(|l| l.starts_with(&format!("{name}:"))),
+                "{e}"
+            );
+            false
+        }
+    }
+}
+
+/// provision.sh refuses exactly what the handler refuses, so the two cannot
+/// drift apart: each range check of the script has the bounds the handler
+/// enforces, and `--approval-wait-seconds` stops at
+/// `config::MAX_APPROVAL_WAIT_SECONDS`, below B2C's 10 s REST timeout.
+#[test]
+fn provision_ranges_are_the_handlers() {
+    use b2c_authy::config::{B2C_REST_TIMEOUT_SECONDS, MAX_APPROVAL_WAIT_SECONDS};
+    let ranges = provision_ranges();
+    let names: Vec<&str> = ranges.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "APPROVAL_WAIT_SECONDS",
+            "APPROVAL_POLL_INTERVAL_MS",
+            "AUTHY_APPROVAL_TTL_SECONDS"
+        ],
+        "the check_range lines of provision.sh"
+    );
+    for (name, min, max) in &ranges {
+        assert!(handler_accepts(name, *min), "handler refuses {name}={min}");
+        assert!(handler_accepts(name, *max), "handler refuses {name}={max}");
+        assert!(
+            !handler_accepts(name, max + 1),
+            "handler accepts {name}={}, provision.sh stops at {max}",
+            max + 1
+        );
+        if *min > 0 {
+            assert!(
+                !handler_accepts(name, min - 1),
+                "handler accepts {name}={}, provision.sh starts at {min}",
+                min - 1
+            );
+        }
+    }
+    let (_, min, max) = &ranges[0];
+    assert_eq!((*min, *max), (1, MAX_APPROVAL_WAIT_SECONDS));
+    assert!(MAX_APPROVAL_WAIT_SECONDS < B2C_REST_TIMEOUT_SECONDS);
+
+    // And the script really applies that line: the maximum passes, one more
+    // is refused before any az call.
+    let sb = Sandbox::new("provision-wait-range");
+    let max = MAX_APPROVAL_WAIT_SECONDS.to_string();
+    run(provision(&sb).args(["--approval-wait-seconds", &max])).assert_ok();
+    assert!(sb
+        .az_file_after("appsettings set")
+        .contains(&format!(r#""APPROVAL_WAIT_SECONDS": "{max}""#)));
+    let sb = Sandbox::new("provision-wait-range-over");
+    let over = (MAX_APPROVAL_WAIT_SECONDS + 1).to_string();
+    run(provision(&sb).args(["--approval-wait-seconds", &over]))
+        .assert_code(1)
+        .assert_stderr(&format!("from 1 to {max}, not '{over}'"));
+    assert!(sb.az_calls().is_empty(), "{:?}", sb.az_calls());
+}
+
 /// Values the handler refuses at startup are refused before any az call.
 #[test]
 fn provision_rejects_settings_the_handler_refuses() {
@@ -663,11 +764,11 @@ fn provision_rejects_settings_the_handler_refuses() {
     let der = sb.write("ca.der", "0\u{82}\u{1} not PEM");
     for (args, message) in [
         (
-            &["--approval-wait-seconds", "26"][..],
-            "--approval-wait-seconds must be a whole number of seconds from 1 to 25, not '26'",
+            &["--approval-wait-seconds", "9"][..],
+            "--approval-wait-seconds must be a whole number of seconds from 1 to 8, not '9'",
         ),
-        (&["--approval-wait-seconds", "0"], "from 1 to 25, not '0'"),
-        (&["--approval-wait-seconds", "7.5"], "from 1 to 25, not '7.5'"),
+        (&["--approval-wait-seconds", "0"], "from 1 to 8, not '0'"),
+        (&["--approval-wait-seconds", "7.5"], "from 1 to 8, not '7.5'"),
         (
             &["--approval-poll-interval-ms", "249"],
             "--approval-poll-interval-ms must be a whole number of milliseconds from 250 to 60000",
@@ -705,7 +806,7 @@ fn provision_accepts_what_the_handler_accepts() {
             "CLIENT_CERT_THUMBPRINTS",
             format!("65 3b db cb 79 8d 29 a8 cf 69 07 6d 5b 10 78 51 b7 d4 46 40; {other}"),
         )
-        .args(["--approval-wait-seconds", "25"])
+        .args(["--approval-wait-seconds", "8"])
         .args(["--approval-poll-interval-ms", "250"])
         .args(["--authy-approval-ttl-seconds", "86400"])
         .arg("--client-cert-ca")
@@ -717,7 +818,7 @@ fn provision_accepts_what_the_handler_accepts() {
             r#""CLIENT_CERT_THUMBPRINTS": "{THUMBPRINT},{}""#,
             other.to_uppercase()
         ),
-        r#""APPROVAL_WAIT_SECONDS": "25""#.to_owned(),
+        r#""APPROVAL_WAIT_SECONDS": "8""#.to_owned(),
         r#""APPROVAL_POLL_INTERVAL_MS": "250""#.to_owned(),
         r#""AUTHY_APPROVAL_TTL_SECONDS": "86400""#.to_owned(),
         // The file's text, not its local path.
