@@ -578,7 +578,11 @@ fn provision_flex_plan_without_key_vault() {
             "az functionapp config show",
         ],
     );
-    for pattern in ["functionapp config set", "functionapp update", "--ftps-state"] {
+    for pattern in [
+        "functionapp config set",
+        "functionapp update",
+        "--ftps-state",
+    ] {
         assert_no_call(&calls, pattern);
     }
     // No Key Vault: nothing to wait for.
@@ -953,20 +957,32 @@ fn provision_stops_when_tls_or_ftps_were_not_applied() {
 #[test]
 fn provision_waits_for_the_key_vault_reference() {
     let sb = Sandbox::new("provision-kv-wait");
-    let out = run(provision(&sb)
-        .args(["--key-vault", "kv"])
-        .env("AZ_STUB_KV_REF_STATUSES", "AccessToKeyVaultDenied Initialized Resolved"));
+    let out = run(provision(&sb).args(["--key-vault", "kv"]).env(
+        "AZ_STUB_KV_REF_STATUSES",
+        "AccessToKeyVaultDenied Initialized Resolved",
+    ));
     out.assert_ok()
         .assert_stderr("status 'AccessToKeyVaultDenied'; waiting for the role assignment to apply (check 1 of 18")
         .assert_stderr("status 'Initialized'")
         .assert_stderr("Key Vault reference AUTHY_API_KEY resolved");
     let calls = sb.az_calls();
     assert_eq!(
-        calls.iter().filter(|c| c.contains("configreferences")).count(),
+        calls
+            .iter()
+            .filter(|c| c.contains("configreferences"))
+            .count(),
         3,
         "{calls:?}"
     );
-    assert_in_order(&calls, &["configreferences", "configreferences", "configreferences", "az functionapp restart"]);
+    assert_in_order(
+        &calls,
+        &[
+            "configreferences",
+            "configreferences",
+            "configreferences",
+            "az functionapp restart",
+        ],
+    );
 
     // Resolved at once, and the role already existed: no restart.
     let sb = Sandbox::new("provision-kv-resolved");
@@ -978,12 +994,21 @@ fn provision_waits_for_the_key_vault_reference() {
     // Every role assignment listed as present.
     sb.write_executable(
         "bin/az",
-        &STUB_AZ.replace(r#""role assignment list"*) echo 0 ;;"#, r#""role assignment list"*) echo 1 ;;"#),
+        &STUB_AZ.replace(
+            r#""role assignment list"*) echo 0 ;;"#,
+            r#""role assignment list"*) echo 1 ;;"#,
+        ),
     );
     run(&mut cmd).assert_ok();
     let calls = sb.az_calls();
     assert_no_call(&calls, "role assignment create");
-    assert_eq!(calls.iter().filter(|c| c.contains("configreferences")).count(), 1);
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.contains("configreferences"))
+            .count(),
+        1
+    );
     assert_no_call(&calls, "functionapp restart");
 
     // Never resolved: stop after the bounded wait, and say what to do.
@@ -997,7 +1022,13 @@ fn provision_waits_for_the_key_vault_reference() {
     .assert_stderr("'Key Vault Secrets User' on kv")
     .assert_stderr("Run this script again later");
     let calls = sb.az_calls();
-    assert_eq!(calls.iter().filter(|c| c.contains("configreferences")).count(), 3);
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.contains("configreferences"))
+            .count(),
+        3
+    );
     assert_no_call(&calls, "functionapp restart");
 }
 
@@ -1057,7 +1088,10 @@ fn deploy_code_stops_without_a_host_name() {
         let out = run(deploy_code(&sb).env("AZ_STUB_HOST", host));
         out.assert_failed()
             .assert_stderr("az functionapp show reported no default host name for app");
-        assert!(!out.stdout.contains("https://") && !out.stderr.contains("https:///"), "{out}");
+        assert!(
+            !out.stdout.contains("https://") && !out.stderr.contains("https:///"),
+            "{out}"
+        );
         assert_no_call(&sb.az_calls(), "keys list");
     }
 }
@@ -1585,7 +1619,10 @@ fn client_cert_uploads_the_policy_key() {
     run(sb
         .command("client-cert.sh")
         .args(["--out-dir", "certs", "--upload"])
-        .env("AZ_STUB_KEYSET_IDS", "B2C_1A_Other B2C_1A_RESTAPICLIENTCERTIFICATE"))
+        .env(
+            "AZ_STUB_KEYSET_IDS",
+            "B2C_1A_Other B2C_1A_RESTAPICLIENTCERTIFICATE",
+        ))
     .assert_ok()
     .assert_stderr("exists as B2C_1A_RESTAPICLIENTCERTIFICATE");
     let calls = sb.az_calls();
@@ -1596,9 +1633,13 @@ fn client_cert_uploads_the_policy_key() {
     );
     // A lower-case prefix is the prefix.
     let sb = Sandbox::new("cert-upload-prefix");
-    run(sb
-        .command("client-cert.sh")
-        .args(["--out-dir", "certs", "--upload", "--keyset", "b2c_1a_Mine"]))
+    run(sb.command("client-cert.sh").args([
+        "--out-dir",
+        "certs",
+        "--upload",
+        "--keyset",
+        "b2c_1a_Mine",
+    ]))
     .assert_ok();
     assert_in_order(
         &sb.az_calls(),
