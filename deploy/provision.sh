@@ -13,14 +13,21 @@ SCRIPT_DETAILS="Plan types (--plan-type):
   premium      Elastic Premium (default, SKU --plan-sku, EP1). Always warm; B2C calls
                the API inside a sign-in and gives each call 10 s (one retry), so a
                cold start is paid by the user.
-  flex         Flex Consumption. Supports custom handlers; the script verifies that
-               client certificates really are Required afterwards and stops if not.
+  flex         Flex Consumption. Supports custom handlers; HTTPS, TLS and client
+               certificate settings go by ARM PATCH (az resource patch), as ARM
+               refuses what az functionapp config set writes back on Flex; the
+               script verifies that client certificates really are Required
+               afterwards and stops if not.
   consumption  Linux Consumption. Cheapest, cold starts; the plan is retired on
                2028-09-30.
 With --key-vault the Authy key is stored in Key Vault and the app setting is a
 Key Vault reference read through the app's managed identity; without it the key
 is a plain app setting.  The caller needs Owner or User Access Administrator on
-the resource group to create the role assignments.
+the resource group to create the role assignments.  A new role assignment takes
+minutes to apply: the script then waits until App Service reports the reference
+Resolved (KEYVAULT_REFERENCE_ATTEMPTS checks, default 18, DEPLOY_RETRY_DELAY
+seconds apart, default 10), restarts the app, and stops saying so if it never
+resolves.
 Re-running (to rotate thumbprints, say) changes only what is given: optional
 settings left out keep their current values, AUTHY_API_KEY may be left unset
 when the app already has one, and a Key Vault reference already in place is
