@@ -38,7 +38,12 @@ require_cmd openssl "install OpenSSL"
 if [[ -n "$SOURCE_PFX" && -z "${PFX_PASSWORD:-}" ]]; then
     die "set PFX_PASSWORD to the password of $SOURCE_PFX"
 fi
-[[ "$KEYSET_NAME" == B2C_1A_* ]] || KEYSET_NAME="B2C_1A_$KEYSET_NAME"
+# B2C policy key ids are case-insensitive: b2c_1a_x is B2C_1A_x.
+if [[ "${KEYSET_NAME^^}" == B2C_1A_* ]]; then
+    KEYSET_NAME="B2C_1A_${KEYSET_NAME:7}"
+else
+    KEYSET_NAME="B2C_1A_$KEYSET_NAME"
+fi
 if [[ "${UPLOAD_KEYSET:-0}" == 1 ]]; then
     require_az
 fi
@@ -141,13 +146,24 @@ if [[ "${UPLOAD_KEYSET:-0}" == 1 ]]; then
     # B2C starts using an uploaded key at once; a Function App that does not
     # yet accept its thumbprint would refuse every call from then on.
     log "uploading to $KEYSET_NAME: CLIENT_CERT_THUMBPRINTS of the Function App must already include $thumbprint"
-    count="$(capture 0 az rest --method get --uri "$GRAPH_KEYSETS_URL" \
-        --query "length(value[?id=='$KEYSET_NAME'])" --output tsv)"
-    if [[ "$count" == 0 ]]; then
+    # Key set ids are case-insensitive in B2C, and JMESPath cannot lower-case:
+    # list the ids and compare here, then use the existing key set's spelling.
+    keyset_ids="$(capture '' az rest --method get --uri "$GRAPH_KEYSETS_URL" \
+        --query "value[].id" --output tsv)"
+    keyset_id=""
+    while IFS= read -r id; do
+        if [[ -n "$id" && "${id,,}" == "${KEYSET_NAME,,}" ]]; then
+            keyset_id="$id"
+        fi
+    done <<<"$keyset_ids"
+    if [[ -z "$keyset_id" ]]; then
         # The service adds the B2C_1A_ prefix to the id it is given.
         run az rest --method post --uri "$GRAPH_KEYSETS_URL" \
             --headers "Content-Type=application/json" \
             --body "{\"id\": \"${KEYSET_NAME#B2C_1A_}\"}" --output none
+        keyset_id="$KEYSET_NAME"
+    elif [[ "$keyset_id" != "$KEYSET_NAME" ]]; then
+        log "policy key $KEYSET_NAME exists as $keyset_id (B2C ids are case-insensitive)"
     fi
     # The request body holds the PFX and its password: a private file, never argv.
     body_file="$TMP_DIR/upload-pkcs12.json"
@@ -155,9 +171,9 @@ if [[ "${UPLOAD_KEYSET:-0}" == 1 ]]; then
         printf '{"key": "%s", "password": "%s"}\n' \
             "$(base64 <"$pfx_file" | tr -d '\n')" "$(json_escape "$PFX_PASSWORD")" >"$body_file"
     fi
-    run az rest --method post --uri "$GRAPH_KEYSETS_URL/$KEYSET_NAME/uploadPkcs12" \
+    run az rest --method post --uri "$GRAPH_KEYSETS_URL/$keyset_id/uploadPkcs12" \
         --headers "Content-Type=application/json" --body "@$body_file" --output none
-    log "uploaded to policy key $KEYSET_NAME"
+    log "uploaded to policy key $keyset_id"
 fi
 
 log "SHA-1 thumbprint (for CLIENT_CERT_THUMBPRINTS):"

@@ -42,8 +42,14 @@ fi
 log "deploying $ZIP_FILE to $FUNCTION_APP"
 run az functionapp deployment source config-zip "${az_app[@]}" --src "$ZIP_FILE" --output none
 
+# A Flex Consumption app comes back as the raw ARM resource, with the host
+# name under `properties` (azure-cli's show_functionapp), other apps
+# flattened: read both.  An empty answer would give https:///api/... URLs.
 host="$(capture "$FUNCTION_APP.azurewebsites.net" az functionapp show "${az_app[@]}" \
-    --query defaultHostName --output tsv)"
+    --query "not_null(properties.defaultHostName, defaultHostName)" --output tsv)"
+if [[ -z "$host" || "$host" == None || "$host" == null ]]; then
+    die "az functionapp show reported no default host name for $FUNCTION_APP; the function URLs cannot be printed (check the app in the portal: Overview > Default domain)"
+fi
 
 # Keys can contain characters that are not safe in a query string.
 url_encode() {

@@ -11,15 +11,23 @@ SCRIPT_SUMMARY="Provision (idempotently) the Function App that hosts the handler
 certificates required on every path, HTTPS only and minimum TLS 1.2."
 SCRIPT_DETAILS="Plan types (--plan-type):
   premium      Elastic Premium (default, SKU --plan-sku, EP1). Always warm; B2C calls
-               the API inside a sign-in, so a cold start is paid by the user.
-  flex         Flex Consumption. Supports custom handlers; the script verifies that
-               client certificates really are Required afterwards and stops if not.
+               the API inside a sign-in and gives each call 10 s (one retry), so a
+               cold start is paid by the user.
+  flex         Flex Consumption. Supports custom handlers; HTTPS, TLS and client
+               certificate settings go by ARM PATCH (az resource patch), as ARM
+               refuses what az functionapp config set writes back on Flex; the
+               script verifies that client certificates really are Required
+               afterwards and stops if not.
   consumption  Linux Consumption. Cheapest, cold starts; the plan is retired on
                2028-09-30.
 With --key-vault the Authy key is stored in Key Vault and the app setting is a
 Key Vault reference read through the app's managed identity; without it the key
 is a plain app setting.  The caller needs Owner or User Access Administrator on
-the resource group to create the role assignments.
+the resource group to create the role assignments.  A new role assignment takes
+minutes to apply: the script then waits until App Service reports the reference
+Resolved (KEYVAULT_REFERENCE_ATTEMPTS checks, default 18, DEPLOY_RETRY_DELAY
+seconds apart, default 10), restarts the app, and stops saying so if it never
+resolves.
 Re-running (to rotate thumbprints, say) changes only what is given: optional
 settings left out keep their current values, AUTHY_API_KEY may be left unset
 when the app already has one, and a Key Vault reference already in place is
@@ -39,7 +47,7 @@ opt --client-cert-thumbprints CLIENT_CERT_THUMBPRINTS "" "SHA-1 thumbprints the 
 opt --client-cert-subject CLIENT_CERT_SUBJECT "" "Optional: CLIENT_CERT_SUBJECT for the handler (expected certificate subject)."
 opt --client-cert-issuer CLIENT_CERT_ISSUER "" "Optional: CLIENT_CERT_ISSUER for the handler (expected certificate issuer)."
 opt --client-cert-ca CLIENT_CERT_CA "" "Optional: CLIENT_CERT_CA for the handler (CA the client certificate must chain to): PEM text, or a local PEM file whose text is stored."
-opt --approval-wait-seconds APPROVAL_WAIT_SECONDS "" "Optional: seconds the handler waits within one B2C call, 1-25 (handler default 7)."
+opt --approval-wait-seconds APPROVAL_WAIT_SECONDS "" "Optional: seconds the handler waits within one B2C call, 1-8 (handler default 7): B2C gives a custom policy's REST call 10 s and one retry."
 opt --approval-poll-interval-ms APPROVAL_POLL_INTERVAL_MS "" "Optional: Authy status poll interval in ms, 250-60000."
 opt --authy-api-url AUTHY_API_URL "" "Optional: Authy API base URL (handler default when empty)."
 opt --authy-approval-message AUTHY_APPROVAL_MESSAGE "" "Optional: text of the push approval request."
@@ -65,8 +73,14 @@ check_range() {
         die "$flag must be a whole number of $unit from $min to $max, not '$value'"
     fi
 }
-# 25 s: the handler's limit, 5 s below B2C's 30 s timeout for a REST call.
-check_range --approval-wait-seconds "$APPROVAL_WAIT_SECONDS" 1 25 seconds
+# 1-8 s: the handler's limits (config::MAX_APPROVAL_WAIT_SECONDS), 2 s below
+# the 10 s B2C gives a custom policy's REST call before its one retry (2 tries
+# in all) since April 2025: MicrosoftDocs/azure-docs PRs #126324 (30 s and 3
+# tries became 10 s and 2 in api-connectors-overview.md) and #126864 ("10
+# seconds for custom policies and 5 seconds for user flows").  The 30 s still
+# in custom-policy-rest-api-intro.md is stale.  tests/deploy_scripts.rs ties
+# this line to the handler's constants.
+check_range --approval-wait-seconds "$APPROVAL_WAIT_SECONDS" 1 8 seconds
 check_range --approval-poll-interval-ms "$APPROVAL_POLL_INTERVAL_MS" 250 60000 milliseconds
 check_range --authy-approval-ttl-seconds "$AUTHY_APPROVAL_TTL_SECONDS" 10 86400 seconds
 
@@ -104,6 +118,9 @@ CLIENT_CERT_THUMBPRINTS="$(normalize_thumbprints "$CLIENT_CERT_THUMBPRINTS")"
 require_az
 make_tmp_dir
 az_rg=(--resource-group "$RESOURCE_GROUP")
+# Microsoft.Web API version for the calls that name one (az resource patch,
+# az rest): a stable version that has Flex Consumption (functionAppConfig).
+WEB_API_VERSION=2024-04-01
 
 subscription="$(capture '<subscription-id>' az account show --query id --output tsv)" ||
     die "not signed in to Azure: run 'az login' (and 'az account set --subscription ...')"
@@ -191,7 +208,9 @@ fi
 principal_id="$(capture '<principal-id>' az functionapp identity assign --name "$FUNCTION_APP" "${az_rg[@]}" \
     --query principalId --output tsv)"
 
-# ensure_role PRINCIPAL_ID PRINCIPAL_TYPE ROLE SCOPE
+# ensure_role PRINCIPAL_ID PRINCIPAL_TYPE ROLE SCOPE; sets role_created=1
+# when it had to create the assignment.
+role_created=0
 ensure_role() {
     local count
     count="$(capture 0 az role assignment list --scope "$4" \
@@ -200,6 +219,7 @@ ensure_role() {
     if [[ "$count" == 0 ]]; then
         run az role assignment create --assignee-object-id "$1" --assignee-principal-type "$2" \
             --role "$3" --scope "$4" --output none
+        role_created=1
     fi
 }
 
@@ -239,7 +259,9 @@ if [[ -n "$KEY_VAULT" ]]; then
     else
         log "AUTHY_API_KEY not set: using the existing secret '$AUTHY_SECRET_NAME' in $KEY_VAULT"
     fi
+    role_created=0
     ensure_role "$principal_id" ServicePrincipal "Key Vault Secrets User" "$vault_id"
+    app_role_created="$role_created"
     # Versionless URI: a new secret version is picked up without redeploying.
     authy_key_setting="@Microsoft.KeyVault(SecretUri=${vault_uri%/}/secrets/$AUTHY_SECRET_NAME/)"
 elif ((write_plain_key)); then
@@ -294,10 +316,26 @@ run az functionapp config appsettings set --name "$FUNCTION_APP" "${az_rg[@]}" \
 # Client certificates Required with no exclusion paths: the front end refuses
 # any TLS connection without a certificate, and the handler then checks the
 # forwarded certificate against CLIENT_CERT_THUMBPRINTS.
-run az functionapp update --name "$FUNCTION_APP" "${az_rg[@]}" \
-    --set httpsOnly=true --set clientCertEnabled=true --set clientCertMode=Required --output none
-run az functionapp config set --name "$FUNCTION_APP" "${az_rg[@]}" \
-    --min-tls-version 1.2 --ftps-state Disabled --output none
+if [[ "$PLAN_TYPE" == flex ]]; then
+    # Flex Consumption: `az functionapp config set` reads the whole site
+    # configuration and writes it back, and ARM refuses several of its
+    # properties on Flex sites (FtpsState, Use32BitWorkerProcess,
+    # NetFrameworkVersion, ...: "for Flex Consumption sites is invalid",
+    # Azure/azure-cli#31414); `az functionapp update --set` likewise PUTs the
+    # whole site.  An ARM PATCH (`az resource patch`, which sends
+    # {"properties": ...}) carries only the properties named here.  Flex has
+    # no FTP(S) publishing, so ftpsState is neither set nor checked.
+    site_id="/subscriptions/$subscription/resourceGroups/$RESOURCE_GROUP/providers/Microsoft.Web/sites/$FUNCTION_APP"
+    run az resource patch --ids "$site_id" --api-version "$WEB_API_VERSION" \
+        --properties '{"httpsOnly": true, "clientCertEnabled": true, "clientCertMode": "Required"}' --output none
+    run az resource patch --ids "$site_id/config/web" --api-version "$WEB_API_VERSION" \
+        --properties '{"minTlsVersion": "1.2"}' --output none
+else
+    run az functionapp update --name "$FUNCTION_APP" "${az_rg[@]}" \
+        --set httpsOnly=true --set clientCertEnabled=true --set clientCertMode=Required --output none
+    run az functionapp config set --name "$FUNCTION_APP" "${az_rg[@]}" \
+        --min-tls-version 1.2 --ftps-state Disabled --output none
+fi
 
 # Read the settings back: a plan that ignores them (or an exclusion path left
 # from earlier) would silently expose the API to any caller.
@@ -306,8 +344,11 @@ if [[ "$PLAN_TYPE" == premium ]]; then
 else
     not_applied="If the $PLAN_TYPE plan does not support these settings, use --plan-type premium."
 fi
+# `az functionapp show` prints a Flex app as the raw ARM resource, with these
+# fields under `properties` (azure-cli appservice custom.py, show_functionapp:
+# get_raw_functionapp for Flex), and other apps flattened: read both shapes.
 state="$(capture 'true|true|Required|null' az functionapp show --name "$FUNCTION_APP" "${az_rg[@]}" \
-    --query "join('|', [to_string(httpsOnly), to_string(clientCertEnabled), to_string(clientCertMode), to_string(clientCertExclusionPaths)])" \
+    --query "join('|', [to_string(not_null(properties.httpsOnly, httpsOnly)), to_string(not_null(properties.clientCertEnabled, clientCertEnabled)), to_string(not_null(properties.clientCertMode, clientCertMode)), to_string(not_null(properties.clientCertExclusionPaths, clientCertExclusionPaths))])" \
     --output tsv)"
 IFS='|' read -r https_only cert_enabled cert_mode cert_exclusions <<<"$state"
 if [[ "$https_only" != true || "$cert_enabled" != true || "$cert_mode" != Required ]]; then
@@ -319,8 +360,39 @@ fi
 site_config="$(capture '1.2|Disabled' az functionapp config show --name "$FUNCTION_APP" "${az_rg[@]}" \
     --query "join('|', [to_string(minTlsVersion), to_string(ftpsState)])" --output tsv)"
 IFS='|' read -r min_tls ftps_state <<<"$site_config"
-if [[ ! "$min_tls" =~ ^1\.[2-9]$ || "$ftps_state" != Disabled ]]; then
-    die "$FUNCTION_APP reports minTlsVersion=$min_tls ftpsState=$ftps_state; expected 1.2 (or later) and Disabled. $not_applied"
+if [[ ! "$min_tls" =~ ^1\.[2-9]$ ]]; then
+    die "$FUNCTION_APP reports minTlsVersion=$min_tls; expected 1.2 (or later). $not_applied"
+fi
+if [[ "$PLAN_TYPE" != flex && "$ftps_state" != Disabled ]]; then
+    die "$FUNCTION_APP reports ftpsState=$ftps_state; expected Disabled. $not_applied"
+fi
+
+# With --key-vault the app reads AUTHY_API_KEY through its managed identity.
+# Until a new role assignment applies (it can take minutes), App Service
+# passes the literal @Microsoft.KeyVault(...) text instead, which the handler
+# refuses at startup.  So wait, boundedly, until App Service reports the
+# reference Resolved (the status the portal shows under Configuration; ARM
+# operation WebApps_GetAppSettingKeyVaultReference), then restart the app if
+# it may have started before that.
+if [[ -n "$KEY_VAULT" ]]; then
+    reference_uri="/subscriptions/$subscription/resourceGroups/$RESOURCE_GROUP/providers/Microsoft.Web/sites/$FUNCTION_APP/config/configreferences/appsettings/AUTHY_API_KEY?api-version=$WEB_API_VERSION"
+    attempts="${KEYVAULT_REFERENCE_ATTEMPTS:-18}"
+    for ((attempt = 1; ; attempt++)); do
+        ref_status="$(capture Resolved az rest --method get --uri "$reference_uri" \
+            --query properties.status --output tsv)" || ref_status="unknown (could not be read)"
+        [[ "$ref_status" == Resolved ]] && break
+        if ((attempt >= attempts)); then
+            die "App Service still reports the Key Vault reference AUTHY_API_KEY as '$ref_status' after $attempts checks ${RETRY_DELAY}s apart. Everything else is provisioned, but the handler will not start until the reference resolves: the app's identity needs 'Key Vault Secrets User' on $KEY_VAULT (a new role assignment can take several minutes to apply) and the secret '$AUTHY_SECRET_NAME' must exist. Run this script again later; it waits again and restarts the app once the reference resolves."
+        fi
+        log "Key Vault reference AUTHY_API_KEY: status '$ref_status'; waiting for the role assignment to apply (check $attempt of $attempts, next in ${RETRY_DELAY}s)"
+        sleep "$RETRY_DELAY"
+    done
+    log "Key Vault reference AUTHY_API_KEY resolved"
+    if ((attempt > 1 || app_role_created)); then
+        # The restart that the settings change caused may have come too early.
+        log "restarting $FUNCTION_APP so that the handler starts with the secret"
+        run az functionapp restart --name "$FUNCTION_APP" "${az_rg[@]}" --output none
+    fi
 fi
 
 if is_dry_run; then

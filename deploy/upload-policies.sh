@@ -206,8 +206,11 @@ while IFS=$'\t' read -r policy_id file; do
     log "uploading $policy_id"
     # An upload that fails leaves the policies after it untouched: B2C checks
     # each policy against its already uploaded base.
+    # Graph answers with the policy XML, which az rest prints ("Not a json
+    # response, outputting to stdout") even with --output none: send the
+    # answer to /dev/null instead (azure-cli util/custom.py, rest_call).
     if ! run az rest --method put --uri "$GRAPH_POLICIES_URL/$policy_id/\$value" \
-        --headers "Content-Type=application/xml" --body "@$file" --output none; then
+        --headers "Content-Type=application/xml" --body "@$file" --output-file /dev/null; then
         die "upload of $policy_id ($file) failed; the policies after it were not uploaded. A 403 (Authorization_RequestDenied) means the signed-in identity lacks Policy.ReadWrite.TrustFramework: see --help."
     fi
 done <<<"$order"

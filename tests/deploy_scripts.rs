@@ -100,14 +100,22 @@ case "$all" in
     ;;
 "role assignment list"*) echo 0 ;;
 "functionapp show"*)
-    if [[ "$query" == defaultHostName ]]; then
-        echo app.azurewebsites.net
+    if [[ "$query" == *defaultHostName* ]]; then
+        echo "${AZ_STUB_HOST-app.azurewebsites.net}"
     else
         echo "${AZ_STUB_SITE_STATE:-true|true|Required|null}"
     fi
     ;;
 "functionapp function keys list"*) echo "key/$(arg_after --function-name "$@")+=" ;;
-"rest --method get"*) echo "${AZ_STUB_KEYSET_COUNT:-0}" ;;
+"rest --method get --uri /subscriptions/"*/configreferences/*)
+    # AZ_STUB_KV_REF_STATUSES: the answer to the first, second, ... call;
+    # the last one repeats.
+    read -r -a statuses <<<"${AZ_STUB_KV_REF_STATUSES:-Resolved}"
+    n="$(grep -c '^az rest --method get --uri /subscriptions/.*/configreferences/' "$AZ_STUB_LOG")"
+    ((n <= ${#statuses[@]})) || n="${#statuses[@]}"
+    echo "${statuses[n - 1]}"
+    ;;
+"rest --method get"*) printf '%s\n' ${AZ_STUB_KEYSET_IDS:-} ;;
 esac
 exit 0
 "#;
@@ -461,8 +469,13 @@ fn provision_premium_with_key_vault_runs_the_calls_in_order() {
             "az functionapp config set --name app --resource-group rg --min-tls-version 1.2",
             "az functionapp show --name app --resource-group rg --query",
             "az functionapp config show --name app --resource-group rg --query",
+            // The app's new role: wait for the reference, then restart.
+            "az rest --method get --uri /subscriptions/00000000-0000-0000-0000-00000000aaaa/resourceGroups/rg/providers/Microsoft.Web/sites/app/config/configreferences/appsettings/AUTHY_API_KEY\\?api-version=2024-04-01 --query properties.status --output tsv",
+            "az functionapp restart --name app --resource-group rg",
         ],
     );
+    // Premium: the classic commands, no ARM PATCH.
+    assert_no_call(&calls, "resource patch");
     // A new app: no current settings to read.
     assert_no_call(&calls, "appsettings list");
     assert_eq!(fs::read_to_string(sb.path("secret")).unwrap(), AUTHY_KEY);
@@ -548,6 +561,32 @@ fn provision_flex_plan_without_key_vault() {
     );
     assert!(!create.contains("--os-type"), "{create}");
     assert_no_call(&calls, "keyvault");
+    // Flex: ARM PATCHes that carry only these properties, instead of the
+    // commands that write back the whole site or site configuration.
+    let site = "/subscriptions/00000000-0000-0000-0000-00000000aaaa/resourceGroups/rg/providers/Microsoft.Web/sites/app";
+    assert_in_order(
+        &calls,
+        &[
+            "appsettings set",
+            &format!(
+                r#"az resource patch --ids {site} --api-version 2024-04-01 --properties \{{\"httpsOnly\":\ true\,\ \"clientCertEnabled\":\ true\,\ \"clientCertMode\":\ \"Required\"\}} --output none"#
+            ),
+            &format!(
+                r#"az resource patch --ids {site}/config/web --api-version 2024-04-01 --properties \{{\"minTlsVersion\":\ \"1.2\"\}} --output none"#
+            ),
+            "az functionapp show --name app --resource-group rg --query join\\(\\'\\|\\'\\,\\ \\[to_string\\(not_null\\(properties.httpsOnly\\,\\ httpsOnly\\)\\)",
+            "az functionapp config show",
+        ],
+    );
+    for pattern in [
+        "functionapp config set",
+        "functionapp update",
+        "--ftps-state",
+    ] {
+        assert_no_call(&calls, pattern);
+    }
+    // No Key Vault: nothing to wait for.
+    assert_no_call(&calls, "configreferences");
     let settings = sb.az_file_after("appsettings set");
     assert!(
         !settings.contains("FUNCTIONS_WORKER_RUNTIME"),
@@ -656,6 +695,107 @@ fn provision_rejects_invalid_values() {
     }
 }
 
+/// The `check_range FLAG "$VAR" MIN MAX UNIT` lines of provision.sh, as
+/// (setting name, min, max): `--approval-wait-seconds` checks
+/// `APPROVAL_WAIT_SECONDS`.
+fn provision_ranges() -> Vec<(String, u64, u64)> {
+    let script = fs::read_to_string(repo_root().join("deploy/provision.sh")).unwrap();
+    script
+        .lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["check_range", flag, _var, min, max, _unit] if flag.starts_with("--") => Some((
+                    flag[2..].replace('-', "_").to_uppercase(),
+                    min.parse().expect("check_range minimum"),
+                    max.parse().expect("check_range maximum"),
+                )),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Whether the handler's own configuration accepts `name=value`.
+fn handler_accepts(name: &str, value: u64) -> bool {
+    let value = value.to_string();
+    let settings = [
+        ("AUTHY_API_KEY", "k"),
+        ("CLIENT_CERT_THUMBPRINTS", THUMBPRINT),
+        (name, value.as_str()),
+    ];
+    match b2c_authy::config::Config::from_lookup(|key| {
+        settings
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| (*v).to_owned())
+    }) {
+        Ok(_) => true,
+        Err(e) => {
+            // Only this setting may be what the handler refuses.
+            assert!(
+                e.0.iter().all(|l| l.starts_with(&format!("{name}:"))),
+                "{e}"
+            );
+            false
+        }
+    }
+}
+
+/// provision.sh refuses exactly what the handler refuses, so the two cannot
+/// drift apart: each range check of the script has the bounds the handler
+/// enforces, and `--approval-wait-seconds` stops at
+/// `config::MAX_APPROVAL_WAIT_SECONDS`, below B2C's 10 s REST timeout.
+#[test]
+fn provision_ranges_are_the_handlers() {
+    use b2c_authy::config::{B2C_REST_TIMEOUT_SECONDS, MAX_APPROVAL_WAIT_SECONDS};
+    let ranges = provision_ranges();
+    let names: Vec<&str> = ranges.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "APPROVAL_WAIT_SECONDS",
+            "APPROVAL_POLL_INTERVAL_MS",
+            "AUTHY_APPROVAL_TTL_SECONDS"
+        ],
+        "the check_range lines of provision.sh"
+    );
+    for (name, min, max) in &ranges {
+        assert!(handler_accepts(name, *min), "handler refuses {name}={min}");
+        assert!(handler_accepts(name, *max), "handler refuses {name}={max}");
+        assert!(
+            !handler_accepts(name, max + 1),
+            "handler accepts {name}={}, provision.sh stops at {max}",
+            max + 1
+        );
+        if *min > 0 {
+            assert!(
+                !handler_accepts(name, min - 1),
+                "handler accepts {name}={}, provision.sh starts at {min}",
+                min - 1
+            );
+        }
+    }
+    let (_, min, max) = &ranges[0];
+    assert_eq!((*min, *max), (1, MAX_APPROVAL_WAIT_SECONDS));
+    const { assert!(MAX_APPROVAL_WAIT_SECONDS < B2C_REST_TIMEOUT_SECONDS) };
+
+    // And the script really applies that line: the maximum passes, one more
+    // is refused before any az call.
+    let sb = Sandbox::new("provision-wait-range");
+    let max = MAX_APPROVAL_WAIT_SECONDS.to_string();
+    run(provision(&sb).args(["--approval-wait-seconds", &max])).assert_ok();
+    assert!(sb
+        .az_file_after("appsettings set")
+        .contains(&format!(r#""APPROVAL_WAIT_SECONDS": "{max}""#)));
+    let sb = Sandbox::new("provision-wait-range-over");
+    let over = (MAX_APPROVAL_WAIT_SECONDS + 1).to_string();
+    run(provision(&sb).args(["--approval-wait-seconds", &over]))
+        .assert_code(1)
+        .assert_stderr(&format!("from 1 to {max}, not '{over}'"));
+    assert!(sb.az_calls().is_empty(), "{:?}", sb.az_calls());
+}
+
 /// Values the handler refuses at startup are refused before any az call.
 #[test]
 fn provision_rejects_settings_the_handler_refuses() {
@@ -663,11 +803,11 @@ fn provision_rejects_settings_the_handler_refuses() {
     let der = sb.write("ca.der", "0\u{82}\u{1} not PEM");
     for (args, message) in [
         (
-            &["--approval-wait-seconds", "26"][..],
-            "--approval-wait-seconds must be a whole number of seconds from 1 to 25, not '26'",
+            &["--approval-wait-seconds", "9"][..],
+            "--approval-wait-seconds must be a whole number of seconds from 1 to 8, not '9'",
         ),
-        (&["--approval-wait-seconds", "0"], "from 1 to 25, not '0'"),
-        (&["--approval-wait-seconds", "7.5"], "from 1 to 25, not '7.5'"),
+        (&["--approval-wait-seconds", "0"], "from 1 to 8, not '0'"),
+        (&["--approval-wait-seconds", "7.5"], "from 1 to 8, not '7.5'"),
         (
             &["--approval-poll-interval-ms", "249"],
             "--approval-poll-interval-ms must be a whole number of milliseconds from 250 to 60000",
@@ -705,7 +845,7 @@ fn provision_accepts_what_the_handler_accepts() {
             "CLIENT_CERT_THUMBPRINTS",
             format!("65 3b db cb 79 8d 29 a8 cf 69 07 6d 5b 10 78 51 b7 d4 46 40; {other}"),
         )
-        .args(["--approval-wait-seconds", "25"])
+        .args(["--approval-wait-seconds", "8"])
         .args(["--approval-poll-interval-ms", "250"])
         .args(["--authy-approval-ttl-seconds", "86400"])
         .arg("--client-cert-ca")
@@ -717,7 +857,7 @@ fn provision_accepts_what_the_handler_accepts() {
             r#""CLIENT_CERT_THUMBPRINTS": "{THUMBPRINT},{}""#,
             other.to_uppercase()
         ),
-        r#""APPROVAL_WAIT_SECONDS": "25""#.to_owned(),
+        r#""APPROVAL_WAIT_SECONDS": "8""#.to_owned(),
         r#""APPROVAL_POLL_INTERVAL_MS": "250""#.to_owned(),
         r#""AUTHY_APPROVAL_TTL_SECONDS": "86400""#.to_owned(),
         // The file's text, not its local path.
@@ -788,11 +928,108 @@ fn provision_rerun_keeps_the_settings_it_is_not_given() {
 #[test]
 fn provision_stops_when_tls_or_ftps_were_not_applied() {
     let sb = Sandbox::new("provision-tls");
-    run(provision(&sb).env("AZ_STUB_SITE_CONFIG", "1.0|AllAllowed"))
+    run(provision(&sb).env("AZ_STUB_SITE_CONFIG", "1.0|Disabled"))
         .assert_failed()
-        .assert_stderr("minTlsVersion=1.0 ftpsState=AllAllowed");
+        .assert_stderr("minTlsVersion=1.0; expected 1.2 (or later)");
+    let sb = Sandbox::new("provision-ftps");
+    run(provision(&sb).env("AZ_STUB_SITE_CONFIG", "1.2|AllAllowed"))
+        .assert_failed()
+        .assert_stderr("ftpsState=AllAllowed; expected Disabled");
     let sb = Sandbox::new("provision-tls13");
     run(provision(&sb).env("AZ_STUB_SITE_CONFIG", "1.3|Disabled")).assert_ok();
+    // Flex has no FTP(S) publishing: ftpsState is not checked there, TLS is.
+    let sb = Sandbox::new("provision-flex-ftps");
+    run(provision(&sb)
+        .args(["--plan-type", "flex"])
+        .env("AZ_STUB_SITE_CONFIG", "1.2|AllAllowed"))
+    .assert_ok();
+    let sb = Sandbox::new("provision-flex-tls");
+    run(provision(&sb)
+        .args(["--plan-type", "flex"])
+        .env("AZ_STUB_SITE_CONFIG", "1.0|None"))
+    .assert_failed()
+    .assert_stderr("minTlsVersion=1.0; expected 1.2 (or later). If the flex plan does not support these settings");
+}
+
+/// Until the app's new role on the vault applies, App Service hands the
+/// handler the literal reference: the script waits for it to resolve, then
+/// restarts the app; it stops, saying why, when it does not resolve.
+#[test]
+fn provision_waits_for_the_key_vault_reference() {
+    let sb = Sandbox::new("provision-kv-wait");
+    let out = run(provision(&sb).args(["--key-vault", "kv"]).env(
+        "AZ_STUB_KV_REF_STATUSES",
+        "AccessToKeyVaultDenied Initialized Resolved",
+    ));
+    out.assert_ok()
+        .assert_stderr("status 'AccessToKeyVaultDenied'; waiting for the role assignment to apply (check 1 of 18")
+        .assert_stderr("status 'Initialized'")
+        .assert_stderr("Key Vault reference AUTHY_API_KEY resolved");
+    let calls = sb.az_calls();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.contains("configreferences"))
+            .count(),
+        3,
+        "{calls:?}"
+    );
+    assert_in_order(
+        &calls,
+        &[
+            "configreferences",
+            "configreferences",
+            "configreferences",
+            "az functionapp restart",
+        ],
+    );
+
+    // Resolved at once, and the role already existed: no restart.
+    let sb = Sandbox::new("provision-kv-resolved");
+    let mut cmd = provision(&sb);
+    cmd.args(["--key-vault", "kv"])
+        .env_remove("AUTHY_API_KEY")
+        .env("AZ_STUB_APP_COUNT", "1")
+        .env("AZ_STUB_KV_COUNT", "1");
+    // Every role assignment listed as present.
+    sb.write_executable(
+        "bin/az",
+        &STUB_AZ.replace(
+            r#""role assignment list"*) echo 0 ;;"#,
+            r#""role assignment list"*) echo 1 ;;"#,
+        ),
+    );
+    run(&mut cmd).assert_ok();
+    let calls = sb.az_calls();
+    assert_no_call(&calls, "role assignment create");
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.contains("configreferences"))
+            .count(),
+        1
+    );
+    assert_no_call(&calls, "functionapp restart");
+
+    // Never resolved: stop after the bounded wait, and say what to do.
+    let sb = Sandbox::new("provision-kv-denied");
+    run(provision(&sb)
+        .args(["--key-vault", "kv"])
+        .env("KEYVAULT_REFERENCE_ATTEMPTS", "3")
+        .env("AZ_STUB_KV_REF_STATUSES", "AccessToKeyVaultDenied"))
+    .assert_failed()
+    .assert_stderr("still reports the Key Vault reference AUTHY_API_KEY as 'AccessToKeyVaultDenied' after 3 checks")
+    .assert_stderr("'Key Vault Secrets User' on kv")
+    .assert_stderr("Run this script again later");
+    let calls = sb.az_calls();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.contains("configreferences"))
+            .count(),
+        3
+    );
+    assert_no_call(&calls, "functionapp restart");
 }
 
 // ---------------------------------------------------------------------------
@@ -819,7 +1056,7 @@ fn deploy_code_zip_deploys_then_prints_function_urls() {
                 "az functionapp deployment source config-zip --resource-group rg --name app --src {}",
                 zip.display()
             ),
-            "az functionapp show --resource-group rg --name app --query defaultHostName",
+            "az functionapp show --resource-group rg --name app --query not_null\\(properties.defaultHostName\\,\\ defaultHostName\\) --output tsv",
             "az functionapp function keys list --resource-group rg --name app --function-name Register --query default",
             "--function-name CreateApprovalRequest",
             "--function-name WaitForAuthyApproval",
@@ -839,6 +1076,23 @@ fn deploy_code_zip_deploys_then_prints_function_urls() {
         out.assert_stderr(&format!(
             "https://app.azurewebsites.net/api/{f}?code=key%2F{f}%2B%3D"
         ));
+    }
+}
+
+/// No host name (a query that misses the app's shape, say) must not print
+/// `https:///api/...` URLs.
+#[test]
+fn deploy_code_stops_without_a_host_name() {
+    for host in ["", "None"] {
+        let sb = Sandbox::new("deploy-code-nohost");
+        let out = run(deploy_code(&sb).env("AZ_STUB_HOST", host));
+        out.assert_failed()
+            .assert_stderr("az functionapp show reported no default host name for app");
+        assert!(
+            !out.stdout.contains("https://") && !out.stderr.contains("https:///"),
+            "{out}"
+        );
+        assert_no_call(&sb.az_calls(), "keys list");
     }
 }
 
@@ -958,6 +1212,11 @@ fn upload_policies_in_chain_order() {
             call.starts_with(want.as_str()),
             "\n got: {call}\nwant: {want}"
         );
+    }
+    // Graph answers a policy upload with the policy's XML, which az rest
+    // would print despite --output none: it goes to /dev/null.
+    for put in &puts {
+        assert!(put.ends_with("--output-file /dev/null"), "{put}");
     }
     // The tenant check comes before the first upload, and the body is the file.
     assert!(calls[0].starts_with("az account show"), "{calls:?}");
@@ -1318,7 +1577,7 @@ fn client_cert_uploads_the_policy_key() {
     assert_in_order(
         &sb.az_calls(),
         &[
-            &format!("az rest --method get --uri {base} --query"),
+            &format!("az rest --method get --uri {base} --query value\\[\\].id --output tsv"),
             &format!(r#"az rest --method post --uri {base} --headers Content-Type=application/json --body \{{\"id\":\ \"AuthyClientCert\"\}}"#),
             &format!("az rest --method post --uri {base}/B2C_1A_AuthyClientCert/uploadPkcs12 --headers Content-Type=application/json --body @"),
         ],
@@ -1354,18 +1613,40 @@ fn client_cert_uploads_the_policy_key() {
         "the password must not be on the command line"
     );
 
-    // An existing keyset gets a new key, no second keyset.
+    // An existing keyset gets a new key, no second keyset; ids compare
+    // case-insensitively, as B2C's do, and the existing spelling is used.
     let sb = Sandbox::new("cert-upload-existing");
     run(sb
         .command("client-cert.sh")
         .args(["--out-dir", "certs", "--upload"])
-        .env("AZ_STUB_KEYSET_COUNT", "1"))
-    .assert_ok();
+        .env(
+            "AZ_STUB_KEYSET_IDS",
+            "B2C_1A_Other B2C_1A_RESTAPICLIENTCERTIFICATE",
+        ))
+    .assert_ok()
+    .assert_stderr("exists as B2C_1A_RESTAPICLIENTCERTIFICATE");
     let calls = sb.az_calls();
     assert_eq!(calls.len(), 2, "{calls:?}");
     assert!(
-        calls[1].contains("keySets/B2C_1A_RestApiClientCertificate/uploadPkcs12"),
+        calls[1].contains("keySets/B2C_1A_RESTAPICLIENTCERTIFICATE/uploadPkcs12"),
         "{calls:?}"
+    );
+    // A lower-case prefix is the prefix.
+    let sb = Sandbox::new("cert-upload-prefix");
+    run(sb.command("client-cert.sh").args([
+        "--out-dir",
+        "certs",
+        "--upload",
+        "--keyset",
+        "b2c_1a_Mine",
+    ]))
+    .assert_ok();
+    assert_in_order(
+        &sb.az_calls(),
+        &[
+            r#"--body \{\"id\":\ \"Mine\"\}"#,
+            "keySets/B2C_1A_Mine/uploadPkcs12",
+        ],
     );
 }
 

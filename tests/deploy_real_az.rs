@@ -1,0 +1,803 @@
+//! The deploy scripts against the real Azure CLI's parser.
+//!
+//! tests/deploy_scripts.rs checks what the scripts ask `az` to do with a stub
+//! that accepts anything; this file checks that the real CLI accepts each of
+//! those calls as written.  Every script runs, for every plan type, with
+//! `tests/deploy_real_az/az_wrapper.py` as `az`: it passes each call's exact
+//! argv to the real CLI, signed out (a fresh `AZURE_CONFIG_DIR`) and with the
+//! proxies pointed at 127.0.0.1:9, so nothing leaves the machine.  A parse
+//! error (exit 2: unknown command or argument, invalid choice, a `--query`
+//! that is not JMESPath) fails the test with the command and the CLI's
+//! message; "Please run 'az login'" means the call is well formed.  The
+//! wrapper then answers with output of the real command's shape, filtered by
+//! `--query` with the CLI's own jmespath and printed by the CLI's own
+//! formatters, so the script carries on as it would against Azure (and a
+//! query that fails on that output is reported too).
+//!
+//! The CLI is not installed by `cargo test`: `.ci/run` installs it from PyPI
+//! into `target/azure-cli-venv` and sets `B2C_AUTHY_REAL_AZ` to its `bin/az`.
+//! Without it the tests skip with a message, except under `CI=true`.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+const THUMBPRINT: &str = "653BDBCB798D29A8CF69076D5B107851B7D44640";
+const TENANT: &str = "contoso.onmicrosoft.com";
+/// Scripts run this many at a time: the CLI spends about a second of CPU
+/// per call starting up, and CI has 2 cores.
+const PARALLEL: usize = 3;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").map(|v| v == "true").unwrap_or(false)
+}
+
+/// The real CLI: `B2C_AUTHY_REAL_AZ`, else `target/azure-cli-venv/bin/az`
+/// (where .ci/run installs it), with the Python of its virtual environment
+/// beside it (the wrapper uses that environment's jmespath and knack).
+fn real_az() -> Option<(PathBuf, PathBuf)> {
+    let az = match std::env::var_os("B2C_AUTHY_REAL_AZ") {
+        Some(path) => PathBuf::from(path),
+        None => repo_root().join("target/azure-cli-venv/bin/az"),
+    };
+    if !az.is_file() {
+        assert!(
+            !in_ci(),
+            "the real Azure CLI is missing ({}): .ci/run installs it and sets B2C_AUTHY_REAL_AZ",
+            az.display()
+        );
+        eprintln!(
+            "skipping: no real Azure CLI at {} (set B2C_AUTHY_REAL_AZ to a virtual environment's bin/az; .ci/run installs one)",
+            az.display()
+        );
+        return None;
+    }
+    let python = az.with_file_name("python");
+    assert!(
+        python.is_file(),
+        "{} has no python beside it: B2C_AUTHY_REAL_AZ must be the az of a Python virtual environment with azure-cli installed",
+        az.display()
+    );
+    Some((az, python))
+}
+
+/// One call as the wrapper logged it.
+#[derive(Debug, Clone)]
+struct Call {
+    argv: Vec<String>,
+    verdict: String,
+    seconds: f64,
+    cached: bool,
+    message: String,
+}
+
+impl Call {
+    fn line(&self) -> String {
+        format!("az {}", self.argv.join(" "))
+    }
+}
+
+fn read_log(path: &Path, python: &Path) -> Vec<Call> {
+    if !path.exists() {
+        return Vec::new();
+    }
+    // JSON lines, turned into tab-separated fields by the venv's Python: no
+    // JSON crate needed here.
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import json, sys\nfor line in open(sys.argv[1], encoding='utf-8'):\n    e = json.loads(line)\n    print('\\t'.join([json.dumps(e['argv']), e['verdict'], str(e['seconds']), str(e.get('cached', False)), json.dumps(e['message'])]))",
+        ])
+        .arg(path)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            Call {
+                argv: parse_json_strings(f[0]),
+                verdict: f[1].to_owned(),
+                seconds: f[2].parse().unwrap_or(0.0),
+                cached: f[3] == "True",
+                message: parse_json_strings(&format!("[{}]", f[4]))
+                    .pop()
+                    .unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+/// A JSON array of strings (as Python's json.dumps writes it).
+fn parse_json_strings(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = s.trim().trim_start_matches('[').chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '"' {
+            continue;
+        }
+        let mut item = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => break,
+                '\\' => match chars.next() {
+                    Some('n') => item.push('\n'),
+                    Some('t') => item.push('\t'),
+                    Some('r') => item.push('\r'),
+                    Some('u') => {
+                        let hex: String = chars.by_ref().take(4).collect();
+                        if let Some(ch) =
+                            u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32)
+                        {
+                            item.push(ch);
+                        }
+                    }
+                    Some(other) => item.push(other),
+                    None => {}
+                },
+                _ => item.push(c),
+            }
+        }
+        out.push(item);
+    }
+    out
+}
+
+/// A scratch directory with `bin/az` (the wrapper), a fresh AZURE_CONFIG_DIR
+/// and the call log.
+struct Sandbox {
+    dir: PathBuf,
+}
+
+impl Sandbox {
+    fn new(name: &str, python: &Path) -> Sandbox {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!(
+            "deploy-real-az-{name}-{}-{}-{nanos}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        for sub in ["bin", "tmp", "azure-config"] {
+            fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let shim = format!(
+            "#!/bin/sh\nexec '{}' '{}' \"$@\"\n",
+            python.display(),
+            repo_root()
+                .join("tests/deploy_real_az/az_wrapper.py")
+                .display()
+        );
+        let sandbox = Sandbox { dir };
+        sandbox.write_executable("bin/az", &shim);
+        sandbox
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+
+    fn write(&self, rel: &str, contents: &str) -> PathBuf {
+        let path = self.path(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, contents).unwrap();
+        path
+    }
+
+    fn write_executable(&self, rel: &str, contents: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.write(rel, contents);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if std::env::var_os("KEEP_DEPLOY_TEST_DIRS").is_none() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// One script run through the wrapper.
+struct Job {
+    name: String,
+    script: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    /// Folder holding the scripts (a mutated copy for the negative cases).
+    deploy_dir: PathBuf,
+    /// Each must start some logged call (command words and arguments).
+    expect_calls: Vec<String>,
+    /// Each must appear in the script's stdout or stderr.
+    expect_output: Vec<String>,
+    /// Calls that must not happen.
+    forbid_calls: Vec<String>,
+}
+
+impl Job {
+    fn new(name: &str, script: &str, args: &[&str]) -> Job {
+        Job {
+            name: name.to_owned(),
+            script: script.to_owned(),
+            args: args.iter().map(|s| (*s).to_owned()).collect(),
+            env: Vec::new(),
+            deploy_dir: repo_root().join("deploy"),
+            expect_calls: Vec::new(),
+            expect_output: Vec::new(),
+            forbid_calls: Vec::new(),
+        }
+    }
+    fn env(mut self, k: &str, v: &str) -> Job {
+        self.env.push((k.to_owned(), v.to_owned()));
+        self
+    }
+    fn calls(mut self, c: &[&str]) -> Job {
+        self.expect_calls.extend(c.iter().map(|s| (*s).to_owned()));
+        self
+    }
+    fn output(mut self, o: &[&str]) -> Job {
+        self.expect_output.extend(o.iter().map(|s| (*s).to_owned()));
+        self
+    }
+    fn forbid(mut self, c: &[&str]) -> Job {
+        self.forbid_calls.extend(c.iter().map(|s| (*s).to_owned()));
+        self
+    }
+}
+
+struct Outcome {
+    name: String,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    calls: Vec<Call>,
+    seconds: f64,
+}
+
+impl Outcome {
+    fn report(&self) -> String {
+        let calls: Vec<String> = self
+            .calls
+            .iter()
+            .map(|c| format!("  [{}] {}", c.verdict, c.line()))
+            .collect();
+        format!(
+            "{}: exit {:?}\n--- calls\n{}\n--- stdout\n{}--- stderr\n{}",
+            self.name,
+            self.code,
+            calls.join("\n"),
+            self.stdout,
+            self.stderr
+        )
+    }
+
+    /// Every call the real CLI did not accept, with its message.
+    fn rejected(&self) -> Vec<String> {
+        self.calls
+            .iter()
+            .filter(|c| c.verdict != "ok")
+            .map(|c| format!("{}: {}\n    {}", c.verdict, c.line(), c.message))
+            .collect()
+    }
+}
+
+fn run_job(job: &Job, az: &Path, python: &Path, cache: &Path) -> Outcome {
+    let sb = Sandbox::new(&job.name, python);
+    prepare_fixtures(&sb);
+    // "{sandbox}" in arguments and variables: the job's own folder.
+    let here = sb.dir.display().to_string();
+    let mut cmd = Command::new("bash");
+    cmd.arg(job.deploy_dir.join(&job.script))
+        .args(job.args.iter().map(|a| a.replace("{sandbox}", &here)))
+        .env_clear()
+        .current_dir(&sb.dir)
+        .stdin(Stdio::null());
+    let path = std::env::var("PATH").unwrap_or_default();
+    cmd.env("PATH", format!("{}:{path}", sb.path("bin").display()));
+    for var in ["HOME", "CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN"] {
+        if let Ok(value) = std::env::var(var) {
+            cmd.env(var, value);
+        }
+    }
+    cmd.env("REAL_AZ", az)
+        .env("REAL_AZ_LOG", sb.path("az-calls.jsonl"))
+        .env("REAL_AZ_CACHE", cache)
+        .env("AZURE_CONFIG_DIR", sb.path("azure-config"))
+        .env("DEPLOY_RETRY_DELAY", "0")
+        .env("TMPDIR", sb.path("tmp"));
+    for (k, v) in &job.env {
+        cmd.env(k, v.replace("{sandbox}", &here));
+    }
+    let start = Instant::now();
+    let out = cmd.output().expect("start bash");
+    Outcome {
+        name: job.name.clone(),
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        calls: read_log(&sb.path("az-calls.jsonl"), python),
+        seconds: start.elapsed().as_secs_f64(),
+    }
+}
+
+fn policy_xml(id: &str, base: Option<&str>) -> String {
+    let base = base
+        .map(|b| format!("  <BasePolicy>\n    <TenantId>{TENANT}</TenantId>\n    <PolicyId>{b}</PolicyId>\n  </BasePolicy>\n"))
+        .unwrap_or_default();
+    format!(
+        r#"<?xml version="1.0" encoding="utf-8" ?>
+<TrustFrameworkPolicy xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+  xmlns="http://schemas.microsoft.com/online/cpim/schemas/2013/06"
+  PolicySchemaVersion="0.3.0.0" TenantId="{TENANT}" PolicyId="{id}"
+  PublicPolicyUri="http://{TENANT}/{id}">
+{base}</TrustFrameworkPolicy>
+"#
+    )
+}
+
+/// Every sandbox gets the same small fixtures: a package to deploy, rendered
+/// policies and starter-pack base files, a CA certificate file.
+fn prepare_fixtures(sb: &Sandbox) {
+    sb.write("handler.zip", "not really a zip");
+    sb.write(
+        "rendered/TrustFrameworkExtensions.xml",
+        &policy_xml(
+            "B2C_1A_TrustFrameworkExtensions",
+            Some("B2C_1A_TrustFrameworkLocalization"),
+        ),
+    );
+    sb.write(
+        "rendered/SignUpOrSigninAuthy.xml",
+        &policy_xml(
+            "B2C_1A_signup_signin_authy",
+            Some("B2C_1A_TrustFrameworkExtensions"),
+        ),
+    );
+    sb.write(
+        "base/TrustFrameworkBase.xml",
+        &policy_xml("B2C_1A_TrustFrameworkBase", None),
+    );
+    sb.write(
+        "base/TrustFrameworkLocalization.xml",
+        &policy_xml(
+            "B2C_1A_TrustFrameworkLocalization",
+            Some("B2C_1A_TrustFrameworkBase"),
+        ),
+    );
+    sb.write(
+        "ca.pem",
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    );
+}
+
+/// Runs the jobs PARALLEL at a time; returns their outcomes in job order.
+fn run_jobs(jobs: &[Job], az: &Path, python: &Path, cache: &Path) -> Vec<Outcome> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<HashMap<usize, Outcome>> = Mutex::new(HashMap::new());
+    std::thread::scope(|s| {
+        for _ in 0..PARALLEL {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(job) = jobs.get(i) else { break };
+                let outcome = run_job(job, az, python, cache);
+                results
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(i, outcome);
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    (0..jobs.len())
+        .map(|i| results.remove(&i).expect("every job ran"))
+        .collect()
+}
+
+fn provision_args(plan: &str) -> Vec<&str> {
+    vec![
+        "--resource-group",
+        "rg",
+        "--location",
+        "westeurope",
+        "--function-app",
+        "app",
+        "--storage-account",
+        "appstore",
+        "--client-cert-thumbprints",
+        THUMBPRINT,
+        "--plan-type",
+        plan,
+    ]
+}
+
+fn all_jobs() -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for plan in ["premium", "flex", "consumption"] {
+        let settings_calls: &[&str] = if plan == "flex" {
+            &[
+                "resource patch --ids /subscriptions/",
+                "resource patch --ids /subscriptions/00000000-0000-0000-0000-00000000aaaa/resourceGroups/rg/providers/Microsoft.Web/sites/app/config/web",
+            ]
+        } else {
+            &[
+                "functionapp update --name app --resource-group rg --set httpsOnly=true",
+                "functionapp config set --name app --resource-group rg --min-tls-version 1.2 --ftps-state Disabled",
+            ]
+        };
+        let mut create: Vec<&str> = vec!["functionapp create --name app"];
+        if plan == "premium" {
+            create.push("functionapp plan create --name app-plan");
+        }
+        // A new app with the key in Key Vault.
+        let mut args = provision_args(plan);
+        args.extend(["--key-vault", "kv"]);
+        jobs.push(
+            Job::new(&format!("provision-{plan}-new-key-vault"), "provision.sh", &args)
+                .env("AUTHY_API_KEY", "authy-test-key")
+                .env("REAL_AZ_PLAN", plan)
+                .calls(&create)
+                .calls(&[
+                    "keyvault create --name kv",
+                    "keyvault secret set --vault-name kv",
+                    "role assignment create",
+                    "functionapp config appsettings set",
+                    "functionapp show --name app",
+                    "functionapp config show --name app",
+                    "rest --method get --uri /subscriptions/00000000-0000-0000-0000-00000000aaaa/resourceGroups/rg/providers/Microsoft.Web/sites/app/config/configreferences/appsettings/AUTHY_API_KEY",
+                    "functionapp restart --name app",
+                ])
+                .calls(settings_calls)
+                .output(&[&format!(
+                    "provisioned app ({plan} plan): HTTPS only, TLS 1.2, client certificate Required"
+                )]),
+        );
+        // A re-run on the existing app: no Key Vault, every optional setting.
+        let mut args = provision_args(plan);
+        args.extend([
+            "--approval-wait-seconds",
+            "7",
+            "--approval-poll-interval-ms",
+            "500",
+            "--authy-approval-ttl-seconds",
+            "120",
+            "--authy-api-url",
+            "https://api.authy.com",
+            "--authy-approval-message",
+            "Sign in to Contoso",
+            "--client-cert-subject",
+            "CN=b2c-authy-client",
+            "--client-cert-issuer",
+            "CN=b2c-authy-client",
+            "--client-cert-ca",
+            "{sandbox}/ca.pem",
+        ]);
+        jobs.push(
+            Job::new(&format!("provision-{plan}-rerun"), "provision.sh", &args)
+                .env("REAL_AZ_PLAN", plan)
+                .env("REAL_AZ_APP_EXISTS", "1")
+                .calls(&[
+                    "functionapp list --resource-group rg",
+                    "functionapp config appsettings list --name app",
+                    "functionapp config appsettings set",
+                ])
+                .calls(settings_calls)
+                .output(&["keeping the app's current AUTHY_API_KEY"])
+                .forbid(&["functionapp create", "keyvault", "configreferences"]),
+        );
+        jobs.push(
+            Job::new(
+                &format!("deploy-code-{plan}"),
+                "deploy-code.sh",
+                &[
+                    "--resource-group",
+                    "rg",
+                    "--function-app",
+                    "app",
+                    "--zip",
+                    "{sandbox}/handler.zip",
+                ],
+            )
+            .env("REAL_AZ_PLAN", plan)
+            .calls(&[
+                "functionapp deployment source config-zip --resource-group rg --name app --src",
+                "functionapp show --resource-group rg --name app --query",
+                "functionapp function keys list --resource-group rg --name app --function-name WaitForAuthyApproval",
+            ])
+            // The host name came through the query, whatever the shape.
+            .output(&[
+                "\"AuthyApiBaseUrl\": \"https://app.azurewebsites.net/api\"",
+                "https://app.azurewebsites.net/api/Register?code=key%2FRegister%2B%3D",
+            ]),
+        );
+    }
+    jobs.push(
+        Job::new(
+            "client-cert-upload",
+            "client-cert.sh",
+            &["--out-dir", "{sandbox}/certs", "--upload"],
+        )
+        .calls(&[
+            "rest --method get --uri https://graph.microsoft.com/beta/trustFramework/keySets --query",
+            "rest --method post --uri https://graph.microsoft.com/beta/trustFramework/keySets --headers",
+            "rest --method post --uri https://graph.microsoft.com/beta/trustFramework/keySets/B2C_1A_RestApiClientCertificate/uploadPkcs12",
+        ])
+        .output(&["uploaded to policy key B2C_1A_RestApiClientCertificate"]),
+    );
+    jobs.push(
+        Job::new(
+            "upload-policies",
+            "upload-policies.sh",
+            &[
+                "--policies-dir",
+                "{sandbox}/rendered",
+                "--base-dir",
+                "{sandbox}/base",
+            ],
+        )
+        .calls(&[
+            "account show --query tenantId",
+            "rest --method put --uri https://graph.microsoft.com/beta/trustFramework/policies/B2C_1A_TrustFrameworkBase/$value",
+            "rest --method put --uri https://graph.microsoft.com/beta/trustFramework/policies/B2C_1A_signup_signin_authy/$value",
+        ])
+        .output(&["uploaded 4 policies"]),
+    );
+    // package.sh calls no az: its plan runs through the wrapper with no call.
+    jobs.push(Job::new(
+        "package-dry-run",
+        "package.sh",
+        &["--dry-run", "--output", "{sandbox}/out.zip"],
+    ));
+    jobs
+}
+
+fn check(outcome: &Outcome, job: &Job) -> Vec<String> {
+    let mut problems = Vec::new();
+    let rejected = outcome.rejected();
+    if !rejected.is_empty() {
+        problems.push(format!(
+            "{}: the real Azure CLI refused:\n  {}",
+            job.name,
+            rejected.join("\n  ")
+        ));
+    }
+    if outcome.code != Some(0) {
+        problems.push(format!("{}: script failed\n{}", job.name, outcome.report()));
+        return problems;
+    }
+    for want in &job.expect_calls {
+        if !outcome
+            .calls
+            .iter()
+            .any(|c| c.argv.join(" ").starts_with(want))
+        {
+            problems.push(format!(
+                "{}: no call starting with 'az {want}'\n{}",
+                job.name,
+                outcome.report()
+            ));
+        }
+    }
+    for not in &job.forbid_calls {
+        if let Some(c) = outcome
+            .calls
+            .iter()
+            .find(|c| c.argv.join(" ").contains(not))
+        {
+            problems.push(format!("{}: unexpected call {}", job.name, c.line()));
+        }
+    }
+    for want in &job.expect_output {
+        if !outcome.stdout.contains(want) && !outcome.stderr.contains(want) {
+            problems.push(format!(
+                "{}: output lacks {want:?}\n{}",
+                job.name,
+                outcome.report()
+            ));
+        }
+    }
+    if job.script == "package.sh" && !outcome.calls.is_empty() {
+        problems.push(format!("package.sh called az:\n{}", outcome.report()));
+    }
+    problems
+}
+
+/// A cache of the CLI's verdicts shared by the runs of one test: identical
+/// argv (many provision.sh calls do not depend on the plan) reach the CLI once.
+fn verdict_cache(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "deploy-real-az-cache-{name}-{}",
+        std::process::id()
+    ));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn every_az_call_of_every_script_parses_in_the_real_cli() {
+    let Some((az, python)) = real_az() else {
+        return;
+    };
+    let version = Command::new(&python)
+        .args([
+            "-c",
+            "from azure.cli.core import __version__; print(__version__)",
+        ])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let jobs = all_jobs();
+    let cache = verdict_cache("all");
+    let start = Instant::now();
+    let outcomes = run_jobs(&jobs, &az, &python, &cache);
+    let wall = start.elapsed().as_secs_f64();
+    let _ = fs::remove_dir_all(&cache);
+
+    let mut problems = Vec::new();
+    let (mut real_calls, mut cached_calls, mut cli_seconds, mut slowest) = (0, 0, 0.0, 0.0f64);
+    for (outcome, job) in outcomes.iter().zip(&jobs) {
+        problems.extend(check(outcome, job));
+        for c in &outcome.calls {
+            if c.cached {
+                cached_calls += 1;
+            } else {
+                real_calls += 1;
+                cli_seconds += c.seconds;
+                slowest = slowest.max(c.seconds);
+            }
+        }
+        eprintln!(
+            "  {:<34} {:>3} az calls, {:>5.1} s",
+            outcome.name,
+            outcome.calls.len(),
+            outcome.seconds
+        );
+    }
+    eprintln!(
+        "real Azure CLI {version}: {} scripts, {real_calls} CLI runs ({cached_calls} more answered from the cache), {:.2} s per run on average, slowest {:.2} s; {:.0} s in all, {PARALLEL} scripts at a time",
+        jobs.len(),
+        if real_calls > 0 { cli_seconds / real_calls as f64 } else { 0.0 },
+        slowest,
+        wall
+    );
+    assert!(
+        problems.is_empty(),
+        "{} problem(s):\n\n{}",
+        problems.len(),
+        problems.join("\n\n")
+    );
+}
+
+/// The check above can fail: copies of the scripts, each with one mistake,
+/// are caught by the real CLI (or, for a query that only fails on the
+/// result, by the wrapper's evaluation of it with the CLI's jmespath).
+#[test]
+fn the_real_cli_check_catches_a_wrong_call() {
+    let Some((az, python)) = real_az() else {
+        return;
+    };
+    let mutants: [(&str, &str, &str, &str, &str); 4] = [
+        (
+            "provision.sh",
+            "--runtime custom",
+            "--runtimee custom",
+            "parse-error",
+            "unrecognized arguments: --runtimee",
+        ),
+        (
+            "provision.sh",
+            "--plan \"$PLAN_NAME\" --os-type Linux",
+            "--plan \"$PLAN_NAME\" --os-type Linuxx",
+            "parse-error",
+            "'Linuxx' is not a valid value for '--os-type'",
+        ),
+        (
+            "deploy-code.sh",
+            "--query \"not_null(properties.defaultHostName, defaultHostName)\"",
+            "--query \"not_null(properties.defaultHostName, defaultHostName\"",
+            "parse-error",
+            "invalid jmespath_type value",
+        ),
+        (
+            "client-cert.sh",
+            "--query \"value[].id\"",
+            "--query \"value[?lower(id)=='x'].id\"",
+            "query-error",
+            "Unknown function: lower()",
+        ),
+    ];
+    let mut jobs = Vec::new();
+    let mut copies = Vec::new();
+    for (i, (script, from, to, _, _)) in mutants.iter().enumerate() {
+        let copy = Sandbox::new(&format!("mutant-{i}"), &python);
+        let dir = copy.path("deploy");
+        fs::create_dir_all(&dir).unwrap();
+        for entry in fs::read_dir(repo_root().join("deploy")).unwrap() {
+            let entry = entry.unwrap();
+            fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+        let text = fs::read_to_string(dir.join(script)).unwrap();
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "{script} no longer holds {from:?} once: update this test"
+        );
+        fs::write(dir.join(script), text.replacen(from, to, 1)).unwrap();
+        let mut job = match *script {
+            "provision.sh" => Job::new(&format!("mutant-{i}"), script, &provision_args("premium"))
+                .env("AUTHY_API_KEY", "authy-test-key"),
+            "deploy-code.sh" => Job::new(
+                &format!("mutant-{i}"),
+                script,
+                &[
+                    "--resource-group",
+                    "rg",
+                    "--function-app",
+                    "app",
+                    "--zip",
+                    "{sandbox}/handler.zip",
+                ],
+            ),
+            _ => Job::new(
+                &format!("mutant-{i}"),
+                script,
+                &["--out-dir", "{sandbox}/certs", "--upload"],
+            ),
+        };
+        job.deploy_dir = dir;
+        jobs.push(job);
+        copies.push(copy);
+    }
+    let cache = verdict_cache("mutants");
+    let outcomes = run_jobs(&jobs, &az, &python, &cache);
+    let _ = fs::remove_dir_all(&cache);
+    for (outcome, (script, _, to, verdict, message)) in outcomes.iter().zip(&mutants) {
+        assert_ne!(
+            outcome.code,
+            Some(0),
+            "{script} with {to:?} succeeded\n{}",
+            outcome.report()
+        );
+        let caught = outcome
+            .calls
+            .iter()
+            .find(|c| c.verdict != "ok")
+            .unwrap_or_else(|| {
+                panic!(
+                    "{script} with {to:?}: no call was refused\n{}",
+                    outcome.report()
+                )
+            });
+        assert_eq!(caught.verdict, *verdict, "{}", outcome.report());
+        assert!(
+            caught.message.contains(message),
+            "{script} with {to:?}: expected {message:?} in {:?}",
+            caught.message
+        );
+        // The script stopped at the refused call.
+        assert_eq!(
+            outcome.calls.last().map(Call::line),
+            Some(caught.line()),
+            "{}",
+            outcome.report()
+        );
+    }
+}
