@@ -164,8 +164,11 @@ fn function_name(path: &str) -> &'static str {
 /// characters), else a new UUID.
 ///
 /// The host *appends* its `X-Azure-Functions-InvocationId` to the caller's headers
-/// (azure-functions-host, `Workers/Http/DefaultHttpWorkerService.cs`), so a caller that sent
-/// one too arrives with two values: the last one is the host's, the one its logs carry.
+/// (azure-functions-host, `Workers/Http/DefaultHttpWorkerService.cs`, `AddHeaders`), and
+/// .NET's `HttpClient` writes the values of one request header on one comma-separated line
+/// (reported in dotnet/runtime#63808). So a caller that sent one too arrives as `caller, host`
+/// (or, from another client, as two lines): the host's id, the one its logs carry, is the part
+/// after the last comma of the last line.
 fn invocation_id(request: &Request) -> String {
     request
         .headers()
@@ -173,6 +176,8 @@ fn invocation_id(request: &Request) -> String {
         .iter()
         .next_back()
         .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .map(str::trim)
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
 }

@@ -77,13 +77,11 @@ async fn forward(
             headers.append(name.clone(), value.clone());
         }
     }
-    headers.append(
-        HeaderName::from_static("x-azure-functions-hostversion"),
-        "4.1037.0.0".parse().unwrap(),
-    );
-    headers.append(
-        HeaderName::from_static("x-azure-functions-invocationid"),
-        invocation_id.parse().unwrap(),
+    append_as_dotnet_does(&mut headers, "x-azure-functions-hostversion", "4.1037.0.0");
+    append_as_dotnet_does(
+        &mut headers,
+        "x-azure-functions-invocationid",
+        &invocation_id,
     );
     if content_length > 0 {
         let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
@@ -108,6 +106,23 @@ async fn forward(
         .headers_mut()
         .insert(HOST_INVOCATION, invocation_id.parse().unwrap());
     response
+}
+
+/// `HttpRequestHeaders.Add` of a value to a header the request already has: .NET's
+/// `HttpClient` then sends all its values as one comma-separated line (dotnet/runtime#63808).
+fn append_as_dotnet_does(
+    headers: &mut reqwest::header::HeaderMap,
+    name: &'static str,
+    value: &str,
+) {
+    let name = HeaderName::from_static(name);
+    let mut values: Vec<String> = headers
+        .get_all(&name)
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect();
+    values.push(value.to_owned());
+    headers.insert(name, values.join(", ").parse().unwrap());
 }
 
 #[tokio::test]

@@ -427,22 +427,26 @@ async fn the_invocation_id_is_echoed_as_request_id() {
     assert_b2c_error(&body, "MissingClaim");
     assert_eq!(body["requestId"], "inv-123");
 
-    // The host appends its own invocation id to a caller's: the last value is the host's.
-    let response = app
-        .client
-        .post(format!("{}/api/Register", app.base))
-        .header("X-Azure-Functions-InvocationId", "from-the-caller")
-        .header("X-Azure-Functions-InvocationId", "from-the-host")
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        response.headers()["x-azure-functions-invocationid"],
-        "from-the-host"
-    );
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["requestId"], "from-the-host");
+    // The host appends its own invocation id to a caller's: the last value is the host's,
+    // whether it arrives on a line of its own or, as .NET's HttpClient sends it, after a comma.
+    for lines in [
+        &["from-the-caller", "from-the-host"][..],
+        &["from-the-caller, from-the-host"],
+        &["a,b,c, from-the-host"],
+    ] {
+        let mut request = app.client.post(format!("{}/api/Register", app.base));
+        for line in lines {
+            request = request.header("X-Azure-Functions-InvocationId", *line);
+        }
+        let response = request.json(&json!({})).send().await.unwrap();
+        assert_eq!(
+            response.headers()["x-azure-functions-invocationid"],
+            "from-the-host",
+            "{lines:?}"
+        );
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["requestId"], "from-the-host", "{lines:?}");
+    }
 }
 
 #[tokio::test]
