@@ -298,3 +298,32 @@ async fn phone_numbers_as_users_type_them() {
         assert!(message.contains("country code"), "{message}");
     }
 }
+
+#[tokio::test]
+async fn a_claim_of_the_wrong_type_is_named_in_the_developer_message() {
+    let app = app().await;
+    for (function, body, claim) in [
+        (
+            "Register",
+            r#"{"email":"a@example.com","phoneNumber":true}"#,
+            "phoneNumber",
+        ),
+        ("WaitForAuthyApproval", r#"{"authyId":1e400}"#, "authyId"),
+        (
+            "CreateApprovalRequest",
+            r#"{"x":1e400,"authyId":[1]}"#,
+            "authyId",
+        ),
+    ] {
+        let (status, json) = app
+            .post_raw(function, "application/json", body.as_bytes().to_vec())
+            .await;
+        assert_eq!(status, 400, "{body}: {json}");
+        assert_b2c_error(&json, "MalformedRequest");
+        let message = json["developerMessage"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!("claim '{claim}'")),
+            "{body}: {message}"
+        );
+    }
+}

@@ -104,10 +104,12 @@ where
         let entries = MapDeserializer::<_, serde_json::Error>::new(
             object.iter().map(|(name, value)| (name.as_str(), &**value)),
         );
-        T::deserialize(entries)
+        // The error names the claim: the position serde_json reports is within that claim's
+        // value, not the body.
+        serde_path_to_error::deserialize(entries)
             .map(Self)
             .map_err(|e| ApiError::MalformedRequest {
-                detail: e.to_string(),
+                detail: format!("claim '{}': {}", e.path(), e.inner()),
             })
     }
 }
