@@ -26,8 +26,9 @@ is a plain app setting.  The caller needs Owner or User Access Administrator on
 the resource group to create the role assignments.  A new role assignment takes
 minutes to apply: the script then waits until App Service reports the reference
 Resolved (KEYVAULT_REFERENCE_ATTEMPTS checks, default 18, DEPLOY_RETRY_DELAY
-seconds apart, default 10), restarts the app, and stops saying so if it never
-resolves.
+seconds apart, default 10; the app is restarted every sixth check, since App
+Service reads a reference again only on a restart), restarts the app, and stops
+saying so if it never resolves.
 Re-running (to rotate thumbprints, say) changes only what is given: optional
 settings left out keep their current values, AUTHY_API_KEY may be left unset
 when the app already has one, and a Key Vault reference already in place is
@@ -83,6 +84,16 @@ check_range() {
 check_range --approval-wait-seconds "$APPROVAL_WAIT_SECONDS" 1 8 seconds
 check_range --approval-poll-interval-ms "$APPROVAL_POLL_INTERVAL_MS" 250 60000 milliseconds
 check_range --authy-approval-ttl-seconds "$AUTHY_APPROVAL_TTL_SECONDS" 10 86400 seconds
+
+# The wait page of the B2C policies must outlast an approval request: every
+# pending answer counts against its setting.retryLimit, which the policies take
+# from AuthyWaitRetryLimit (README, "The wait page and B2C's retry limit";
+# tests/policy_contract.rs checks the defaults with the same formula and margin).
+if [[ -n "$APPROVAL_WAIT_SECONDS" || -n "$AUTHY_APPROVAL_TTL_SECONDS" ]]; then
+    wait_s="$((10#${APPROVAL_WAIT_SECONDS:-7}))" ttl_s="$((10#${AUTHY_APPROVAL_TTL_SECONDS:-120}))"
+    calls=$(((ttl_s + wait_s - 1) / wait_s))
+    log "with APPROVAL_WAIT_SECONDS=$wait_s and AUTHY_APPROVAL_TTL_SECONDS=$ttl_s (the handler's default where not given) one approval request takes up to $calls calls: render the policies with AuthyWaitRetryLimit $((calls + 6)) or more, and a hosted authy-wait.html needs MAX_CONTINUES of at least $calls and below that limit"
+fi
 
 # CLIENT_CERT_CA: the handler reads a path on the Function App, where a path
 # from this machine means nothing, so a local file is stored as its PEM text.
@@ -328,8 +339,17 @@ if [[ "$PLAN_TYPE" == flex ]]; then
     site_id="/subscriptions/$subscription/resourceGroups/$RESOURCE_GROUP/providers/Microsoft.Web/sites/$FUNCTION_APP"
     run az resource patch --ids "$site_id" --api-version "$WEB_API_VERSION" \
         --properties '{"httpsOnly": true, "clientCertEnabled": true, "clientCertMode": "Required"}' --output none
-    run az resource patch --ids "$site_id/config/web" --api-version "$WEB_API_VERSION" \
-        --properties '{"minTlsVersion": "1.2"}' --output none
+    # Reports show Flex refusing updates of config/web for properties it stores
+    # itself (Azure/azure-functions-host#10643: "Site.SiteConfig.
+    # FunctionAppScaleLimit for Flex Consumption sites is invalid"), and new
+    # apps already default to TLS 1.2: patch only when the app is below it.
+    current_tls="$(capture 1.2 az functionapp config show --name "$FUNCTION_APP" "${az_rg[@]}" \
+        --query minTlsVersion --output tsv)"
+    if [[ ! "$current_tls" =~ ^1\.[2-9]$ ]]; then
+        run az resource patch --ids "$site_id/config/web" --api-version "$WEB_API_VERSION" \
+            --properties '{"minTlsVersion": "1.2"}' --output none ||
+            die "$FUNCTION_APP reports minTlsVersion=$current_tls and ARM refused to set 1.2 (the message above); set Minimum Inbound TLS Version to 1.2 in the portal (Settings > Configuration > General settings), then run this script again"
+    fi
 else
     run az functionapp update --name "$FUNCTION_APP" "${az_rg[@]}" \
         --set httpsOnly=true --set clientCertEnabled=true --set clientCertMode=Required --output none
@@ -382,9 +402,16 @@ if [[ -n "$KEY_VAULT" ]]; then
             --query properties.status --output tsv)" || ref_status="unknown (could not be read)"
         [[ "$ref_status" == Resolved ]] && break
         if ((attempt >= attempts)); then
-            die "App Service still reports the Key Vault reference AUTHY_API_KEY as '$ref_status' after $attempts checks ${RETRY_DELAY}s apart. Everything else is provisioned, but the handler will not start until the reference resolves: the app's identity needs 'Key Vault Secrets User' on $KEY_VAULT (a new role assignment can take several minutes to apply) and the secret '$AUTHY_SECRET_NAME' must exist. Run this script again later; it waits again and restarts the app once the reference resolves."
+            die "App Service still reports the Key Vault reference AUTHY_API_KEY as '$ref_status' after $attempts checks ${RETRY_DELAY}s apart. Everything else is provisioned, but the handler will not start until the reference resolves: the app's identity needs 'Key Vault Secrets User' on $KEY_VAULT (a new role assignment can take several minutes to apply) and the secret '$AUTHY_SECRET_NAME' must exist. Once it does, restart the app (az functionapp restart --resource-group $RESOURCE_GROUP --name $FUNCTION_APP): App Service reads a Key Vault reference again only on a restart or a settings change."
         fi
         log "Key Vault reference AUTHY_API_KEY: status '$ref_status'; waiting for the role assignment to apply (check $attempt of $attempts, next in ${RETRY_DELAY}s)"
+        # App Service caches a reference's value and status and reads the vault
+        # again on a restart or a settings change (MS docs
+        # "app-service-key-vault-references"): restart every sixth check so that
+        # a role that has applied in the meantime is seen.
+        if ((attempt % 6 == 0)); then
+            run az functionapp restart --name "$FUNCTION_APP" "${az_rg[@]}" --output none
+        fi
         sleep "$RETRY_DELAY"
     done
     log "Key Vault reference AUTHY_API_KEY resolved"

@@ -453,6 +453,8 @@ fn all_jobs() -> Vec<Job> {
             Job::new(&format!("provision-{plan}-new-key-vault"), "provision.sh", &args)
                 .env("AUTHY_API_KEY", "authy-test-key")
                 .env("REAL_AZ_PLAN", plan)
+                // An app still below TLS 1.2, so that the Flex path patches it.
+                .env("REAL_AZ_TLS_BEFORE", "1.0")
                 .calls(&create)
                 .calls(&[
                     "keyvault create --name kv",
@@ -492,6 +494,8 @@ fn all_jobs() -> Vec<Job> {
         jobs.push(
             Job::new(&format!("provision-{plan}-rerun"), "provision.sh", &args)
                 .env("REAL_AZ_PLAN", plan)
+                // An app still below TLS 1.2, so that the Flex path patches it.
+                .env("REAL_AZ_TLS_BEFORE", "1.0")
                 .env("REAL_AZ_APP_EXISTS", "1")
                 .calls(&[
                     "functionapp list --resource-group rg",

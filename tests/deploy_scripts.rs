@@ -84,7 +84,13 @@ case "$all" in
     ;;
 "group exists"*) echo "${AZ_STUB_GROUP_EXISTS:-true}" ;;
 "functionapp config appsettings list"*) echo "${AZ_STUB_KEY_STATE:-0|0}" ;;
-"functionapp config show"*) echo "${AZ_STUB_SITE_CONFIG:-1.2|Disabled}" ;;
+"functionapp config show"*)
+    if [[ "$query" == minTlsVersion ]]; then
+        echo "${AZ_STUB_TLS_BEFORE:-1.2}"
+    else
+        echo "${AZ_STUB_SITE_CONFIG:-1.2|Disabled}"
+    fi
+    ;;
 "ad signed-in-user show"*) echo 11111111-1111-1111-1111-111111111111 ;;
 "ad sp show"*) echo 44444444-4444-4444-4444-444444444444 ;;
 "functionapp plan list"*) echo "${AZ_STUB_PLAN_COUNT:-0}" ;;
@@ -548,8 +554,13 @@ fn provision_consumption_plan_arguments() {
 #[test]
 fn provision_flex_plan_without_key_vault() {
     let sb = Sandbox::new("provision-flex");
-    let out = run(provision(&sb).args(["--plan-type", "flex", "--approval-wait-seconds", "5"]));
-    out.assert_ok().assert_stderr("plain app setting");
+    let out = run(provision(&sb)
+        .args(["--plan-type", "flex", "--approval-wait-seconds", "5"])
+        .env("AZ_STUB_TLS_BEFORE", "1.0"));
+    out.assert_ok()
+        .assert_stderr("plain app setting")
+        // ceil(120 / 5) = 24 calls per approval request: the wait page needs 24 + 6.
+        .assert_stderr("one approval request takes up to 24 calls: render the policies with AuthyWaitRetryLimit 30 or more");
     let calls = sb.az_calls();
     let create = calls
         .iter()
@@ -946,9 +957,21 @@ fn provision_stops_when_tls_or_ftps_were_not_applied() {
     let sb = Sandbox::new("provision-flex-tls");
     run(provision(&sb)
         .args(["--plan-type", "flex"])
+        .env("AZ_STUB_TLS_BEFORE", "1.0")
         .env("AZ_STUB_SITE_CONFIG", "1.0|None"))
     .assert_failed()
     .assert_stderr("minTlsVersion=1.0; expected 1.2 (or later). If the flex plan does not support these settings");
+    // Flex, already at TLS 1.2 (new apps are): config/web is not patched at all, since
+    // Flex has refused such patches for properties it stores itself.
+    let sb = Sandbox::new("provision-flex-tls-ok");
+    run(provision(&sb).args(["--plan-type", "flex"])).assert_ok();
+    let calls = sb.az_calls();
+    assert_no_call(&calls, "config/web");
+    // Nothing given about the wait: nothing said about the wait page.
+    let sb = Sandbox::new("provision-no-wait");
+    let out = run(&mut provision(&sb));
+    out.assert_ok();
+    assert!(!out.stderr.contains("AuthyWaitRetryLimit"), "{out}");
 }
 
 /// Until the app's new role on the vault applies, App Service hands the
@@ -1011,25 +1034,35 @@ fn provision_waits_for_the_key_vault_reference() {
     );
     assert_no_call(&calls, "functionapp restart");
 
-    // Never resolved: stop after the bounded wait, and say what to do.
+    // Never resolved: restart every sixth check (App Service reads a reference again only
+    // on a restart), stop after the bounded wait, and say what to do.
     let sb = Sandbox::new("provision-kv-denied");
     run(provision(&sb)
         .args(["--key-vault", "kv"])
-        .env("KEYVAULT_REFERENCE_ATTEMPTS", "3")
+        .env("KEYVAULT_REFERENCE_ATTEMPTS", "7")
         .env("AZ_STUB_KV_REF_STATUSES", "AccessToKeyVaultDenied"))
     .assert_failed()
-    .assert_stderr("still reports the Key Vault reference AUTHY_API_KEY as 'AccessToKeyVaultDenied' after 3 checks")
+    .assert_stderr("still reports the Key Vault reference AUTHY_API_KEY as 'AccessToKeyVaultDenied' after 7 checks")
     .assert_stderr("'Key Vault Secrets User' on kv")
-    .assert_stderr("Run this script again later");
+    .assert_stderr("restart the app (az functionapp restart --resource-group rg --name app)");
     let calls = sb.az_calls();
+    let checks_and_restarts: Vec<&str> = calls
+        .iter()
+        .map(String::as_str)
+        .filter(|c| c.contains("configreferences") || c.contains("functionapp restart"))
+        .map(|c| {
+            if c.contains("restart") {
+                "restart"
+            } else {
+                "check"
+            }
+        })
+        .collect();
     assert_eq!(
-        calls
-            .iter()
-            .filter(|c| c.contains("configreferences"))
-            .count(),
-        3
+        checks_and_restarts,
+        ["check", "check", "check", "check", "check", "check", "restart", "check"],
+        "{calls:?}"
     );
-    assert_no_call(&calls, "functionapp restart");
 }
 
 // ---------------------------------------------------------------------------

@@ -150,6 +150,11 @@ def canned(words, argv):
     if cmd == "functionapp show":
         return site(plan)
     if cmd == "functionapp config show":
+        # REAL_AZ_TLS_BEFORE: what provision.sh's first look at minTlsVersion (the Flex
+        # path reads it alone, before deciding to patch) finds; read-backs find 1.2.
+        before = os.environ.get("REAL_AZ_TLS_BEFORE")
+        if before and arg(argv, "--query") == "minTlsVersion":
+            return {"minTlsVersion": before}
         return {"id": site(plan)["id"] + "/config/web", "minTlsVersion": "1.2",
                 "ftpsState": None if plan == "flex" else "Disabled", "numberOfWorkers": 1}
     if cmd == "functionapp function keys list":
