@@ -79,7 +79,7 @@ check_range() {
 # in all) since April 2025: MicrosoftDocs/azure-docs PRs #126324 (30 s and 3
 # tries became 10 s and 2 in api-connectors-overview.md) and #126864 ("10
 # seconds for custom policies and 5 seconds for user flows").  The 30 s still
-# in custom-policy-rest-api-intro.md is stale.  tests/deploy_scripts.rs ties
+# in custom-policy-rest-api-intro.md is stale.  tests/it/deploy_scripts.rs ties
 # this line to the handler's constants.
 check_range --approval-wait-seconds "$APPROVAL_WAIT_SECONDS" 1 8 seconds
 check_range --approval-poll-interval-ms "$APPROVAL_POLL_INTERVAL_MS" 250 60000 milliseconds
@@ -88,7 +88,7 @@ check_range --authy-approval-ttl-seconds "$AUTHY_APPROVAL_TTL_SECONDS" 10 86400 
 # The wait page of the B2C policies must outlast an approval request: every
 # pending answer counts against its setting.retryLimit, which the policies take
 # from AuthyWaitRetryLimit (README, "The wait page and B2C's retry limit";
-# tests/policy_contract.rs checks the defaults with the same formula and margin).
+# tests/it/policy_contract.rs checks the defaults with the same formula and margin).
 if [[ -n "$APPROVAL_WAIT_SECONDS" || -n "$AUTHY_APPROVAL_TTL_SECONDS" ]]; then
     wait_s="$((10#${APPROVAL_WAIT_SECONDS:-7}))" ttl_s="$((10#${AUTHY_APPROVAL_TTL_SECONDS:-120}))"
     calls=$(((ttl_s + wait_s - 1) / wait_s))

@@ -1,7 +1,6 @@
 //! The Authy client against a mock Authy (mockito): exact paths, the key header (never the
 //! query string), form fields, and every error shape.
 
-mod common;
 
 use std::time::Duration;
 
@@ -268,7 +267,7 @@ async fn the_whole_journey_runs_against_a_mock_authy() {
     let mut server = mockito::Server::new_async().await;
     server
         .mock("POST", "/protected/json/users/new")
-        .match_header("x-authy-api-key", common::TEST_API_KEY)
+        .match_header("x-authy-api-key", crate::support::TEST_API_KEY)
         .match_body(Matcher::UrlEncoded(
             "user[cellphone]".into(),
             "4255550100".into(),
@@ -291,13 +290,13 @@ async fn the_whole_journey_runs_against_a_mock_authy() {
             format!("/onetouch/json/approval_requests/{UUID}").as_str(),
         )
         .with_body(
-            json!({"approval_request": {"status": "approved", "_authy_id": 777, "created_at": common::rfc3339_ago(5)}, "success": true})
+            json!({"approval_request": {"status": "approved", "_authy_id": 777, "created_at": crate::support::rfc3339_ago(5)}, "success": true})
                 .to_string(),
         )
         .create_async()
         .await;
     let app =
-        common::spawn_app_against(&server.url(), &[("AUTHY_APPROVAL_TTL_SECONDS", "90")]).await;
+        crate::support::spawn_app_against(&server.url(), &[("AUTHY_APPROVAL_TTL_SECONDS", "90")]).await;
     let (authy_id, id) = app.enrol_and_push("+1 425 555 0100").await;
     assert_eq!((authy_id.as_str(), id.as_str()), ("777", UUID));
     let (status, body) = app

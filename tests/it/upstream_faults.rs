@@ -3,7 +3,6 @@
 //! within the budget. Authy is played by small stub servers on loopback so each fault is
 //! exact (a reset, a body that drips, a header or not).
 
-mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +12,7 @@ use axum::body::Body;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use common::{assert_b2c_error, spawn_app_against, TestApp};
+use crate::support::{assert_b2c_error, spawn_app_against, TestApp};
 use serde_json::json;
 
 const UUID: &str = "c31a9c70-4e50-0132-2bd7-0a6d6a7e0c38";
@@ -71,7 +70,7 @@ fn json_answer(status: StatusCode, body: serde_json::Value) -> Response {
 fn approved_created(age_seconds: Option<u64>) -> Response {
     let mut request = json!({"status": "approved", "_authy_id": 123});
     if let Some(age) = age_seconds {
-        request["created_at"] = json!(common::rfc3339_ago(age));
+        request["created_at"] = json!(crate::support::rfc3339_ago(age));
     }
     json_answer(
         StatusCode::OK,

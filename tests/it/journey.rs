@@ -1,10 +1,9 @@
 //! End to end over real HTTP: the handler on port 0 against the built-in Authy simulator.
 
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{assert_b2c_error, spawn_app};
+use crate::support::{assert_b2c_error, spawn_app};
 use serde_json::json;
 
 #[tokio::test]
@@ -212,7 +211,7 @@ async fn upstream_faults_become_clear_409s_inside_the_budget() {
 /// `B2C_REST_TRIES`; MS docs "api-connectors-overview", since April 2025). Returns the answer
 /// and how many tries timed out.
 async fn b2c_call(
-    app: &common::TestApp,
+    app: &crate::support::TestApp,
     function: &str,
     body: &serde_json::Value,
 ) -> (u16, serde_json::Value, u32) {
@@ -247,7 +246,7 @@ async fn b2c_call(
 async fn spawn_app_counting_pushes(
     approve_after: Duration,
 ) -> (
-    common::TestApp,
+    crate::support::TestApp,
     std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -256,7 +255,7 @@ async fn spawn_app_counting_pushes(
     let counter = pushes.clone();
     let simulator = b2c_authy::simulator::router(b2c_authy::simulator::SimulatorConfig {
         approve_after,
-        api_key: Some(common::TEST_API_KEY.into()),
+        api_key: Some(crate::support::TEST_API_KEY.into()),
         ..Default::default()
     })
     .layer(axum::middleware::from_fn(
@@ -272,7 +271,7 @@ async fn spawn_app_counting_pushes(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, simulator).await });
-    (common::spawn_app_against(&url, &[]).await, pushes)
+    (crate::support::spawn_app_against(&url, &[]).await, pushes)
 }
 
 #[tokio::test]
@@ -407,7 +406,7 @@ async fn readiness_probe_answers_name_and_version_only() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["name"], "b2c-authy");
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
-    assert!(!body.to_string().contains(common::TEST_API_KEY));
+    assert!(!body.to_string().contains(crate::support::TEST_API_KEY));
     assert!(!body.to_string().contains("127.0.0.1"));
 }
 
@@ -469,7 +468,7 @@ async fn polling_stops_when_the_caller_disconnects() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, authy).await });
-    let app = common::spawn_app_against(&url, &[("APPROVAL_WAIT_SECONDS", "5")]).await;
+    let app = crate::support::spawn_app_against(&url, &[("APPROVAL_WAIT_SECONDS", "5")]).await;
     let impatient = reqwest::Client::builder()
         .timeout(Duration::from_millis(600))
         .build()

@@ -15,7 +15,6 @@
 //! A full journey goes through it; the captured logs are checked for what they contain — and
 //! what they must never contain.
 
-mod common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
@@ -24,7 +23,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
-use common::HandlerProcess;
+use crate::support::HandlerProcess;
 use serde_json::{json, Value};
 
 const KEY: &str = "host-emulation-secret-key-9d2a";
@@ -128,10 +127,10 @@ fn append_as_dotnet_does(
 #[tokio::test]
 async fn the_host_starts_forwards_to_and_kills_the_handler() {
     let (handler, cert) =
-        HandlerProcess::with_simulator(Duration::from_millis(500), KEY, "2").await;
+        HandlerProcess::with_simulator(Duration::from_millis(500), KEY, "7").await;
     let host = emulate_host(handler.base.clone()).await;
     let client = reqwest::Client::builder()
-        .timeout(common::CLIENT_TIMEOUT)
+        .timeout(crate::support::CLIENT_TIMEOUT)
         .build()
         .unwrap();
 
@@ -152,12 +151,12 @@ async fn the_host_starts_forwards_to_and_kills_the_handler() {
     .send()
     .await
     .unwrap();
-    assert_eq!(r.status(), 200);
-    invocations.push(("register", host_id(&r)));
-    let authy_id = r.json::<Value>().await.unwrap()["authyId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let status = r.status();
+    let register_id = host_id(&r);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    invocations.push(("register", register_id));
+    let authy_id = body["authyId"].as_str().unwrap().to_owned();
     let r = post(
         "/API/CreateApprovalRequest?code=x",
         json!({"authyId": authy_id, "email": "alice@example.com", "correlationId": "corr-host-1"}),
@@ -208,7 +207,7 @@ async fn the_host_starts_forwards_to_and_kills_the_handler() {
         .await
         .unwrap();
     assert_eq!(r.status(), 415);
-    common::assert_b2c_error(&r.json().await.unwrap(), "UnsupportedMediaType");
+    crate::support::assert_b2c_error(&r.json().await.unwrap(), "UnsupportedMediaType");
 
     // The host stops its worker with SIGKILL: no drain, no last log line, but every line
     // written so far is complete.

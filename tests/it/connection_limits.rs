@@ -2,11 +2,10 @@
 //! handler, no half-sent request holds a connection or a shutdown past its bounds, and a
 //! caller without a certificate learns nothing about the routes.
 
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{spawn_app, HandlerProcess};
+use crate::support::{spawn_app, HandlerProcess};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

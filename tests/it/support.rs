@@ -1,6 +1,5 @@
 //! Shared test helpers: start the Authy simulator and the handler on port 0, and a client
 //! that behaves like B2C (JSON body, client certificate, B2C's 10 s timeout).
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::time::Duration;

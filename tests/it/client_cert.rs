@@ -2,12 +2,11 @@
 //! certificates made here by rcgen, over real HTTP. Every rejection is HTTP 403 with the B2C
 //! body (`ClientCertificateRejected`) and never a 5xx.
 
-mod common;
 
 use std::time::Duration;
 
 use base64::Engine;
-use common::{assert_b2c_error, spawn_app, TestApp};
+use crate::support::{assert_b2c_error, spawn_app, TestApp};
 use rcgen::{
     date_time_ymd, BasicConstraints, CertificateParams, CertifiedIssuer, DnType,
     ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,

@@ -1,7 +1,6 @@
 //! The built-in Authy simulator speaks like Authy where it matters to the handler: answered
 //! requests keep their final status, unanswered ones expire, and odd inputs cannot break it.
 
-mod common;
 
 use std::time::Duration;
 
@@ -14,7 +13,7 @@ use serde_json::Value;
 const T: Duration = Duration::from_secs(2);
 
 async fn simulator(approve_after: Duration) -> String {
-    common::spawn_simulator(approve_after, "k").await
+    crate::support::spawn_simulator(approve_after, "k").await
 }
 
 /// The project's own Authy client, pointed at the simulator.

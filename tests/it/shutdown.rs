@@ -6,11 +6,10 @@
 //! (azure-functions-host, `Workers/ProcessManagement/WorkerProcess.cs`); `host_emulation.rs`
 //! stops the handler that way.
 
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::HandlerProcess;
+use crate::support::HandlerProcess;
 use serde_json::json;
 
 #[tokio::test]
@@ -18,7 +17,7 @@ async fn sigterm_during_held_waits_answers_every_one_then_exits_0() {
     let (handler, cert) =
         HandlerProcess::with_simulator(Duration::from_millis(1500), "shutdown-key", "3").await;
     let client = reqwest::Client::builder()
-        .timeout(common::CLIENT_TIMEOUT)
+        .timeout(crate::support::CLIENT_TIMEOUT)
         .build()
         .unwrap();
 

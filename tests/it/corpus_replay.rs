@@ -15,7 +15,6 @@
 //! (`b2c_authy::functions::claim`): a padded id or address is accepted, and a whitespace-only
 //! claim counts as missing.
 
-mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use b2c_authy::functions::FUNCTION_NAMES;
-use common::{assert_b2c_error, spawn_app, TestApp};
+use crate::support::{assert_b2c_error, spawn_app, TestApp};
 use serde::Deserialize;
 use serde_json::Value;
 

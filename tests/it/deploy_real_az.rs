@@ -1,9 +1,9 @@
 //! The deploy scripts against the real Azure CLI's parser.
 //!
-//! tests/deploy_scripts.rs checks what the scripts ask `az` to do with a stub
+//! tests/it/deploy_scripts.rs checks what the scripts ask `az` to do with a stub
 //! that accepts anything; this file checks that the real CLI accepts each of
 //! those calls as written.  Every script runs, for every plan type, with
-//! `tests/deploy_real_az/az_wrapper.py` as `az`: it passes each call's exact
+//! `tests/it/deploy_real_az/az_wrapper.py` as `az`: it passes each call's exact
 //! argv to the real CLI, signed out (a fresh `AZURE_CONFIG_DIR`) and with the
 //! proxies pointed at 127.0.0.1:9, so nothing leaves the machine.  A parse
 //! error (exit 2: unknown command or argument, invalid choice, a `--query`
@@ -181,7 +181,7 @@ impl Sandbox {
             "#!/bin/sh\nexec '{}' '{}' \"$@\"\n",
             python.display(),
             repo_root()
-                .join("tests/deploy_real_az/az_wrapper.py")
+                .join("tests/it/deploy_real_az/az_wrapper.py")
                 .display()
         );
         let sandbox = Sandbox { dir };

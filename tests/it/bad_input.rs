@@ -1,11 +1,10 @@
 //! Every malformed call answers a 4xx with the B2C error body: never a 5xx, never a panic.
 //! Phone numbers are parsed as B2C users type them.
 
-mod common;
 
 use std::time::Duration;
 
-use common::{assert_b2c_error, spawn_app, TestApp};
+use crate::support::{assert_b2c_error, spawn_app, TestApp};
 use serde_json::json;
 
 async fn app() -> TestApp {

@@ -1,0 +1,22 @@
+//! The integration tests: one test binary (`cargo test --test it`), a module per area, all
+//! over real HTTP on loopback ports. [`support`] starts the simulator and the handler and
+//! holds the B2C-like client.
+//!
+//! Run one area with a filter: `cargo test --test it journey::`.
+
+mod authy_client;
+mod bad_input;
+mod client_cert;
+mod connection_limits;
+mod corpus_replay;
+mod deploy_real_az;
+mod deploy_scripts;
+mod function_folders;
+mod host_emulation;
+mod journey;
+mod policy_contract;
+mod properties;
+mod shutdown;
+mod simulator;
+mod support;
+mod upstream_faults;
