@@ -1,11 +1,37 @@
 //! Domain types: "parse, don't validate". Each newtype can only hold a value that is safe to
 //! send to Authy (and, for ids, safe to put into an Authy URL path), and each type that holds
 //! personal data prints itself masked in `Debug`, so it cannot leak into a log by accident.
+//!
+//! Each type has its own parse error, which knows nothing of HTTP: `crate::error` maps them
+//! to the B2C error contract, and the Authy client to a malformed Authy answer. This module
+//! imports nothing else of the crate.
 
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::ApiError;
+/// [`PhoneNumber::parse`] refused its input; the reason is for logs and developers, never
+/// for the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid phone number: {reason}")]
+pub struct InvalidPhoneNumber {
+    /// Why, e.g. "must start with + and the country code".
+    pub reason: String,
+}
+
+/// [`Email::parse`] refused its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not an email address")]
+pub struct InvalidEmail;
+
+/// [`AuthyId::parse`] refused its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not an authy id (1 to 20 digits without a leading zero)")]
+pub struct InvalidAuthyId;
+
+/// [`ApprovalRequestId::parse`] refused its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not an approval request id (a hyphenated UUID)")]
+pub struct InvalidApprovalRequestId;
 
 /// A valid international phone number, split the way Authy's `users/new` wants it.
 ///
@@ -27,9 +53,9 @@ impl PhoneNumber {
     /// Parses `input` (see the type's docs for the accepted form).
     ///
     /// # Errors
-    /// [`ApiError::InvalidPhoneNumber`] with the reason.
-    pub fn parse(input: &str) -> Result<Self, ApiError> {
-        let invalid = |reason: &str| ApiError::InvalidPhoneNumber {
+    /// [`InvalidPhoneNumber`] with the reason.
+    pub fn parse(input: &str) -> Result<Self, InvalidPhoneNumber> {
+        let invalid = |reason: &str| InvalidPhoneNumber {
             reason: reason.to_owned(),
         };
         let rest = input
@@ -101,14 +127,14 @@ impl Email {
     /// Parses `input`.
     ///
     /// # Errors
-    /// [`ApiError::InvalidEmail`].
-    pub fn parse(input: &str) -> Result<Self, ApiError> {
+    /// [`InvalidEmail`].
+    pub fn parse(input: &str) -> Result<Self, InvalidEmail> {
         // Display names ("Ann <a@b.c>") are valid RFC 5322 but never a sign-in name.
         if input.contains(['<', '>']) || input.chars().any(char::is_whitespace) {
-            return Err(ApiError::InvalidEmail);
+            return Err(InvalidEmail);
         }
         let address =
-            email_address::EmailAddress::from_str(input).map_err(|_| ApiError::InvalidEmail)?;
+            email_address::EmailAddress::from_str(input).map_err(|_| InvalidEmail)?;
         // RFC 5322 also allows domains no mailbox a user signs in with has: address literals
         // (`a@[127.0.0.1]`), single labels (`a@localhost`), `?` and `#`. Require a DNS name.
         let domain = address.domain();
@@ -122,7 +148,7 @@ impl Email {
         if hostname {
             Ok(Self(address))
         } else {
-            Err(ApiError::InvalidEmail)
+            Err(InvalidEmail)
         }
     }
 
@@ -161,8 +187,8 @@ impl AuthyId {
     /// Parses `input`.
     ///
     /// # Errors
-    /// [`ApiError::InvalidAuthyId`].
-    pub fn parse(input: &str) -> Result<Self, ApiError> {
+    /// [`InvalidAuthyId`].
+    pub fn parse(input: &str) -> Result<Self, InvalidAuthyId> {
         let canonical = !input.is_empty()
             && input.len() <= Self::MAX_DIGITS
             && input.bytes().all(|b| b.is_ascii_digit())
@@ -170,7 +196,7 @@ impl AuthyId {
         if canonical {
             Ok(Self(input.to_owned()))
         } else {
-            Err(ApiError::InvalidAuthyId)
+            Err(InvalidAuthyId)
         }
     }
 
@@ -196,19 +222,14 @@ impl ApprovalRequestId {
     /// that exactly one spelling exists for each id.
     ///
     /// # Errors
-    /// [`ApiError::InvalidApprovalRequestId`].
-    pub fn parse(input: &str) -> Result<Self, ApiError> {
+    /// [`InvalidApprovalRequestId`].
+    pub fn parse(input: &str) -> Result<Self, InvalidApprovalRequestId> {
         if input.len() != 36 {
-            return Err(ApiError::InvalidApprovalRequestId);
+            return Err(InvalidApprovalRequestId);
         }
         uuid::Uuid::try_parse(input)
             .map(Self)
-            .map_err(|_| ApiError::InvalidApprovalRequestId)
-    }
-
-    /// A fresh random (v4) id; the simulator's way of naming approval requests.
-    pub fn new_random() -> Self {
-        Self(uuid::Uuid::new_v4())
+            .map_err(|_| InvalidApprovalRequestId)
     }
 }
 
@@ -286,10 +307,7 @@ mod tests {
             "+1 425 555 0100 ext 5",
         ] {
             assert!(
-                matches!(
-                    PhoneNumber::parse(bad),
-                    Err(ApiError::InvalidPhoneNumber { .. })
-                ),
+                matches!(PhoneNumber::parse(bad), Err(InvalidPhoneNumber { .. })),
                 "{bad:?} must be refused"
             );
         }

@@ -16,6 +16,7 @@ use axum::Json;
 use serde::Serialize;
 
 use crate::authy::AuthyError;
+use crate::domain::{InvalidApprovalRequestId, InvalidAuthyId, InvalidEmail, InvalidPhoneNumber};
 
 tokio::task_local! {
     /// The invocation id of the request being served (the host's
@@ -92,7 +93,7 @@ pub enum ApiError {
     },
     /// The `Content-Type` is not `application/json` (415).
     UnsupportedMediaType,
-    /// The body is larger than [`crate::app::MAX_BODY_BYTES`] (413).
+    /// The body is larger than 64 KiB, the functions' limit (413).
     PayloadTooLarge,
     /// The path exists but not for this method (405).
     MethodNotAllowed,
@@ -238,8 +239,7 @@ impl ApiError {
                 "The request did not arrive completely within APPROVAL_WAIT_SECONDS.".into()
             }
             Self::NotFound => {
-                "No function at this path: use /api/Register, /api/CreateApprovalRequest or /api/WaitForAuthyApproval."
-                    .into()
+                "No function at this path: the functions answer POST /api/<function name>.".into()
             }
             Self::Internal => "Unexpected internal error; see the handler's logs.".into(),
             Self::ClientCertificateRejected { reason } => {
@@ -323,6 +323,32 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+impl From<InvalidPhoneNumber> for ApiError {
+    fn from(error: InvalidPhoneNumber) -> Self {
+        Self::InvalidPhoneNumber {
+            reason: error.reason,
+        }
+    }
+}
+
+impl From<InvalidEmail> for ApiError {
+    fn from(_: InvalidEmail) -> Self {
+        Self::InvalidEmail
+    }
+}
+
+impl From<InvalidAuthyId> for ApiError {
+    fn from(_: InvalidAuthyId) -> Self {
+        Self::InvalidAuthyId
+    }
+}
+
+impl From<InvalidApprovalRequestId> for ApiError {
+    fn from(_: InvalidApprovalRequestId) -> Self {
+        Self::InvalidApprovalRequestId
     }
 }
 

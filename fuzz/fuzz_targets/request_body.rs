@@ -112,6 +112,7 @@ fn check_email(email: &Option<String>, sign_in_name: &Option<String>) {
                 let _ = email.masked();
             }
             Err(error) => {
+                let error = ApiError::from(error);
                 assert_eq!(error, ApiError::InvalidEmail);
                 check_error(&error);
             }
@@ -128,6 +129,7 @@ fn check_authy_id(raw: &Option<String>) {
                 assert!(digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0'));
             }
             Err(error) => {
+                let error = ApiError::from(error);
                 assert_eq!(error, ApiError::InvalidAuthyId);
                 check_error(&error);
             }
@@ -148,6 +150,7 @@ fn check_approval_request_id(raw: &Option<String>) {
                 assert_eq!(ApprovalRequestId::parse(&text), Ok(id));
             }
             Err(error) => {
+                let error = ApiError::from(error);
                 assert_eq!(error, ApiError::InvalidApprovalRequestId);
                 check_error(&error);
             }
@@ -169,6 +172,7 @@ fn check_phone(raw: &Option<String>) {
                 let _ = phone.masked();
             }
             Err(error) => {
+                let error = ApiError::from(error);
                 assert!(matches!(error, ApiError::InvalidPhoneNumber { .. }));
                 check_error(&error);
             }

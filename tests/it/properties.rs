@@ -21,7 +21,7 @@
 use std::time::Duration;
 
 use axum::response::IntoResponse;
-use b2c_authy::domain::PhoneNumber;
+use b2c_authy::domain::{InvalidPhoneNumber, PhoneNumber};
 use b2c_authy::error::ApiError;
 use b2c_authy::functions::FUNCTION_NAMES;
 use crate::support::{assert_b2c_error, spawn_app, TestApp};
@@ -114,7 +114,7 @@ fn typed_number() -> impl Strategy<Value = TypedNumber> {
 
 fn assert_refused(input: &str) -> Result<(), TestCaseError> {
     match PhoneNumber::parse(input) {
-        Err(ApiError::InvalidPhoneNumber { .. }) => Ok(()),
+        Err(InvalidPhoneNumber { .. }) => Ok(()),
         other => Err(TestCaseError::fail(format!(
             "{input:?} must be refused with InvalidPhoneNumber, got {other:?}"
         ))),
@@ -162,7 +162,7 @@ proptest! {
                     "{:?}: cellphone {} is not the number's tail", input, phone.cellphone()
                 );
             }
-            Err(e) => prop_assert!(matches!(e, ApiError::InvalidPhoneNumber { .. }), "{e:?}"),
+            Err(e) => prop_assert!(matches!(e, InvalidPhoneNumber { .. }), "{e:?}"),
         }
         if !input.starts_with('+') || input.chars().any(char::is_alphabetic) {
             assert_refused(&input)?;
