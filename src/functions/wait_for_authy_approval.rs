@@ -18,7 +18,6 @@ use std::time::{Duration, SystemTime};
 
 use axum::extract::State;
 use axum::{Extension, Json};
-use backon::{ConstantBuilder, Retryable};
 use serde::{Deserialize, Serialize};
 
 use super::create_approval_request::send_push;
@@ -29,6 +28,9 @@ use super::{
 use crate::authy::{ApprovalStatus, AuthyError};
 use crate::domain::{ApprovalRequestId, AuthyId};
 use crate::error::ApiError;
+
+/// The function's name: its folder, its `function.json` route and its URL, `/api/WaitForAuthyApproval`.
+pub const NAME: &str = "WaitForAuthyApproval";
 
 /// Input claims.
 #[derive(Debug, Default, Deserialize)]
@@ -113,10 +115,15 @@ fn is_fresh(created_at: Option<SystemTime>, freshness: Duration) -> bool {
 }
 
 /// Polls the approval request until it is approved (`Ok`), final otherwise (`Err`), or the
-/// deadline passes (`ApprovalPending`, or the last transient Authy error if the last poll
-/// failed). Transient failures of the idempotent status GET are retried every poll interval,
-/// or after Authy's `Retry-After` when longer; a `Retry-After` beyond the deadline ends the
-/// wait at once.
+/// deadline passes.
+///
+/// One loop: poll (the poll's own timeout is the time left), then sleep the poll interval — or
+/// Authy's `Retry-After`, when longer, after a transient failure of the idempotent status GET —
+/// and poll again. When no further poll fits in the budget the call ends: `ApprovalPending`
+/// while Authy's last word was "pending" (held until the deadline, so each call waits its whole
+/// budget), otherwise the last transient Authy error, at once. A poll that only the end of the
+/// budget cut short after Authy had said "pending" is pending as far as anyone knows, not a
+/// failure of Authy.
 async fn await_approval(
     state: &FunctionsState,
     authy_id: &AuthyId,
@@ -125,62 +132,55 @@ async fn await_approval(
 ) -> Result<(), ApiError> {
     let interval = state.approvals.poll_interval;
     let freshness = state.approvals.ttl + CLOCK_SKEW;
-    let mut last_failure: Option<AuthyError> = None;
-    let polling = async {
-        // Whether a poll of this call has been answered (pending, so far).
-        let mut answered = false;
-        loop {
-            let status = (|| {
-                state
-                    .authy
-                    .approval_request_status(id, deadline.remaining())
-            })
-            .retry(
-                ConstantBuilder::default()
-                    .with_delay(interval)
-                    .without_max_times(),
-            )
-            .when(AuthyError::is_transient)
-            .adjust(|error, delay| {
-                let delay = delay?.max(error.retry_after().unwrap_or_default());
-                (delay < deadline.remaining()).then_some(delay)
-            })
-            .notify(|error, _| last_failure = Some(error.clone()))
+    // Authy answered "pending" and no poll has failed since.
+    let mut said_pending = false;
+    loop {
+        let failure = match state
+            .authy
+            .approval_request_status(id, deadline.remaining())
             .await
-            .map_err(|e| match e {
-                AuthyError::NotFound { .. } => ApiError::ApprovalRequestNotFound {
+        {
+            Ok(status) => {
+                if status.authy_id.as_ref() != Some(authy_id) {
+                    return Err(ApiError::ApprovalRequestMismatch);
+                }
+                match status.status {
+                    ApprovalStatus::Approved if !is_fresh(status.created_at, freshness) => {
+                        return Err(ApiError::ApprovalExpired)
+                    }
+                    ApprovalStatus::Approved => return Ok(()),
+                    ApprovalStatus::Denied => return Err(ApiError::ApprovalDenied),
+                    ApprovalStatus::Expired => return Err(ApiError::ApprovalExpired),
+                    ApprovalStatus::Pending => said_pending = true,
+                }
+                None
+            }
+            Err(e @ AuthyError::NotFound { .. }) => {
+                return Err(ApiError::ApprovalRequestNotFound {
                     detail: e.to_string(),
-                },
-                // Authy answered "pending" and only the end of our own budget cut the next
-                // poll short (on a busy instance a poll can still be queued then): the request
-                // is pending as far as anyone knows, not a failure of Authy.
-                AuthyError::Timeout
-                    if answered && last_failure.is_none() && deadline.remaining().is_zero() =>
-                {
-                    ApiError::ApprovalPending
-                }
-                other => other.into(),
-            })?;
-            last_failure = None;
-            answered = true;
-            if status.authy_id.as_ref() != Some(authy_id) {
-                return Err(ApiError::ApprovalRequestMismatch);
+                })
             }
-            match status.status {
-                ApprovalStatus::Approved if !is_fresh(status.created_at, freshness) => {
-                    return Err(ApiError::ApprovalExpired)
-                }
-                ApprovalStatus::Approved => return Ok(()),
-                ApprovalStatus::Denied => return Err(ApiError::ApprovalDenied),
-                ApprovalStatus::Expired => return Err(ApiError::ApprovalExpired),
-                ApprovalStatus::Pending => tokio::time::sleep(interval).await,
+            Err(e) if !e.is_transient() => return Err(e.into()),
+            Err(e) => Some(e),
+        };
+        let remaining = deadline.remaining();
+        match failure {
+            Some(AuthyError::Timeout) if said_pending && remaining.is_zero() => {
+                return Err(ApiError::ApprovalPending)
             }
+            Some(e) => {
+                let pause = interval.max(e.retry_after().unwrap_or_default());
+                if pause >= remaining {
+                    return Err(e.into());
+                }
+                said_pending = false;
+                tokio::time::sleep(pause).await;
+            }
+            None if interval >= remaining => {
+                tokio::time::sleep(remaining).await;
+                return Err(ApiError::ApprovalPending);
+            }
+            None => tokio::time::sleep(interval).await,
         }
-    };
-    // Bound to a variable so the polling future (which borrows `last_failure`) is dropped here.
-    let finished = tokio::time::timeout_at(deadline.0, polling).await;
-    match finished {
-        Ok(outcome) => outcome,
-        Err(_elapsed) => Err(last_failure.map_or(ApiError::ApprovalPending, ApiError::from)),
     }
 }
