@@ -2,21 +2,23 @@
 //!
 //! Request path: [`run`] (hyper connection, canonical-casing rewrite of the path) →
 //! [`invocation`] middleware (invocation id, deadline, one log line) → panic guard →
-//! client-certificate gate (every path but `GET /`) → routing → body limit → the function's
-//! handler in [`crate::functions`].
+//! client-certificate gate (every request but `GET /` and `HEAD /`) → routing → the
+//! functions' router ([`crate::functions::router`]: body limit, then the function's handler).
+//!
+//! The app receives its Authy client ready-made ([`Application::build`]); it never starts a
+//! simulator itself.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
-use secrecy::SecretString;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
@@ -25,18 +27,10 @@ use tracing::Instrument;
 
 use crate::authy::AuthyClient;
 use crate::client_cert::{require_client_certificate, ClientCertPolicy};
-use crate::config::{AuthyBackend, Config};
+use crate::config::Config;
 use crate::domain::PhoneNumber;
 use crate::error::{ApiError, OutcomeCode, INVOCATION_ID};
-use crate::functions::{
-    create_approval_request::create_approval_request, register::register,
-    wait_for_authy_approval::wait_for_authy_approval, ApprovalSettings, Deadline, FunctionsState,
-    FUNCTION_NAMES,
-};
-use crate::simulator::{self, SimulatorConfig};
-
-/// Largest request body accepted, in bytes (64 KiB); larger bodies get `PayloadTooLarge`.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+use crate::functions::{self, ApprovalSettings, Deadline, FunctionsState, FUNCTION_NAMES};
 
 /// Kept free at the end of each invocation's budget, for writing the answer, so the caller
 /// has it strictly inside `APPROVAL_WAIT_SECONDS`.
@@ -67,15 +61,9 @@ pub fn bind_loopback(port: u16) -> std::io::Result<TcpListener> {
 ///
 /// `budget` is the time one invocation may take (`APPROVAL_WAIT_SECONDS`).
 pub fn app(state: FunctionsState, budget: Duration, client_cert: Arc<ClientCertPolicy>) -> Router {
-    let functions = Router::new()
-        .route("/api/Register", post(register))
-        .route("/api/CreateApprovalRequest", post(create_approval_request))
-        .route("/api/WaitForAuthyApproval", post(wait_for_authy_approval))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state);
     let routes = Router::new()
         .route("/", get(status))
-        .merge(functions)
+        .merge(functions::router(state))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     // The routes sit behind a router of their own, as its fallback, so that the layers below
@@ -321,9 +309,8 @@ pub async fn run(
     Ok(())
 }
 
-/// A started application: the bound listener and the router (an embedded simulator, when
-/// configured, already runs in a task of its own). Tests build one on port 0 and read
-/// [`Application::address`].
+/// A started application: the bound listener and the router. Tests build one on port 0 and
+/// read [`Application::address`].
 pub struct Application {
     listener: TcpListener,
     router: Router,
@@ -332,37 +319,13 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds `127.0.0.1:<config.port>` (listen queue [`LISTEN_BACKLOG`]), starts the
-    /// embedded simulator when configured, builds the one Authy client, and starts loading
-    /// the phone-number metadata on a thread of its own.
+    /// Binds `127.0.0.1:<config.port>` (listen queue [`LISTEN_BACKLOG`]) and starts loading
+    /// the phone-number metadata on a thread of its own. `authy` is the one Authy client, ready:
+    /// the caller (`main`) decides whether it talks to Authy or to a simulator.
     ///
     /// # Errors
-    /// Binding failures, and a client that cannot be built.
-    pub async fn build(config: &Config) -> Result<Self, String> {
-        let (api_url, api_key) = match config.authy_backend {
-            AuthyBackend::Remote => (
-                config.authy_api_url.clone(),
-                config
-                    .authy_api_key
-                    .clone()
-                    .unwrap_or_else(|| SecretString::from("")),
-            ),
-            AuthyBackend::EmbeddedSimulator => {
-                let key = uuid::Uuid::new_v4().simple().to_string();
-                let listener = bind_loopback(0)
-                    .map_err(|e| format!("cannot bind the Authy simulator: {e}"))?;
-                let sim_config = SimulatorConfig {
-                    api_key: Some(key.clone()),
-                    ..SimulatorConfig::default()
-                };
-                let addr = simulator::spawn(listener, sim_config)
-                    .map_err(|e| format!("cannot start the Authy simulator: {e}"))?;
-                let url = url::Url::parse(&format!("http://{addr}/"))
-                    .map_err(|e| format!("simulator URL: {e}"))?;
-                (url, SecretString::from(key))
-            }
-        };
-        let authy = AuthyClient::new(api_url, api_key)?;
+    /// Binding failures, and a thread that cannot be started.
+    pub async fn build(config: &Config, authy: AuthyClient) -> Result<Self, String> {
         let state = FunctionsState {
             authy,
             approvals: Arc::new(ApprovalSettings {

@@ -588,6 +588,47 @@ pub async fn require_client_certificate(
     }
 }
 
+/// A self-signed client certificate made on the spot (rcgen, ECDSA P-256), with the
+/// client-authentication extended key usage B2C's certificates carry: the one the demo
+/// accepts, and the one the tests and benchmarks send. Never written to the repository.
+///
+/// Only with the `simulator` feature (the development tools), which the Azure package leaves
+/// out.
+#[cfg(feature = "simulator")]
+#[derive(Clone)]
+pub struct SelfSignedClientCert {
+    der: Vec<u8>,
+}
+
+#[cfg(feature = "simulator")]
+impl SelfSignedClientCert {
+    /// A new certificate for `CN=<common_name>`, valid from now for rcgen's default period.
+    ///
+    /// # Errors
+    /// When rcgen cannot make the key or sign the certificate.
+    pub fn generate(common_name: &str) -> Result<Self, rcgen::Error> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, common_name);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = rcgen::KeyPair::generate()?;
+        let der = params.self_signed(&key)?.der().to_vec();
+        Ok(Self { der })
+    }
+
+    /// The certificate as App Service forwards it: the `X-ARR-ClientCert` header value,
+    /// base64 of the DER.
+    pub fn header_value(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(&self.der)
+    }
+
+    /// Its SHA-1 thumbprint, for `CLIENT_CERT_THUMBPRINTS`.
+    pub fn thumbprint(&self) -> Thumbprint {
+        Thumbprint::of(&self.der)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -154,6 +154,12 @@ impl Config {
                 AuthyBackend::Remote
             }
         };
+        if authy_backend == AuthyBackend::EmbeddedSimulator && !cfg!(feature = "simulator") {
+            errors.push(
+                "AUTHY_SIMULATOR: this build has no Authy simulator (built without the `simulator` feature, as deploy/package.sh builds for Azure); remove the setting"
+                    .into(),
+            );
+        }
         if authy_backend == AuthyBackend::EmbeddedSimulator && running_in_azure {
             errors.push(
                 "AUTHY_SIMULATOR: the Authy simulator never runs in Azure (WEBSITE_INSTANCE_ID is set); remove the setting"

@@ -16,18 +16,24 @@
 //! - [`authy`] — the Authy REST client.
 //! - [`error`] — [`error::ApiError`], the B2C error contract.
 //! - [`config`] — settings from the environment, validated at startup.
-//! - [`simulator`] — the built-in Authy simulator (demo, `func start`, tests).
+//! - `simulator` — the built-in Authy simulator (demo, `func start`, tests); only with the
+//!   `simulator` cargo feature (default), which the Azure package leaves out.
 //! - [`policies`] — renders the B2C custom policies in `policies/` per environment (used by
 //!   the `render-policies` binary and the policy contract test); not on the request path.
 //! - [`logging`] — JSON logs, WARN+ to stderr.
+//! - `dev` — what `main` needs for `handler demo`, `handler simulator` and
+//!   `AUTHY_SIMULATOR=embedded` (the `simulator` feature only); not on the request path.
 
 pub mod app;
 pub mod authy;
 pub mod client_cert;
 pub mod config;
+#[cfg(feature = "simulator")]
+pub mod dev;
 pub mod domain;
 pub mod error;
 pub mod functions;
 pub mod logging;
 pub mod policies;
+#[cfg(feature = "simulator")]
 pub mod simulator;

@@ -1,13 +1,21 @@
-//! `handler`: the binary the Azure Functions host starts (custom handler), plus the demo and
-//! the standalone Authy simulator.
+//! `handler`: the binary the Azure Functions host starts (custom handler), plus — with the
+//! `simulator` feature (default; the Azure package leaves it out) — the demo and the
+//! standalone Authy simulator.
+//!
+//! Thin: parse the command line, start logging, read the configuration, build the one Authy
+//! client (for Authy, or for a simulator started here) and hand it to
+//! [`Application::build`], then serve until stopped.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use b2c_authy::app::Application;
-use b2c_authy::config::Config;
-use b2c_authy::simulator::{self, SimulatorConfig, TRIGGERS};
+use b2c_authy::authy::AuthyClient;
+use b2c_authy::config::{AuthyBackend, Config};
 use clap::{Parser, Subcommand};
+use secrecy::SecretString;
+
+#[cfg(feature = "simulator")]
+use b2c_authy::dev;
 
 /// Azure AD B2C ↔ Twilio Authy push approval, as an Azure Functions custom handler.
 #[derive(Parser)]
@@ -24,8 +32,10 @@ enum Command {
     Serve,
     /// Serve the functions with the built-in Authy simulator on 127.0.0.1:7071 (or
     /// FUNCTIONS_CUSTOMHANDLER_PORT) and print ready-to-paste curl calls.
+    #[cfg(feature = "simulator")]
     Demo,
     /// Run only the Authy simulator, to point AUTHY_API_URL at it under `func start`.
+    #[cfg(feature = "simulator")]
     Simulator {
         /// Port on 127.0.0.1.
         #[arg(long, default_value_t = 8089)]
@@ -62,13 +72,18 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => serve(false).await,
-            Command::Demo => serve(true).await,
+            Command::Serve => serve(Config::from_env().map_err(|e| e.to_string())?, None).await,
+            #[cfg(feature = "simulator")]
+            Command::Demo => {
+                let cert = dev::DemoClientCert::generate()?;
+                serve(dev::demo_config(&cert)?, Some(&cert)).await
+            }
+            #[cfg(feature = "simulator")]
             Command::Simulator {
                 port,
                 approve_after_seconds,
                 api_key,
-            } => run_simulator(port, approve_after_seconds, api_key).await,
+            } => dev::run_simulator(port, approve_after_seconds, api_key, shutdown_signal()).await,
         }
     });
     match result {
@@ -82,60 +97,48 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(demo: bool) -> Result<(), String> {
-    let demo_cert = if demo {
-        Some(DemoClientCert::generate()?)
-    } else {
-        None
-    };
-    let config = match &demo_cert {
-        // The demo keeps validation on: it accepts exactly its own ephemeral certificate.
-        Some(cert) => Config::from_lookup(|name| match name {
-            "AUTHY_SIMULATOR" => Some("embedded".into()),
-            "CLIENT_CERT_MODE" => Some("required".into()),
-            "CLIENT_CERT_THUMBPRINTS" => Some(cert.thumbprint.clone()),
-            "CLIENT_CERT_SUBJECT" | "CLIENT_CERT_ISSUER" | "CLIENT_CERT_CA" => None,
-            _ => std::env::var(name).ok(),
-        }),
-        None => Config::from_env(),
-    }
-    .map_err(|e| e.to_string())?;
+/// Without the `simulator` feature there is no demo certificate.
+#[cfg(not(feature = "simulator"))]
+enum DemoClientCert {}
+#[cfg(feature = "simulator")]
+use dev::DemoClientCert;
+
+/// Serves the functions with `config` until a shutdown signal. `demo`, when given, is the
+/// demo's certificate: its curl calls are printed once the port is bound.
+async fn serve(config: Config, demo: Option<&DemoClientCert>) -> Result<(), String> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let app = Application::build(&config).await?;
+    let authy = match config.authy_backend {
+        AuthyBackend::Remote => AuthyClient::new(
+            config.authy_api_url.clone(),
+            config
+                .authy_api_key
+                .clone()
+                .unwrap_or_else(|| SecretString::from("")),
+        )?,
+        #[cfg(feature = "simulator")]
+        AuthyBackend::EmbeddedSimulator => dev::embedded_simulator()?,
+        // Config refuses AUTHY_SIMULATOR=embedded in a build without the simulator.
+        #[cfg(not(feature = "simulator"))]
+        AuthyBackend::EmbeddedSimulator => {
+            return Err("this build has no Authy simulator".into())
+        }
+    };
+    let app = Application::build(&config, authy).await?;
     let address = app.address().map_err(|e| e.to_string())?;
     tracing::info!(%address, wait_seconds = config.approval_wait.as_secs(), "custom handler listening");
-    if let Some(cert) = &demo_cert {
-        // Written only now that the port is ours, so a second demo that fails to bind cannot
-        // replace the first one's certificate.
-        let header_file = cert.write_header_file(address.port())?;
-        print_demo(&address.to_string(), cert, &header_file);
+    #[cfg(feature = "simulator")]
+    if let Some(cert) = demo {
+        dev::print_demo(address, cert)?;
+    }
+    #[cfg(not(feature = "simulator"))]
+    if let Some(never) = demo {
+        match *never {}
     }
     app.run_until_stopped(shutdown_signal())
         .await
         .map_err(|e| format!("server error: {e}"))
-}
-
-async fn run_simulator(
-    port: u16,
-    approve_after: u64,
-    api_key: Option<String>,
-) -> Result<(), String> {
-    if std::env::var_os("WEBSITE_INSTANCE_ID").is_some() {
-        return Err("the Authy simulator never runs in Azure (WEBSITE_INSTANCE_ID is set)".into());
-    }
-    let listener = b2c_authy::app::bind_loopback(port)
-        .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
-    let config = SimulatorConfig {
-        approve_after: Duration::from_secs(approve_after),
-        api_key,
-        ..SimulatorConfig::default()
-    };
-    let address = simulator::spawn(listener, config).map_err(|e| e.to_string())?;
-    println!("Authy simulator on http://{address}: set AUTHY_API_URL=http://{address} and any AUTHY_API_KEY");
-    shutdown_signal().await;
-    Ok(())
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM, as a shell, systemd or a container runtime stop a process.
@@ -165,86 +168,3 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received: finishing in-flight invocations");
 }
 
-/// An ephemeral, self-signed client certificate for the demo, as App Service would forward
-/// it; [`DemoClientCert::write_header_file`] writes the header line for `curl -H @file`.
-struct DemoClientCert {
-    /// Upper-case SHA-1 thumbprint.
-    thumbprint: String,
-    /// `X-ARR-ClientCert: <base64 DER>`.
-    header_line: String,
-}
-
-impl DemoClientCert {
-    fn generate() -> Result<Self, String> {
-        use base64::Engine;
-        let fail = |e: rcgen::Error| format!("cannot make the demo client certificate: {e}");
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "b2c-authy-demo-client");
-        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-        let key = rcgen::KeyPair::generate().map_err(fail)?;
-        let cert = params.self_signed(&key).map_err(fail)?;
-        let der = cert.der().to_vec();
-        Ok(Self {
-            thumbprint: b2c_authy::client_cert::Thumbprint::of(&der).to_string(),
-            header_line: format!(
-                "X-ARR-ClientCert: {}\n",
-                base64::engine::general_purpose::STANDARD.encode(&der)
-            ),
-        })
-    }
-
-    /// Writes the header line to a new file named after the port in the temp directory,
-    /// replacing a stale one; never follows a link planted there.
-    fn write_header_file(&self, port: u16) -> Result<std::path::PathBuf, String> {
-        use std::io::Write;
-        let path = std::env::temp_dir().join(format!("b2c-authy-demo-{port}.header"));
-        let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
-        match std::fs::symlink_metadata(&path) {
-            Ok(meta) if meta.is_file() => std::fs::remove_file(&path).map_err(fail)?,
-            Ok(_) => return Err(format!("{} exists and is not a file", path.display())),
-            Err(_) => {}
-        }
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(fail)?;
-        file.write_all(self.header_line.as_bytes()).map_err(fail)?;
-        Ok(path)
-    }
-}
-
-fn print_demo(address: &str, cert: &DemoClientCert, header_file: &std::path::Path) {
-    let base = format!("http://{address}/api");
-    let header = header_file.display();
-    let triggers: String = TRIGGERS
-        .iter()
-        .map(|(suffix, _, what)| format!("    +1 425 555 {suffix}  {what}\n"))
-        .collect();
-    println!(
-        r#"
-Demo: the custom handler with the built-in Authy simulator (no push reaches a phone).
-A phone number is approved 2 s after the push, unless it ends in a trigger (last 4 digits):
-{triggers}
-Client certificates are checked as in Azure: the calls below send an ephemeral demo
-certificate (thumbprint {thumbprint}) in X-ARR-ClientCert, from {header}.
-
-1. Enrol a phone (answers {{"authyId": "..."}}):
-  curl -s -X POST {base}/Register -H @{header} -H 'Content-Type: application/json' \
-    -d '{{"email":"alice@example.com","phoneNumber":"+1 425 555 0100"}}'
-
-2. Send the push (answers {{"approvalRequestId": "..."}}):
-  curl -s -X POST {base}/CreateApprovalRequest -H @{header} -H 'Content-Type: application/json' \
-    -d '{{"authyId":"14255550100","email":"alice@example.com"}}'
-
-3. Wait for the approval (paste the approvalRequestId; 409 ApprovalPending means call again):
-  curl -s -X POST {base}/WaitForAuthyApproval -H @{header} -H 'Content-Type: application/json' \
-    -d '{{"authyId":"14255550100","approvalRequestId":"PASTE-IT-HERE"}}'
-
-Press Ctrl-C to stop.
-"#,
-        thumbprint = cert.thumbprint,
-    );
-}

@@ -361,7 +361,15 @@ async fn create_approval_request(
         } else {
             fastrand::u64(0..=jitter)
         });
-    let uuid = ApprovalRequestId::new_random();
+    // A v4 UUID always parses; the domain type has no constructor of its own for this, so
+    // that production code can only ever hold ids that came from Authy or from B2C.
+    let Ok(uuid) = ApprovalRequestId::parse(&uuid::Uuid::new_v4().to_string()) else {
+        return authy_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "60000",
+            "could not name the approval request",
+        );
+    };
     let stored = StoredRequest {
         authy_id: id,
         created: Instant::now(),

@@ -410,25 +410,13 @@ pub async fn wait_http(client: &reqwest::Client, url: &str, proc: &mut Proc) -> 
     }
 }
 
-/// A self-signed client certificate like B2C's: (base64 DER for `X-ARR-ClientCert`,
+/// A self-signed client certificate like B2C's
+/// ([`b2c_authy::client_cert::SelfSignedClientCert`]): (base64 DER for `X-ARR-ClientCert`,
 /// upper-case SHA-1 thumbprint for `CLIENT_CERT_THUMBPRINTS`).
 pub fn client_cert() -> (String, String) {
-    use base64::Engine;
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "b2c.bench.example");
-    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-    let key = rcgen::KeyPair::generate().expect("key pair");
-    let der = params
-        .self_signed(&key)
-        .expect("certificate")
-        .der()
-        .to_vec();
-    (
-        base64::engine::general_purpose::STANDARD.encode(&der),
-        b2c_authy::client_cert::Thumbprint::of(&der).to_string(),
-    )
+    let cert = b2c_authy::client_cert::SelfSignedClientCert::generate("b2c.bench.example")
+        .expect("a benchmark certificate");
+    (cert.header_value(), cert.thumbprint().to_string())
 }
 
 /// Nearest-rank percentile of sorted values.

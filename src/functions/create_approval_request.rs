@@ -16,6 +16,9 @@ use crate::authy::AuthyError;
 use crate::domain::{ApprovalRequestId, AuthyId};
 use crate::error::ApiError;
 
+/// The function's name: its folder, its `function.json` route and its URL, `/api/CreateApprovalRequest`.
+pub const NAME: &str = "CreateApprovalRequest";
+
 /// Input claims.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{FromRequest, Request};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::routing::post;
+use axum::Router;
 use axum::http::StatusCode;
 use serde::de::value::MapDeserializer;
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
@@ -25,8 +27,36 @@ pub mod create_approval_request;
 pub mod register;
 pub mod wait_for_authy_approval;
 
-/// The function names, as in their folders, `function.json` routes and URLs (`/api/<name>`).
-pub const FUNCTION_NAMES: [&str; 3] = ["Register", "CreateApprovalRequest", "WaitForAuthyApproval"];
+/// The function names, as in their folders, `function.json` routes and URLs (`/api/<name>`):
+/// each module's `NAME`, in request order.
+pub const FUNCTION_NAMES: [&str; 3] = [
+    register::NAME,
+    create_approval_request::NAME,
+    wait_for_authy_approval::NAME,
+];
+
+/// Largest request body accepted, in bytes (64 KiB); larger bodies get `PayloadTooLarge`,
+/// at once when `Content-Length` says so ([`ClaimsJson`]).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The three functions at `POST /api/<name>`, each with the [`MAX_BODY_BYTES`] limit. The
+/// invocation's [`Deadline`] must be in the request's extensions (the app's invocation
+/// layer puts it there).
+pub fn router(state: FunctionsState) -> Router {
+    let path = |name: &str| format!("/api/{name}");
+    Router::new()
+        .route(&path(register::NAME), post(register::register))
+        .route(
+            &path(create_approval_request::NAME),
+            post(create_approval_request::create_approval_request),
+        )
+        .route(
+            &path(wait_for_authy_approval::NAME),
+            post(wait_for_authy_approval::wait_for_authy_approval),
+        )
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
 
 /// What the functions share: built once at startup.
 #[derive(Clone, Debug)]
@@ -85,7 +115,7 @@ where
             .get(axum::http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > crate::app::MAX_BODY_BYTES as u64) {
+        if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
             return Err(ApiError::PayloadTooLarge);
         }
         let object =
@@ -163,7 +193,7 @@ fn email_claim(
     email
         .as_ref()
         .or(sign_in_name.as_ref())
-        .map(|s| Email::parse(s))
+        .map(|s| Email::parse(s).map_err(ApiError::from))
         .transpose()
 }
 

@@ -12,6 +12,9 @@ use super::{claim, correlation_id, email_claim, required, ClaimsJson, Deadline, 
 use crate::domain::PhoneNumber;
 use crate::error::ApiError;
 
+/// The function's name: its folder, its `function.json` route and its URL, `/api/Register`.
+pub const NAME: &str = "Register";
+
 /// Input claims.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -5,8 +5,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use b2c_authy::app::Application;
+use b2c_authy::authy::AuthyClient;
+use b2c_authy::client_cert::SelfSignedClientCert;
 use b2c_authy::config::Config;
 use b2c_authy::simulator::{self, SimulatorConfig};
+use secrecy::SecretString;
 use serde_json::Value;
 
 /// The key the test simulator accepts.
@@ -30,20 +33,12 @@ pub struct TestApp {
     pub client_cert: String,
 }
 
-/// A self-signed client certificate made for the test: (base64 DER, upper-case thumbprint).
+/// A self-signed client certificate made for the test
+/// ([`b2c_authy::client_cert::SelfSignedClientCert`], as the demo and the benchmarks make
+/// theirs): (`X-ARR-ClientCert` value, upper-case thumbprint).
 pub fn client_cert(common_name: &str) -> (String, String) {
-    use base64::Engine;
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, common_name);
-    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-    let key = rcgen::KeyPair::generate().unwrap();
-    let der = params.self_signed(&key).unwrap().der().to_vec();
-    (
-        base64::engine::general_purpose::STANDARD.encode(&der),
-        b2c_authy::client_cert::Thumbprint::of(&der).to_string(),
-    )
+    let cert = SelfSignedClientCert::generate(common_name).expect("a test certificate");
+    (cert.header_value(), cert.thumbprint().to_string())
 }
 
 /// Starts the simulator (answering after `approve_after`) and a handler pointed at it, with
@@ -82,7 +77,14 @@ pub async fn spawn_app_against(authy_url: &str, settings: &[(&str, &str)]) -> Te
         env.insert(k.to_string(), v.to_string());
     }
     let config = Config::from_lookup(|k| env.get(k).cloned()).expect("valid test config");
-    let app = Application::build(&config).await.expect("app builds");
+    let key = config
+        .authy_api_key
+        .clone()
+        .unwrap_or_else(|| SecretString::from(""));
+    let authy = AuthyClient::new(config.authy_api_url.clone(), key).expect("an Authy client");
+    let app = Application::build(&config, authy)
+        .await
+        .expect("app builds");
     let base = format!("http://{}", app.address().unwrap());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     let mut headers = reqwest::header::HeaderMap::new();
