@@ -89,7 +89,6 @@ pub async fn run_simulator(
     Ok(())
 }
 
-
 /// An ephemeral, self-signed client certificate for the demo, as App Service would forward
 /// it; [`DemoClientCert::write_header_file`] writes the header line for `curl -H @file`.
 pub struct DemoClientCert {

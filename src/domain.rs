@@ -133,8 +133,7 @@ impl Email {
         if input.contains(['<', '>']) || input.chars().any(char::is_whitespace) {
             return Err(InvalidEmail);
         }
-        let address =
-            email_address::EmailAddress::from_str(input).map_err(|_| InvalidEmail)?;
+        let address = email_address::EmailAddress::from_str(input).map_err(|_| InvalidEmail)?;
         // RFC 5322 also allows domains no mailbox a user signs in with has: address literals
         // (`a@[127.0.0.1]`), single labels (`a@localhost`), `?` and `#`. Require a DNS name.
         let domain = address.domain();

@@ -110,93 +110,152 @@ pub enum ApiError {
     },
 }
 
+/// The `userMessage` of every error that the user cannot act on: configuration faults, bugs
+/// and protocol faults B2C itself never causes.
+const SOMETHING_WENT_WRONG: &str = "Something went wrong on our side. Please try again later.";
+
+/// The `userMessage` of an approval request that cannot be used any more.
+const REQUEST_NO_LONGER_VALID: &str =
+    "This sign-in request is no longer valid. Sign in again to send a new request.";
+
+/// One row of the contract: what B2C reads of a variant.
+struct Contract {
+    /// [`ApiError::code`].
+    code: &'static str,
+    /// [`ApiError::http_status`].
+    status: StatusCode,
+    /// [`ApiError::user_message`].
+    user_message: &'static str,
+    /// Whether the answer goes out before the request body was read (refused on its headers
+    /// or path alone), which makes the connection unusable for a next request.
+    leaves_body_unread: bool,
+}
+
 impl ApiError {
+    /// The contract, one row per variant: `code`, HTTP status (409 for everything B2C should
+    /// show, the natural 4xx for protocol faults, never 5xx), `userMessage` (fixed, actionable,
+    /// free of internals) and whether the body is left unread.
+    fn contract(&self) -> Contract {
+        use StatusCode as S;
+        let (code, status, user_message, leaves_body_unread) = match self {
+            Self::MissingClaim { .. } => ("MissingClaim", S::CONFLICT, SOMETHING_WENT_WRONG, false),
+            Self::InvalidPhoneNumber { .. } => (
+                "InvalidPhoneNumber",
+                S::CONFLICT,
+                "Enter your mobile phone number with its country code, for example +1 425 555 0100.",
+                false,
+            ),
+            Self::InvalidEmail => ("InvalidEmail", S::CONFLICT, "Enter a valid email address.", false),
+            Self::InvalidAuthyId => ("InvalidAuthyId", S::CONFLICT, SOMETHING_WENT_WRONG, false),
+            Self::InvalidApprovalRequestId => {
+                ("InvalidApprovalRequestId", S::CONFLICT, SOMETHING_WENT_WRONG, false)
+            }
+            Self::ApprovalPending => (
+                "ApprovalPending",
+                S::CONFLICT,
+                "Approve the request in the Authy app, then select Continue.",
+                false,
+            ),
+            Self::ApprovalDenied => (
+                "ApprovalDenied",
+                S::CONFLICT,
+                "The sign-in request was denied in the Authy app. Sign in again to send a new request.",
+                false,
+            ),
+            Self::ApprovalExpired => (
+                "ApprovalExpired",
+                S::CONFLICT,
+                "The sign-in request expired before it was approved. Sign in again to send a new request.",
+                false,
+            ),
+            Self::ApprovalRequestNotFound { .. } => (
+                "ApprovalRequestNotFound",
+                S::CONFLICT,
+                REQUEST_NO_LONGER_VALID,
+                false,
+            ),
+            Self::ApprovalRequestMismatch => (
+                "ApprovalRequestMismatch",
+                S::CONFLICT,
+                REQUEST_NO_LONGER_VALID,
+                false,
+            ),
+            Self::AuthyUserNotFound { .. } => (
+                "AuthyUserNotFound",
+                S::CONFLICT,
+                "Your phone is no longer enrolled for sign-in approval. Contact support to enrol it again.",
+                false,
+            ),
+            Self::AuthyThrottled { .. } => (
+                "AuthyThrottled",
+                S::CONFLICT,
+                "Too many sign-in requests right now. Wait a moment, then select Continue.",
+                false,
+            ),
+            Self::AuthyUnavailable { .. } => (
+                "AuthyUnavailable",
+                S::CONFLICT,
+                "The approval service is not responding right now. Wait a moment, then select Continue.",
+                false,
+            ),
+            Self::AuthyRejected { .. } => (
+                "AuthyRejected",
+                S::CONFLICT,
+                "The approval service could not process this request. Check your phone number, then try again.",
+                false,
+            ),
+            Self::AuthyApiKeyRejected => {
+                ("AuthyApiKeyRejected", S::CONFLICT, SOMETHING_WENT_WRONG, false)
+            }
+            Self::MalformedRequest { .. } => {
+                ("MalformedRequest", S::BAD_REQUEST, SOMETHING_WENT_WRONG, false)
+            }
+            Self::UnsupportedMediaType => (
+                "UnsupportedMediaType",
+                S::UNSUPPORTED_MEDIA_TYPE,
+                SOMETHING_WENT_WRONG,
+                true,
+            ),
+            Self::PayloadTooLarge => {
+                ("PayloadTooLarge", S::PAYLOAD_TOO_LARGE, SOMETHING_WENT_WRONG, true)
+            }
+            Self::MethodNotAllowed => {
+                ("MethodNotAllowed", S::METHOD_NOT_ALLOWED, SOMETHING_WENT_WRONG, true)
+            }
+            Self::RequestTimeout => {
+                ("RequestTimeout", S::REQUEST_TIMEOUT, SOMETHING_WENT_WRONG, true)
+            }
+            Self::NotFound => ("NotFound", S::NOT_FOUND, SOMETHING_WENT_WRONG, true),
+            Self::Internal => ("InternalError", S::CONFLICT, SOMETHING_WENT_WRONG, false),
+            Self::ClientCertificateRejected { .. } => (
+                "ClientCertificateRejected",
+                S::FORBIDDEN,
+                SOMETHING_WENT_WRONG,
+                true,
+            ),
+        };
+        Contract {
+            code,
+            status,
+            user_message,
+            leaves_body_unread,
+        }
+    }
+
     /// The stable, machine-readable `code` of the B2C error body.
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::MissingClaim { .. } => "MissingClaim",
-            Self::InvalidPhoneNumber { .. } => "InvalidPhoneNumber",
-            Self::InvalidEmail => "InvalidEmail",
-            Self::InvalidAuthyId => "InvalidAuthyId",
-            Self::InvalidApprovalRequestId => "InvalidApprovalRequestId",
-            Self::ApprovalPending => "ApprovalPending",
-            Self::ApprovalDenied => "ApprovalDenied",
-            Self::ApprovalExpired => "ApprovalExpired",
-            Self::ApprovalRequestNotFound { .. } => "ApprovalRequestNotFound",
-            Self::ApprovalRequestMismatch => "ApprovalRequestMismatch",
-            Self::AuthyUserNotFound { .. } => "AuthyUserNotFound",
-            Self::AuthyThrottled { .. } => "AuthyThrottled",
-            Self::AuthyUnavailable { .. } => "AuthyUnavailable",
-            Self::AuthyRejected { .. } => "AuthyRejected",
-            Self::AuthyApiKeyRejected => "AuthyApiKeyRejected",
-            Self::MalformedRequest { .. } => "MalformedRequest",
-            Self::UnsupportedMediaType => "UnsupportedMediaType",
-            Self::PayloadTooLarge => "PayloadTooLarge",
-            Self::MethodNotAllowed => "MethodNotAllowed",
-            Self::RequestTimeout => "RequestTimeout",
-            Self::NotFound => "NotFound",
-            Self::Internal => "InternalError",
-            Self::ClientCertificateRejected { .. } => "ClientCertificateRejected",
-        }
+        self.contract().code
     }
 
     /// The HTTP status of the answer: 409 for everything B2C should show, the natural 4xx
     /// for protocol faults. Never 5xx.
     pub fn http_status(&self) -> StatusCode {
-        match self {
-            Self::MalformedRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::ClientCertificateRejected { .. } => StatusCode::FORBIDDEN,
-            _ => StatusCode::CONFLICT,
-        }
+        self.contract().status
     }
 
     /// The text B2C shows the user: fixed per variant, actionable, free of internals.
     pub fn user_message(&self) -> &'static str {
-        match self {
-            Self::InvalidPhoneNumber { .. } => {
-                "Enter your mobile phone number with its country code, for example +1 425 555 0100."
-            }
-            Self::InvalidEmail => "Enter a valid email address.",
-            Self::ApprovalPending => "Approve the request in the Authy app, then select Continue.",
-            Self::ApprovalDenied => {
-                "The sign-in request was denied in the Authy app. Sign in again to send a new request."
-            }
-            Self::ApprovalExpired => {
-                "The sign-in request expired before it was approved. Sign in again to send a new request."
-            }
-            Self::ApprovalRequestNotFound { .. } | Self::ApprovalRequestMismatch => {
-                "This sign-in request is no longer valid. Sign in again to send a new request."
-            }
-            Self::AuthyUserNotFound { .. } => {
-                "Your phone is no longer enrolled for sign-in approval. Contact support to enrol it again."
-            }
-            Self::AuthyThrottled { .. } => {
-                "Too many sign-in requests right now. Wait a moment, then select Continue."
-            }
-            Self::AuthyUnavailable { .. } => {
-                "The approval service is not responding right now. Wait a moment, then select Continue."
-            }
-            Self::AuthyRejected { .. } => {
-                "The approval service could not process this request. Check your phone number, then try again."
-            }
-            Self::MissingClaim { .. }
-            | Self::InvalidAuthyId
-            | Self::InvalidApprovalRequestId
-            | Self::AuthyApiKeyRejected
-            | Self::MalformedRequest { .. }
-            | Self::UnsupportedMediaType
-            | Self::PayloadTooLarge
-            | Self::MethodNotAllowed
-            | Self::RequestTimeout
-            | Self::NotFound
-            | Self::Internal
-            | Self::ClientCertificateRejected { .. } => "Something went wrong on our side. Please try again later.",
-        }
+        self.contract().user_message
     }
 
     /// Details for the policy's developer (B2C shows them only in Application Insights
@@ -206,9 +265,7 @@ impl ApiError {
             Self::MissingClaim { claim } => format!("The claim '{claim}' is required."),
             Self::InvalidPhoneNumber { reason } => format!("phoneNumber is not valid: {reason}"),
             Self::InvalidEmail => "email/signInName is not an email address.".into(),
-            Self::InvalidAuthyId => {
-                "authyId must be 1 to 20 digits without a leading zero.".into()
-            }
+            Self::InvalidAuthyId => "authyId must be 1 to 20 digits without a leading zero.".into(),
             Self::InvalidApprovalRequestId => {
                 "approvalRequestId must be a hyphenated UUID (8-4-4-4-12).".into()
             }
@@ -221,7 +278,9 @@ impl ApiError {
             Self::ApprovalRequestMismatch => {
                 "The approval request belongs to a different authy id.".into()
             }
-            Self::AuthyUserNotFound { detail } => format!("Authy does not know this authy id: {detail}"),
+            Self::AuthyUserNotFound { detail } => {
+                format!("Authy does not know this authy id: {detail}")
+            }
             Self::AuthyThrottled { detail } => format!("Authy throttled the call: {detail}"),
             Self::AuthyUnavailable { detail } => format!("Authy is unavailable: {detail}"),
             Self::AuthyRejected { detail } => format!("Authy rejected the call: {detail}"),
@@ -246,20 +305,6 @@ impl ApiError {
                 format!("Client certificate rejected: {reason}")
             }
         }
-    }
-
-    /// Whether the answer goes out before the request body was read (refused on its headers
-    /// or path alone), which makes the connection unusable for a next request.
-    fn leaves_body_unread(&self) -> bool {
-        matches!(
-            self,
-            Self::PayloadTooLarge
-                | Self::UnsupportedMediaType
-                | Self::ClientCertificateRejected { .. }
-                | Self::NotFound
-                | Self::MethodNotAllowed
-                | Self::RequestTimeout
-        )
     }
 
     /// The body B2C reads, with `requestId` set to `request_id`.
@@ -314,7 +359,7 @@ impl IntoResponse for ApiError {
             .unwrap_or_else(|_| uuid::Uuid::new_v4().to_string());
         let mut response = (self.http_status(), Json(self.body(&request_id))).into_response();
         response.extensions_mut().insert(OutcomeCode(self.code()));
-        if self.leaves_body_unread() {
+        if self.contract().leaves_body_unread {
             // hyper then closes the connection; saying so keeps the caller (the Functions
             // host's connection pool) from sending its next request on a dead connection.
             response.headers_mut().insert(

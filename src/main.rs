@@ -121,9 +121,7 @@ async fn serve(config: Config, demo: Option<&DemoClientCert>) -> Result<(), Stri
         AuthyBackend::EmbeddedSimulator => dev::embedded_simulator()?,
         // Config refuses AUTHY_SIMULATOR=embedded in a build without the simulator.
         #[cfg(not(feature = "simulator"))]
-        AuthyBackend::EmbeddedSimulator => {
-            return Err("this build has no Authy simulator".into())
-        }
+        AuthyBackend::EmbeddedSimulator => return Err("this build has no Authy simulator".into()),
     };
     let app = Application::build(&config, authy).await?;
     let address = app.address().map_err(|e| e.to_string())?;
@@ -167,4 +165,3 @@ async fn shutdown_signal() {
     }
     tracing::info!("shutdown signal received: finishing in-flight invocations");
 }
-

@@ -2,7 +2,7 @@
 //!
 //! Each input is one body, sent with `Content-Type: application/json` through the handler's
 //! own extractor, `ClaimsJson<T>` (a JSON object first, then the request struct with the
-//! `claim` deserializer), for each of the three request types. A body that passes is then
+//! `Claim` type), for each of the three request types. A body that passes is then
 //! validated as the handlers do before any Authy call: email (or signInName), phone number,
 //! authy id, approval request id, correlation id, IP address.
 //!
@@ -232,7 +232,7 @@ fuzz_target!(|data: &[u8]| {
         check_authy_id(&request.authy_id);
         check_email(&request.email, &request.sign_in_name);
         check_correlation_id(&request.correlation_id);
-        if let Some(ip) = &request.ip_address {
+        if let Some(ip) = request.ip_address.as_deref() {
             let _ = ip.parse::<std::net::IpAddr>();
         }
     }

@@ -9,7 +9,7 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    approval_request, claim, correlation_id, email_claim, required, ClaimsJson, Deadline,
+    approval_request, correlation_id, email_claim, required, Claim, ClaimsJson, Deadline,
     FunctionsState,
 };
 use crate::authy::AuthyError;
@@ -21,23 +21,18 @@ pub const NAME: &str = "CreateApprovalRequest";
 
 /// Input claims.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct CreateApprovalRequestRequest {
     /// Required: 1–20 digits.
-    #[serde(default, deserialize_with = "claim")]
-    pub authy_id: Option<String>,
+    pub authy_id: Claim,
     /// Shown to the user in the push details, when it is an email address.
-    #[serde(default, deserialize_with = "claim")]
-    pub email: Option<String>,
+    pub email: Claim,
     /// Used when `email` is missing.
-    #[serde(default, deserialize_with = "claim")]
-    pub sign_in_name: Option<String>,
+    pub sign_in_name: Claim,
     /// B2C's correlation id: logs and Authy's `hidden_details`.
-    #[serde(default, deserialize_with = "claim")]
-    pub correlation_id: Option<String>,
+    pub correlation_id: Claim,
     /// The user's IP address (`{Context:IPAddress}`): Authy's `hidden_details`.
-    #[serde(default, deserialize_with = "claim")]
-    pub ip_address: Option<String>,
+    pub ip_address: Claim,
 }
 
 /// Output claims.

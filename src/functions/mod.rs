@@ -4,16 +4,16 @@
 //! Request types follow B2C's REST technical profile with `SendClaimsIn=Body`: a flat JSON
 //! object whose field names are the claims' `PartnerClaimType`s. Unknown fields are ignored;
 //! every field may be absent, `""` or `null` (B2C sends `DefaultValue=""` claims) and then
-//! counts as missing ([`claim`]).
+//! counts as missing ([`Claim`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
-use axum::http::StatusCode;
 use serde::de::value::MapDeserializer;
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde_json::value::RawValue;
@@ -144,12 +144,32 @@ where
     }
 }
 
-/// Deserializes one claim: a string (trimmed; `""` is missing), `null`, or an integer (B2C
-/// sends `int`/`long` claims as JSON numbers). Anything else is an error.
+/// One input claim of a request body: `Some` for a string (trimmed; `""` is missing) or an
+/// integer (B2C sends `int`/`long` claims as JSON numbers, kept as their digits), `None` when
+/// absent or `null`. A boolean, fraction, array or object is not a claim: deserializing fails,
+/// and [`ClaimsJson`] answers `MalformedRequest`. Derefs to the `Option<String>`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Claim(Option<String>);
+
+impl std::ops::Deref for Claim {
+    type Target = Option<String>;
+
+    fn deref(&self) -> &Option<String> {
+        &self.0
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Claim {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        claim(deserializer).map(Self)
+    }
+}
+
+/// Deserializes one claim (see [`Claim`]).
 ///
 /// # Errors
 /// For booleans, fractions, arrays and objects.
-pub fn claim<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+fn claim<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
     struct ClaimVisitor;
     impl<'de> Visitor<'de> for ClaimVisitor {
         type Value = Option<String>;

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
-use super::{claim, correlation_id, email_claim, required, ClaimsJson, Deadline, FunctionsState};
+use super::{correlation_id, email_claim, required, Claim, ClaimsJson, Deadline, FunctionsState};
 use crate::domain::PhoneNumber;
 use crate::error::ApiError;
 
@@ -17,20 +17,16 @@ pub const NAME: &str = "Register";
 
 /// Input claims.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct RegisterRequest {
     /// The user's email; preferred over `signInName`.
-    #[serde(default, deserialize_with = "claim")]
-    pub email: Option<String>,
+    pub email: Claim,
     /// Local accounts' sign-in name (an email address); used when `email` is missing.
-    #[serde(default, deserialize_with = "claim")]
-    pub sign_in_name: Option<String>,
+    pub sign_in_name: Claim,
     /// International form with country code; spaces, dashes, dots, parentheses allowed.
-    #[serde(default, deserialize_with = "claim")]
-    pub phone_number: Option<String>,
+    pub phone_number: Claim,
     /// B2C's correlation id, for logs.
-    #[serde(default, deserialize_with = "claim")]
-    pub correlation_id: Option<String>,
+    pub correlation_id: Claim,
 }
 
 /// Output claims.

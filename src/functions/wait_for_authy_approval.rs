@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::create_approval_request::send_push;
 use super::{
-    approval_request, claim, correlation_id, email_claim, required, ClaimsJson, Deadline,
+    approval_request, correlation_id, email_claim, required, Claim, ClaimsJson, Deadline,
     FunctionsState,
 };
 use crate::authy::{ApprovalStatus, AuthyError};
@@ -34,23 +34,18 @@ pub const NAME: &str = "WaitForAuthyApproval";
 
 /// Input claims.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct WaitForAuthyApprovalRequest {
     /// Required: the user's authy id; the approval request must belong to it.
-    #[serde(default, deserialize_with = "claim")]
-    pub authy_id: Option<String>,
+    pub authy_id: Claim,
     /// The approval request to wait for; absent → create one first.
-    #[serde(default, deserialize_with = "claim")]
-    pub approval_request_id: Option<String>,
+    pub approval_request_id: Claim,
     /// Shown in the push when one is created here.
-    #[serde(default, deserialize_with = "claim")]
-    pub email: Option<String>,
+    pub email: Claim,
     /// Used when `email` is missing.
-    #[serde(default, deserialize_with = "claim")]
-    pub sign_in_name: Option<String>,
+    pub sign_in_name: Claim,
     /// B2C's correlation id.
-    #[serde(default, deserialize_with = "claim")]
-    pub correlation_id: Option<String>,
+    pub correlation_id: Claim,
 }
 
 /// Output claims: only ever sent when the user approved.
