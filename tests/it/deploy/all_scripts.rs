@@ -1,11 +1,11 @@
-//! What holds for every script: shellcheck passes, `--help` and `--dry-run` exist, unknown
-//! options and missing parameters are refused with a message.
+//! What holds for every script: shellcheck passes (on the stub `az` too), `--help` and
+//! `--dry-run` exist, unknown options and missing parameters are refused with a message.
 
 use std::fs;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use super::{repo_root, run, skip_or_fail, Sandbox, SCRIPTS};
+use super::{repo_root, run, skip_or_fail, Sandbox, SCRIPTS, STUB_AZ, TEST_DIR};
 
 #[test]
 fn shellcheck_passes_on_every_script() {
@@ -18,17 +18,23 @@ fn shellcheck_passes_on_every_script() {
         skip_or_fail("shellcheck is not installed");
         return;
     }
-    let deploy = repo_root().join("deploy");
-    let mut files: Vec<PathBuf> = fs::read_dir(&deploy)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "sh"))
-        .collect();
-    files.sort();
+    let shell_files = |dir: &str| {
+        let mut files: Vec<PathBuf> = fs::read_dir(repo_root().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "sh"))
+            .collect();
+        files.sort();
+        files
+    };
+    let mut files = shell_files("deploy");
     assert!(
         files.len() > SCRIPTS.len(),
-        "expected the scripts and lib.sh in {deploy:?}"
+        "expected the scripts and lib.sh in deploy/: {files:?}"
     );
+    // The stub az the tests run in place of the real one.
+    files.extend(shell_files(TEST_DIR));
+    assert!(files.contains(&repo_root().join(STUB_AZ)), "{files:?}");
     let out = run(Command::new("shellcheck")
         .arg("--external-sources")
         .args(&files));

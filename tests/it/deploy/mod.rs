@@ -1,8 +1,8 @@
 //! Tests of the deployment scripts in `deploy/`, without an Azure account: a module per
 //! script, and [`real_az`] for every script against the real Azure CLI's parser.
 //!
-//! Each script runs under bash in a [`Sandbox`] with a stub `az` first on `PATH`.  The stub
-//! records every call (arguments quoted with `%q`, one line per call, followed by the
+//! Each script runs under bash in a [`Sandbox`] with a stub `az` first on `PATH`: a copy of
+//! `stub-az.sh` beside this file, which shellcheck checks with the scripts.  The stub records every call (arguments quoted with `%q`, one line per call, followed by the
 //! contents of `@file` arguments as `| ` lines) and answers canned output, so the tests
 //! check which commands run, in which order and with which arguments, and that a failing
 //! `az` stops the script with its message.  The certificate tests use the real openssl; the
@@ -54,94 +54,10 @@ fn skip_or_fail(why: &str) {
     eprintln!("SKIPPED: {why}");
 }
 
-const STUB_AZ: &str = r#"#!/usr/bin/env bash
-# Stub of the Azure CLI: records the call, then answers canned output.
-set -u
-{
-    printf 'az'
-    printf ' %q' "$@"
-    printf '\n'
-    for arg in "$@"; do
-        if [[ "$arg" == @* && -f "${arg#@}" ]]; then
-            sed 's/^/| /' "${arg#@}"
-        fi
-    done
-} >>"$AZ_STUB_LOG"
-all="$*"
-if [[ -n "${AZ_STUB_FAIL_ON:-}" && "$all" == *"$AZ_STUB_FAIL_ON"* ]]; then
-    echo "ERROR: (AuthorizationFailed) stub refused: $AZ_STUB_FAIL_ON" >&2
-    exit 1
-fi
-arg_after() {
-    local want="$1"
-    shift
-    while (($# > 0)); do
-        if [[ "$1" == "$want" ]]; then
-            printf '%s' "${2:-}"
-            return
-        fi
-        shift
-    done
-}
-query="$(arg_after --query "$@")"
-case "$all" in
-"keyvault secret set"*)
-    if [[ -n "${AZ_STUB_SECRET_CAPTURE:-}" ]]; then
-        cat "$(arg_after --file "$@")" >"$AZ_STUB_SECRET_CAPTURE"
-    fi
-    ;;
-"account show"*)
-    case "$query" in
-    id) echo 00000000-0000-0000-0000-00000000aaaa ;;
-    tenantId) echo 00000000-0000-0000-0000-00000000bbbb ;;
-    user.type) echo "${AZ_STUB_USER_TYPE:-user}" ;;
-    user.name) echo 33333333-3333-3333-3333-333333333333 ;;
-    *) echo '{"id": "00000000-0000-0000-0000-00000000aaaa"}' ;;
-    esac
-    ;;
-"group exists"*) echo "${AZ_STUB_GROUP_EXISTS:-true}" ;;
-"functionapp config appsettings list"*) echo "${AZ_STUB_KEY_STATE:-0|0}" ;;
-"functionapp config show"*)
-    if [[ "$query" == minTlsVersion ]]; then
-        echo "${AZ_STUB_TLS_BEFORE:-1.2}"
-    else
-        echo "${AZ_STUB_SITE_CONFIG:-1.2|Disabled}"
-    fi
-    ;;
-"ad signed-in-user show"*) echo 11111111-1111-1111-1111-111111111111 ;;
-"ad sp show"*) echo 44444444-4444-4444-4444-444444444444 ;;
-"functionapp plan list"*) echo "${AZ_STUB_PLAN_COUNT:-0}" ;;
-"functionapp list"*) echo "${AZ_STUB_APP_COUNT:-0}" ;;
-"functionapp identity assign"*) echo 22222222-2222-2222-2222-222222222222 ;;
-"keyvault list"*) echo "${AZ_STUB_KV_COUNT:-0}" ;;
-"keyvault show"*)
-    if [[ "$query" == id ]]; then
-        echo /subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv
-    else
-        echo https://kv.vault.azure.net/
-    fi
-    ;;
-"role assignment list"*) echo 0 ;;
-"functionapp show"*)
-    if [[ "$query" == *defaultHostName* ]]; then
-        echo "${AZ_STUB_HOST-app.azurewebsites.net}"
-    else
-        echo "${AZ_STUB_SITE_STATE:-true|true|Required|null}"
-    fi
-    ;;
-"functionapp function keys list"*) echo "key/$(arg_after --function-name "$@")+=" ;;
-"rest --method get --uri /subscriptions/"*/configreferences/*)
-    # AZ_STUB_KV_REF_STATUSES: the answer to the first, second, ... call;
-    # the last one repeats.
-    read -r -a statuses <<<"${AZ_STUB_KV_REF_STATUSES:-Resolved}"
-    n="$(grep -c '^az rest --method get --uri /subscriptions/.*/configreferences/' "$AZ_STUB_LOG")"
-    ((n <= ${#statuses[@]})) || n="${#statuses[@]}"
-    echo "${statuses[n - 1]}"
-    ;;
-"rest --method get"*) printf '%s\n' ${AZ_STUB_KEYSET_IDS:-} ;;
-esac
-exit 0
-"#;
+/// This folder, relative to the repository: the tests' shell and Python files are here.
+const TEST_DIR: &str = "tests/it/deploy";
+/// The stub `az`; its header lists the AZ_STUB_* variables that change its answers.
+const STUB_AZ: &str = "tests/it/deploy/stub-az.sh";
 
 /// A private scratch directory with `bin/` (first on the scripts' `PATH`) and `tmp/` (their
 /// `TMPDIR`); removed on drop unless KEEP_DEPLOY_TEST_DIRS is set.
@@ -150,10 +66,11 @@ struct Sandbox {
 }
 
 impl Sandbox {
-    /// A sandbox with the stub `az` in `bin/`.
+    /// A sandbox with the stub `az` in `bin/`: a copy, with the file's mode (so a stub that
+    /// lost its executable bit fails every test), that a test may overwrite.
     fn new(name: &str) -> Sandbox {
         let sandbox = Sandbox::empty(name);
-        sandbox.write_executable("bin/az", STUB_AZ);
+        fs::copy(repo_root().join(STUB_AZ), sandbox.path("bin/az")).unwrap();
         sandbox
     }
 

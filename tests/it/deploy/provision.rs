@@ -4,7 +4,7 @@
 use std::fs;
 use std::process::Command;
 
-use super::{assert_in_order, assert_no_call, repo_root, run, Sandbox, STUB_AZ, THUMBPRINT};
+use super::{assert_in_order, assert_no_call, repo_root, run, Sandbox, THUMBPRINT};
 
 const AUTHY_KEY: &str = "authy-test-key-3f9c2b";
 
@@ -589,20 +589,14 @@ fn provision_waits_for_the_key_vault_reference() {
 
     // Resolved at once, and the role already existed: no restart.
     let sb = Sandbox::new("provision-kv-resolved");
-    let mut cmd = provision(&sb);
-    cmd.args(["--key-vault", "kv"])
+    run(provision(&sb)
+        .args(["--key-vault", "kv"])
         .env_remove("AUTHY_API_KEY")
         .env("AZ_STUB_APP_COUNT", "1")
-        .env("AZ_STUB_KV_COUNT", "1");
-    // Every role assignment listed as present.
-    sb.write_executable(
-        "bin/az",
-        &STUB_AZ.replace(
-            r#""role assignment list"*) echo 0 ;;"#,
-            r#""role assignment list"*) echo 1 ;;"#,
-        ),
-    );
-    run(&mut cmd).assert_ok();
+        .env("AZ_STUB_KV_COUNT", "1")
+        // Every role assignment listed as present.
+        .env("AZ_STUB_ROLE_COUNT", "1"))
+    .assert_ok();
     let calls = sb.az_calls();
     assert_no_call(&calls, "role assignment create");
     assert_eq!(

@@ -26,8 +26,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use super::{policy_xml, repo_root, skip_or_fail, Sandbox, TENANT, THUMBPRINT};
+use super::{policy_xml, repo_root, skip_or_fail, Sandbox, TENANT, TEST_DIR, THUMBPRINT};
 
+/// The wrapper the scripts run as `az`, in [`TEST_DIR`].
+const AZ_WRAPPER: &str = "az_wrapper.py";
 /// Scripts run this many at a time: the CLI spends about a second of CPU
 /// per call starting up, and CI has 2 cores.
 const PARALLEL: usize = 3;
@@ -151,7 +153,7 @@ fn wrapper_sandbox(name: &str, python: &Path) -> Sandbox {
     let shim = format!(
         "#!/bin/sh\nexec '{}' '{}' \"$@\"\n",
         python.display(),
-        repo_root().join("tests/it/deploy/az_wrapper.py").display()
+        repo_root().join(TEST_DIR).join(AZ_WRAPPER).display()
     );
     sb.write_executable("bin/az", &shim);
     sb
@@ -549,6 +551,30 @@ fn verdict_cache(name: &str) -> PathBuf {
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// The wrapper at least compiles, also where the real CLI is not installed and the tests
+/// below skip (compiled in memory: nothing is written beside it).
+#[test]
+fn the_az_wrapper_is_valid_python() {
+    let wrapper = repo_root().join(TEST_DIR).join(AZ_WRAPPER);
+    let Ok(out) = Command::new("python3")
+        .args([
+            "-c",
+            "import sys\ncompile(open(sys.argv[1], encoding='utf-8').read(), sys.argv[1], 'exec')",
+        ])
+        .arg(&wrapper)
+        .output()
+    else {
+        skip_or_fail("python3 is not installed");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "{} does not compile:\n{}",
+        wrapper.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
