@@ -1,5 +1,11 @@
 //! `deploy/package.sh`: a real static musl build of a fixture project and of the handler,
 //! and the zip's entries and modes.
+//!
+//! Every run passes `--skip-install`: a test must not change the machine it runs on, and
+//! without it package.sh would `rustup target add` and `sudo apt-get install musl-tools`.
+//! The builds therefore run only where the musl target (and, for the handler, whose `ring`
+//! compiles C, `musl-gcc`) is already installed, and skip with a message elsewhere, except
+//! under `CI=true`: `.ci/run` installs both.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -12,6 +18,37 @@ use super::{repo_root, run, skip_or_fail, Sandbox};
 static PACKAGE_LOCK: Mutex<()> = Mutex::new(());
 
 const TARGET: &str = "x86_64-unknown-linux-musl";
+
+/// Why the musl target's standard library cannot be linked here, if it cannot: the
+/// toolchain that `rustc` in the repository resolves to has no `lib/rustlib/<TARGET>`
+/// (what `rustup target add` installs).
+fn musl_target_missing() -> Option<String> {
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .current_dir(repo_root())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    match sysroot {
+        None => Some("`rustc --print sysroot` failed".to_owned()),
+        Some(root) if !root.join("lib/rustlib").join(TARGET).join("lib").is_dir() => Some(format!(
+            "the Rust target {TARGET} is not installed (rustup target add {TARGET})"
+        )),
+        Some(_) => None,
+    }
+}
+
+/// Why `musl-gcc` cannot be run, if it cannot: it is not on PATH (Debian and Ubuntu ship it
+/// as musl-tools).
+fn musl_gcc_missing() -> Option<String> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if std::env::split_paths(&path).any(|dir| dir.join("musl-gcc").is_file()) {
+        None
+    } else {
+        Some("musl-gcc is not on PATH (apt-get install musl-tools)".to_owned())
+    }
+}
 
 /// A minimal custom-handler project: a `handler` binary without dependencies,
 /// host.json, two function folders, and files that must stay out of the zip.
@@ -49,7 +86,8 @@ fn write_fixture_project(sb: &Sandbox) -> PathBuf {
 
 fn package(sb: &Sandbox, project: &Path, output: &Path, target_dir: &Path) -> Command {
     let mut cmd = sb.command("package.sh");
-    cmd.args(["--output".as_ref(), output.as_os_str()])
+    cmd.arg("--skip-install")
+        .args(["--output".as_ref(), output.as_os_str()])
         .env("REPO_ROOT", project)
         .env("CARGO_TARGET_DIR", target_dir);
     cmd
@@ -145,6 +183,10 @@ fn package_dry_run_prints_the_build() {
         .assert_stdout("CARGO_PROFILE_RELEASE_STRIP=symbols")
         .assert_stderr("would write");
     assert!(!zip.exists());
+    // --skip-install: not even a plan to install the target or musl-tools.
+    for install in ["rustup target add", "apt-get"] {
+        assert!(!out.stdout.contains(install), "{out}");
+    }
 }
 
 #[test]
@@ -168,6 +210,11 @@ fn package_refuses_a_host_json_for_another_executable() {
 
 #[test]
 fn package_builds_a_static_handler_zip() {
+    // No C code in the fixture: the target is all it needs.
+    if let Some(why) = musl_target_missing() {
+        skip_or_fail(&format!("{why}; not building the fixture package"));
+        return;
+    }
     let sb = Sandbox::new("package-fixture");
     let project = write_fixture_project(&sb);
     let zip = sb.path("out/handler.zip");
@@ -193,6 +240,10 @@ fn package_builds_a_static_handler_zip() {
 /// Reuses target/ so that it is incremental.
 #[test]
 fn package_builds_the_real_handler() {
+    if let Some(why) = musl_target_missing().or_else(musl_gcc_missing) {
+        skip_or_fail(&format!("{why}; not building the handler's package"));
+        return;
+    }
     let root = repo_root();
     if !root.join("host.json").exists() {
         skip_or_fail("host.json is missing from the repository");

@@ -485,7 +485,12 @@ fn all_jobs() -> Vec<Job> {
     jobs.push(Job::new(
         "package-dry-run",
         "package.sh",
-        &["--dry-run", "--output", "{sandbox}/out.zip"],
+        &[
+            "--dry-run",
+            "--skip-install",
+            "--output",
+            "{sandbox}/out.zip",
+        ],
     ));
     jobs
 }
