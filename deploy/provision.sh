@@ -79,8 +79,8 @@ check_range() {
 # in all) since April 2025: MicrosoftDocs/azure-docs PRs #126324 (30 s and 3
 # tries became 10 s and 2 in api-connectors-overview.md) and #126864 ("10
 # seconds for custom policies and 5 seconds for user flows").  The 30 s still
-# in custom-policy-rest-api-intro.md is stale.  tests/it/deploy_scripts.rs ties
-# this line to the handler's constants.
+# in custom-policy-rest-api-intro.md is stale.  tests/it/deploy/provision.rs
+# ties this line to the handler's constants.
 check_range --approval-wait-seconds "$APPROVAL_WAIT_SECONDS" 1 8 seconds
 check_range --approval-poll-interval-ms "$APPROVAL_POLL_INTERVAL_MS" 250 60000 milliseconds
 check_range --authy-approval-ttl-seconds "$AUTHY_APPROVAL_TTL_SECONDS" 10 86400 seconds

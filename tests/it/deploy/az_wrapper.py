@@ -1,4 +1,4 @@
-"""`az` for tests/deploy_real_az.rs: the real Azure CLI's parser, canned answers.
+"""`az` for tests/it/deploy/real_az.rs: the real Azure CLI's parser, canned answers.
 
 Placed first on PATH (through a small `az` shim) while a deploy script runs.
 Each call:

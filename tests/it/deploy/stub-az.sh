@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Stub of the Azure CLI for the deploy-script tests (tests/it/deploy/): records
+# each call, then answers canned output.  The tests copy it into a sandbox's
+# bin/ as `az`, ahead of any real az on PATH.
+#
+# AZ_STUB_LOG (required): the call log.  One line per call, `az` and the
+#   arguments quoted with printf %q, then the contents of each `@file`
+#   argument as `| ` lines.
+# AZ_STUB_FAIL_ON: fail (exit 1, an az-like error) any call whose arguments
+#   contain this text.
+# The other AZ_STUB_* variables below override single canned answers; each
+# defaults to what a new, correctly configured app would answer.
+set -u
+{
+    printf 'az'
+    printf ' %q' "$@"
+    printf '\n'
+    for arg in "$@"; do
+        if [[ "$arg" == @* && -f "${arg#@}" ]]; then
+            sed 's/^/| /' "${arg#@}"
+        fi
+    done
+} >>"$AZ_STUB_LOG"
+all="$*"
+if [[ -n "${AZ_STUB_FAIL_ON:-}" && "$all" == *"$AZ_STUB_FAIL_ON"* ]]; then
+    echo "ERROR: (AuthorizationFailed) stub refused: $AZ_STUB_FAIL_ON" >&2
+    exit 1
+fi
+arg_after() {
+    local want="$1"
+    shift
+    while (($# > 0)); do
+        if [[ "$1" == "$want" ]]; then
+            printf '%s' "${2:-}"
+            return
+        fi
+        shift
+    done
+}
+query="$(arg_after --query "$@")"
+case "$all" in
+"keyvault secret set"*)
+    if [[ -n "${AZ_STUB_SECRET_CAPTURE:-}" ]]; then
+        cat "$(arg_after --file "$@")" >"$AZ_STUB_SECRET_CAPTURE"
+    fi
+    ;;
+"account show"*)
+    case "$query" in
+    id) echo 00000000-0000-0000-0000-00000000aaaa ;;
+    tenantId) echo 00000000-0000-0000-0000-00000000bbbb ;;
+    user.type) echo "${AZ_STUB_USER_TYPE:-user}" ;;
+    user.name) echo 33333333-3333-3333-3333-333333333333 ;;
+    *) echo '{"id": "00000000-0000-0000-0000-00000000aaaa"}' ;;
+    esac
+    ;;
+"group exists"*) echo "${AZ_STUB_GROUP_EXISTS:-true}" ;;
+"functionapp config appsettings list"*) echo "${AZ_STUB_KEY_STATE:-0|0}" ;;
+"functionapp config show"*)
+    if [[ "$query" == minTlsVersion ]]; then
+        echo "${AZ_STUB_TLS_BEFORE:-1.2}"
+    else
+        echo "${AZ_STUB_SITE_CONFIG:-1.2|Disabled}"
+    fi
+    ;;
+"ad signed-in-user show"*) echo 11111111-1111-1111-1111-111111111111 ;;
+"ad sp show"*) echo 44444444-4444-4444-4444-444444444444 ;;
+"functionapp plan list"*) echo "${AZ_STUB_PLAN_COUNT:-0}" ;;
+"functionapp list"*) echo "${AZ_STUB_APP_COUNT:-0}" ;;
+"functionapp identity assign"*) echo 22222222-2222-2222-2222-222222222222 ;;
+"keyvault list"*) echo "${AZ_STUB_KV_COUNT:-0}" ;;
+"keyvault show"*)
+    if [[ "$query" == id ]]; then
+        echo /subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv
+    else
+        echo https://kv.vault.azure.net/
+    fi
+    ;;
+"role assignment list"*) echo "${AZ_STUB_ROLE_COUNT:-0}" ;;
+"functionapp show"*)
+    if [[ "$query" == *defaultHostName* ]]; then
+        echo "${AZ_STUB_HOST-app.azurewebsites.net}"
+    else
+        echo "${AZ_STUB_SITE_STATE:-true|true|Required|null}"
+    fi
+    ;;
+"functionapp function keys list"*) echo "key/$(arg_after --function-name "$@")+=" ;;
+"rest --method get --uri /subscriptions/"*/configreferences/*)
+    # AZ_STUB_KV_REF_STATUSES: the answer to the first, second, ... call;
+    # the last one repeats.
+    read -r -a statuses <<<"${AZ_STUB_KV_REF_STATUSES:-Resolved}"
+    n="$(grep -c '^az rest --method get --uri /subscriptions/.*/configreferences/' "$AZ_STUB_LOG")"
+    ((n <= ${#statuses[@]})) || n="${#statuses[@]}"
+    echo "${statuses[n - 1]}"
+    ;;
+"rest --method get"*)
+    # AZ_STUB_KEYSET_IDS: space-separated ids of the existing key sets.
+    tr ' ' '\n' <<<"${AZ_STUB_KEYSET_IDS:-}"
+    ;;
+esac
+exit 0
