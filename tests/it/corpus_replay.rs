@@ -15,14 +15,13 @@
 //! (`b2c_authy::functions::claim`): a padded id or address is accepted, and a whitespace-only
 //! claim counts as missing.
 
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use b2c_authy::functions::FUNCTION_NAMES;
 use crate::support::{assert_b2c_error, spawn_app, TestApp};
+use b2c_authy::functions::FUNCTION_NAMES;
 use serde::Deserialize;
 use serde_json::Value;
 
