@@ -1,41 +1,79 @@
-//! The Authy client against a mock Authy (mockito): exact paths, the key header (never the
-//! query string), form fields, and every error shape.
-
+//! The Authy client against a fake Authy ([`FakeAuthy`]): exact paths, the key header (never
+//! the query string), form fields, and every error shape.
 
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::http::Method;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
 use b2c_authy::authy::{ApprovalStatus, AuthyClient, AuthyError, NewApprovalRequest};
 use b2c_authy::domain::{ApprovalRequestId, AuthyId, Email, PhoneNumber};
-use mockito::Matcher;
 use secrecy::SecretString;
 use serde_json::json;
+
+use crate::support::fake_authy::{
+    dripping_body, FakeAuthy, Recorded, ResettingAuthy, APPROVAL_REQUESTS, APPROVAL_REQUEST_STATUS,
+    USERS_NEW,
+};
 
 const KEY: &str = "mock-key-123";
 const UUID: &str = "c31a9c70-4e50-0132-2bd7-0a6d6a7e0c38";
 const T: Duration = Duration::from_secs(2);
 
-fn client(server: &mockito::Server) -> AuthyClient {
-    AuthyClient::new(server.url().parse().unwrap(), SecretString::from(KEY)).unwrap()
+fn client(authy: &FakeAuthy) -> AuthyClient {
+    AuthyClient::new(authy.url.parse().unwrap(), SecretString::from(KEY)).unwrap()
+}
+
+/// An answer with `status`, `headers` and `body`, and no other header (no content type unless
+/// given).
+fn answer(status: u16, headers: &[(&str, &str)], body: impl Into<Body>) -> Response {
+    let mut response = Response::builder().status(status);
+    for (name, value) in headers {
+        response = response.header(*name, *value);
+    }
+    response.body(body.into()).unwrap()
+}
+
+/// The only request `authy` received; fails if it received none or more.
+fn only_request(authy: &FakeAuthy) -> Recorded {
+    let requests = authy.requests();
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    requests.into_iter().next().unwrap()
+}
+
+/// Asserts `request` carries the API key in `X-Authy-API-Key`, and nowhere in its URL (no
+/// query string at all).
+fn assert_key_in_header_only(request: &Recorded) {
+    assert_eq!(request.header("x-authy-api-key"), Some(KEY), "{request:#?}");
+    assert_eq!(request.query, None, "{request:#?}");
+    assert!(!request.path.contains(KEY), "{request:#?}");
+}
+
+/// `pairs` as owned (name, value) pairs, to compare with [`Recorded::form`].
+fn pairs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[tokio::test]
 async fn register_user_sends_the_form_with_the_key_header_only() {
-    let mut server = mockito::Server::new_async().await;
-    let mock = server
-        .mock("POST", "/protected/json/users/new")
-        .match_header("x-authy-api-key", KEY)
-        .match_header("content-type", "application/x-www-form-urlencoded")
-        .match_query(Matcher::Missing)
-        .match_body(Matcher::AllOf(vec![
-            Matcher::UrlEncoded("user[email]".into(), "alice@example.com".into()),
-            Matcher::UrlEncoded("user[cellphone]".into(), "0612345678".into()),
-            Matcher::UrlEncoded("user[country_code]".into(), "39".into()),
-        ]))
-        .with_header("content-type", "text/html") // Authy's content type is not trusted
-        .with_body(r#"{"message":"User created successfully.","user":{"id":1234},"success":true}"#)
-        .create_async()
-        .await;
-    let id = client(&server)
+    let authy = FakeAuthy::serve(Router::new().route(
+        USERS_NEW,
+        post(|| async {
+            // Authy's content type is not trusted.
+            answer(
+                200,
+                &[("content-type", "text/html")],
+                r#"{"message":"User created successfully.","user":{"id":1234},"success":true}"#,
+            )
+        }),
+    ))
+    .await;
+    let id = client(&authy)
         .register_user(
             &Email::parse("alice@example.com").unwrap(),
             &PhoneNumber::parse("+39 06 1234 5678").unwrap(),
@@ -44,78 +82,114 @@ async fn register_user_sends_the_form_with_the_key_header_only() {
         .await
         .unwrap();
     assert_eq!(id.as_str(), "1234");
-    mock.assert_async().await;
+    let sent = only_request(&authy);
+    assert_eq!(sent.method, Method::POST);
+    assert_eq!(sent.path, "/protected/json/users/new");
+    assert_key_in_header_only(&sent);
+    assert_eq!(
+        sent.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(
+        sent.form(),
+        pairs(&[
+            ("user[email]", "alice@example.com"),
+            ("user[cellphone]", "0612345678"),
+            ("user[country_code]", "39"),
+        ])
+    );
 }
 
 #[tokio::test]
 async fn create_approval_request_sends_message_details_and_expiry() {
-    let mut server = mockito::Server::new_async().await;
-    let mock = server
-        .mock("POST", "/onetouch/json/users/1234/approval_requests")
-        .match_header("x-authy-api-key", KEY)
-        .match_query(Matcher::Missing)
-        .match_body(Matcher::AllOf(vec![
-            Matcher::UrlEncoded("message".into(), "Sign-in request".into()),
-            Matcher::UrlEncoded("seconds_to_expire".into(), "120".into()),
-            Matcher::UrlEncoded("details[Account]".into(), "alice@example.com".into()),
-            Matcher::UrlEncoded("hidden_details[correlation_id]".into(), "corr-1".into()),
-        ]))
-        .with_body(format!(
-            r#"{{"approval_request":{{"uuid":"{UUID}"}},"success":true}}"#
-        ))
-        .create_async()
-        .await;
+    let authy = FakeAuthy::serve(Router::new().route(
+        APPROVAL_REQUESTS,
+        post(|| async {
+            answer(
+                200,
+                &[],
+                format!(r#"{{"approval_request":{{"uuid":"{UUID}"}},"success":true}}"#),
+            )
+        }),
+    ))
+    .await;
     let request = NewApprovalRequest {
         message: "Sign-in request".into(),
         details: vec![("Account".into(), "alice@example.com".into())],
         hidden_details: vec![("correlation_id".into(), "corr-1".into())],
         seconds_to_expire: 120,
     };
-    let id = client(&server)
+    let id = client(&authy)
         .create_approval_request(&AuthyId::parse("1234").unwrap(), &request, T)
         .await
         .unwrap();
     assert_eq!(id.to_string(), UUID);
-    mock.assert_async().await;
+    let sent = only_request(&authy);
+    assert_eq!(sent.method, Method::POST);
+    assert_eq!(sent.path, "/onetouch/json/users/1234/approval_requests");
+    assert_key_in_header_only(&sent);
+    assert_eq!(
+        sent.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    let mut form = sent.form();
+    form.sort();
+    assert_eq!(
+        form,
+        pairs(&[
+            ("details[Account]", "alice@example.com"),
+            ("hidden_details[correlation_id]", "corr-1"),
+            ("message", "Sign-in request"),
+            ("seconds_to_expire", "120"),
+        ])
+    );
 }
 
 #[tokio::test]
 async fn approval_request_status_reads_status_and_owner() {
-    let mut server = mockito::Server::new_async().await;
-    let mock = server
-        .mock("GET", format!("/onetouch/json/approval_requests/{UUID}").as_str())
-        .match_header("x-authy-api-key", KEY)
-        .match_query(Matcher::Missing)
-        .with_body(
-            json!({"approval_request": {"status": "denied", "_authy_id": 1234, "uuid": UUID}, "success": true})
-                .to_string(),
-        )
-        .create_async()
-        .await;
-    let status = client(&server)
+    let authy = FakeAuthy::serve(Router::new().route(
+        APPROVAL_REQUEST_STATUS,
+        get(|| async {
+            answer(
+                200,
+                &[],
+                json!({"approval_request": {"status": "denied", "_authy_id": 1234, "uuid": UUID}, "success": true})
+                    .to_string(),
+            )
+        }),
+    ))
+    .await;
+    let status = client(&authy)
         .approval_request_status(&ApprovalRequestId::parse(UUID).unwrap(), T)
         .await
         .unwrap();
     assert_eq!(status.status, ApprovalStatus::Denied);
     assert_eq!(status.authy_id, Some(AuthyId::parse("1234").unwrap()));
-    mock.assert_async().await;
+    let sent = only_request(&authy);
+    assert_eq!(sent.method, Method::GET);
+    assert_eq!(
+        sent.path,
+        format!("/onetouch/json/approval_requests/{UUID}")
+    );
+    assert_key_in_header_only(&sent);
 }
 
 /// Answers the status GET with `status`, `headers` and `body`, and returns the error.
-async fn status_error(status: usize, headers: &[(&str, &str)], body: &str) -> AuthyError {
-    let mut server = mockito::Server::new_async().await;
-    let mut mock = server
-        .mock(
-            "GET",
-            format!("/onetouch/json/approval_requests/{UUID}").as_str(),
-        )
-        .with_status(status)
-        .with_body(body);
-    for (name, value) in headers {
-        mock = mock.with_header(*name, value);
-    }
-    mock.create_async().await;
-    client(&server)
+async fn status_error(status: u16, headers: &[(&str, &str)], body: &str) -> AuthyError {
+    let headers: Vec<(String, String)> = pairs(headers);
+    let body = body.to_owned();
+    let authy = FakeAuthy::serve(Router::new().route(
+        APPROVAL_REQUEST_STATUS,
+        get(move || async move {
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            answer(status, &headers, body)
+        }),
+    ))
+    .await;
+    client(&authy)
         .approval_request_status(&ApprovalRequestId::parse(UUID).unwrap(), T)
         .await
         .unwrap_err()
@@ -214,20 +288,20 @@ async fn each_error_shape_is_classified() {
 
 #[tokio::test]
 async fn a_slow_answer_is_a_timeout_bounded_by_the_time_left() {
-    let mut server = mockito::Server::new_async().await;
-    server
-        .mock(
-            "GET",
-            format!("/onetouch/json/approval_requests/{UUID}").as_str(),
-        )
-        .with_chunked_body(|w| {
-            std::thread::sleep(Duration::from_millis(1500));
-            w.write_all(b"{}")
-        })
-        .create_async()
-        .await;
+    let authy = FakeAuthy::serve(Router::new().route(
+        APPROVAL_REQUEST_STATUS,
+        get(|| async {
+            // Headers at once, the body after 1.5 s.
+            answer(
+                200,
+                &[],
+                dripping_body(b"{}", 1, Duration::from_millis(1500)),
+            )
+        }),
+    ))
+    .await;
     let started = std::time::Instant::now();
-    let error = client(&server)
+    let error = client(&authy)
         .approval_request_status(
             &ApprovalRequestId::parse(UUID).unwrap(),
             Duration::from_millis(300),
@@ -240,14 +314,8 @@ async fn a_slow_answer_is_a_timeout_bounded_by_the_time_left() {
 
 #[tokio::test]
 async fn a_reset_connection_is_a_connection_error() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(1) {
-            drop(stream); // accept and close without answering
-        }
-    });
-    let client = AuthyClient::new(url.parse().unwrap(), SecretString::from(KEY)).unwrap();
+    let authy = ResettingAuthy::start().await;
+    let client = AuthyClient::new(authy.url.parse().unwrap(), SecretString::from(KEY)).unwrap();
     let error = client
         .approval_request_status(&ApprovalRequestId::parse(UUID).unwrap(), T)
         .await
@@ -258,45 +326,44 @@ async fn a_reset_connection_is_a_connection_error() {
 
 #[tokio::test]
 async fn the_api_key_never_shows_in_debug_output() {
-    let server = mockito::Server::new_async().await;
-    assert!(!format!("{:?}", client(&server)).contains(KEY));
+    let authy = FakeAuthy::serve(Router::new()).await;
+    assert!(!format!("{:?}", client(&authy)).contains(KEY));
 }
 
 #[tokio::test]
 async fn the_whole_journey_runs_against_a_mock_authy() {
-    let mut server = mockito::Server::new_async().await;
-    server
-        .mock("POST", "/protected/json/users/new")
-        .match_header("x-authy-api-key", crate::support::TEST_API_KEY)
-        .match_body(Matcher::UrlEncoded(
-            "user[cellphone]".into(),
-            "4255550100".into(),
-        ))
-        .with_body(r#"{"user":{"id":777},"success":true}"#)
-        .create_async()
-        .await;
-    server
-        .mock("POST", "/onetouch/json/users/777/approval_requests")
-        .match_body(Matcher::UrlEncoded("seconds_to_expire".into(), "90".into()))
-        .with_body(format!(
-            r#"{{"approval_request":{{"uuid":"{UUID}"}},"success":true}}"#
-        ))
-        .expect(1)
-        .create_async()
-        .await;
-    server
-        .mock(
-            "GET",
-            format!("/onetouch/json/approval_requests/{UUID}").as_str(),
-        )
-        .with_body(
-            json!({"approval_request": {"status": "approved", "_authy_id": 777, "created_at": crate::support::rfc3339_ago(5)}, "success": true})
-                .to_string(),
-        )
-        .create_async()
-        .await;
+    let authy = FakeAuthy::serve(
+        Router::new()
+            .route(
+                USERS_NEW,
+                post(|| async { answer(200, &[], r#"{"user":{"id":777},"success":true}"#) }),
+            )
+            .route(
+                APPROVAL_REQUESTS,
+                post(|| async {
+                    answer(
+                        200,
+                        &[],
+                        format!(r#"{{"approval_request":{{"uuid":"{UUID}"}},"success":true}}"#),
+                    )
+                }),
+            )
+            .route(
+                APPROVAL_REQUEST_STATUS,
+                get(|| async {
+                    answer(
+                        200,
+                        &[],
+                        json!({"approval_request": {"status": "approved", "_authy_id": 777, "created_at": crate::support::rfc3339_ago(5)}, "success": true})
+                            .to_string(),
+                    )
+                }),
+            ),
+    )
+    .await;
     let app =
-        crate::support::spawn_app_against(&server.url(), &[("AUTHY_APPROVAL_TTL_SECONDS", "90")]).await;
+        crate::support::spawn_app_against(&authy.url, &[("AUTHY_APPROVAL_TTL_SECONDS", "90")])
+            .await;
     let (authy_id, id) = app.enrol_and_push("+1 425 555 0100").await;
     assert_eq!((authy_id.as_str(), id.as_str()), ("777", UUID));
     let (status, body) = app
@@ -307,4 +374,32 @@ async fn the_whole_journey_runs_against_a_mock_authy() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["approvalStatus"], "approved");
+
+    let requests = authy.requests();
+    let register: Vec<_> = requests
+        .iter()
+        .filter(|r| r.method == Method::POST && r.path == "/protected/json/users/new")
+        .collect();
+    assert_eq!(register.len(), 1, "{requests:#?}");
+    assert_eq!(
+        register[0].header("x-authy-api-key"),
+        Some(crate::support::TEST_API_KEY)
+    );
+    assert!(register[0]
+        .form()
+        .contains(&("user[cellphone]".into(), "4255550100".into())));
+    let pushes: Vec<_> = requests
+        .iter()
+        .filter(|r| {
+            r.method == Method::POST && r.path == "/onetouch/json/users/777/approval_requests"
+        })
+        .collect();
+    assert_eq!(pushes.len(), 1, "one push: {requests:#?}");
+    assert!(pushes[0]
+        .form()
+        .contains(&("seconds_to_expire".into(), "90".into())));
+    assert!(
+        authy.count(Method::GET, APPROVAL_REQUEST_STATUS) >= 1,
+        "{requests:#?}"
+    );
 }

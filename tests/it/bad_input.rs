@@ -1,7 +1,6 @@
 //! Every malformed call answers a 4xx with the B2C error body: never a 5xx, never a panic.
 //! Phone numbers are parsed as B2C users type them.
 
-
 use std::time::Duration;
 
 use crate::support::{assert_b2c_error, spawn_app, TestApp};

@@ -2,11 +2,10 @@
 //! certificates made here by rcgen, over real HTTP. Every rejection is HTTP 403 with the B2C
 //! body (`ClientCertificateRejected`) and never a 5xx.
 
-
 use std::time::Duration;
 
-use base64::Engine;
 use crate::support::{assert_b2c_error, spawn_app, TestApp};
+use base64::Engine;
 use rcgen::{
     date_time_ymd, BasicConstraints, CertificateParams, CertifiedIssuer, DnType,
     ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,

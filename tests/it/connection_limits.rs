@@ -2,7 +2,6 @@
 //! handler, no half-sent request holds a connection or a shutdown past its bounds, and a
 //! caller without a certificate learns nothing about the routes.
 
-
 use std::time::{Duration, Instant};
 
 use crate::support::{spawn_app, HandlerProcess};

@@ -15,15 +15,14 @@
 //! A full journey goes through it; the captured logs are checked for what they contain — and
 //! what they must never contain.
 
-
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
+use crate::support::HandlerProcess;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
-use crate::support::HandlerProcess;
 use serde_json::{json, Value};
 
 const KEY: &str = "host-emulation-secret-key-9d2a";

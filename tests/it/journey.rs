@@ -1,10 +1,12 @@
 //! End to end over real HTTP: the handler on port 0 against the built-in Authy simulator.
 
-
 use std::time::{Duration, Instant};
 
-use crate::support::{assert_b2c_error, spawn_app};
+use axum::http::Method;
 use serde_json::json;
+
+use crate::support::fake_authy::{FakeAuthy, APPROVAL_REQUESTS, APPROVAL_REQUEST_STATUS};
+use crate::support::{assert_b2c_error, spawn_app};
 
 #[tokio::test]
 async fn enrol_push_and_approval_after_two_seconds() {
@@ -241,45 +243,33 @@ async fn b2c_call(
     panic!("{function}: B2C would have shown its timeout error: both tries took over 10 s");
 }
 
-/// Starts a simulator behind a counter of approval requests created (pushes sent), and a
-/// handler against it.
+/// Starts a simulator served through a [`FakeAuthy`] (to count the approval requests it
+/// created, i.e. pushes sent), and a handler against it.
 async fn spawn_app_counting_pushes(
     approve_after: Duration,
-) -> (
-    crate::support::TestApp,
-    std::sync::Arc<std::sync::atomic::AtomicUsize>,
-) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-    let pushes = Arc::new(AtomicUsize::new(0));
-    let counter = pushes.clone();
+) -> (crate::support::TestApp, FakeAuthy) {
     let simulator = b2c_authy::simulator::router(b2c_authy::simulator::SimulatorConfig {
         approve_after,
         api_key: Some(crate::support::TEST_API_KEY.into()),
         ..Default::default()
-    })
-    .layer(axum::middleware::from_fn(
-        move |request: axum::extract::Request, next: axum::middleware::Next| {
-            if request.method() == axum::http::Method::POST
-                && request.uri().path().ends_with("/approval_requests")
-            {
-                counter.fetch_add(1, Ordering::SeqCst);
-            }
-            next.run(request)
-        },
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, simulator).await });
-    (crate::support::spawn_app_against(&url, &[]).await, pushes)
+    });
+    let authy = FakeAuthy::serve(simulator).await;
+    (
+        crate::support::spawn_app_against(&authy.url, &[]).await,
+        authy,
+    )
+}
+
+/// Pushes `authy` received so far (`POST` on Authy's approval-requests route).
+fn pushes(authy: &FakeAuthy) -> usize {
+    authy.count(Method::POST, APPROVAL_REQUESTS)
 }
 
 #[tokio::test]
 async fn a_b2c_client_never_times_out_and_never_causes_a_second_push() {
-    use std::sync::atomic::Ordering;
     // Default budget (7 s), B2C's client (10 s, one retry): every Authy behaviour of the
     // simulator, hangs included, gets its answer on the first try, for all three functions.
-    let (app, pushes) = spawn_app_counting_pushes(Duration::from_secs(1)).await;
+    let (app, authy) = spawn_app_counting_pushes(Duration::from_secs(1)).await;
     let mut journeys = tokio::task::JoinSet::new();
     for suffix in [
         "0100", "0101", "0102", "0103", "0104", "0105", "0106", "0107", "0108", "0110", "0111",
@@ -328,14 +318,14 @@ async fn a_b2c_client_never_times_out_and_never_causes_a_second_push() {
         result.expect("no journey failed");
     }
     // One push per CreateApprovalRequest that reached Authy: Register refused 0113, so twelve.
-    assert_eq!(pushes.load(Ordering::SeqCst), 12);
+    assert_eq!(pushes(&authy), 12);
 
     // B2C abandons a WaitForAuthyApproval (here after 1 s, as if the network had stalled) and
     // retries it with the same claims: the retry resumes the same approval request and sends
     // no second push.
-    let before = pushes.load(Ordering::SeqCst);
+    let before = pushes(&authy);
     let (authy_id, id) = app.enrol_and_push("+1 425 555 0103").await;
-    assert_eq!(pushes.load(Ordering::SeqCst), before + 1);
+    assert_eq!(pushes(&authy), before + 1);
     let claims = json!({"authyId": authy_id, "approvalRequestId": id});
     let abandoned = app
         .client
@@ -353,7 +343,7 @@ async fn a_b2c_client_never_times_out_and_never_causes_a_second_push() {
     assert_eq!(status, 409, "{body}");
     assert_b2c_error(&body, "ApprovalPending");
     assert_eq!(
-        pushes.load(Ordering::SeqCst),
+        pushes(&authy),
         before + 1,
         "a retried WaitForAuthyApproval sent a second push"
     );
@@ -450,25 +440,18 @@ async fn the_invocation_id_is_echoed_as_request_id() {
 
 #[tokio::test]
 async fn polling_stops_when_the_caller_disconnects() {
-    // A mockito-free check through the simulator is not observable, so count polls on a
-    // counting proxy: a tiny Authy stand-in that always answers pending.
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-    let polls = Arc::new(AtomicUsize::new(0));
-    let counter = polls.clone();
-    let authy = axum::Router::new().route(
-        "/onetouch/json/approval_requests/{id}",
-        axum::routing::get(move || {
-            counter.fetch_add(1, Ordering::SeqCst);
-            async {
-                axum::Json(json!({"approval_request": {"status": "pending", "_authy_id": 123}, "success": true}))
-            }
+    // Through the simulator the polls are not observable, so count them on a fake Authy that
+    // always answers pending.
+    let authy = FakeAuthy::serve(axum::Router::new().route(
+        APPROVAL_REQUEST_STATUS,
+        axum::routing::get(|| async {
+            axum::Json(json!({"approval_request": {"status": "pending", "_authy_id": 123}, "success": true}))
         }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, authy).await });
-    let app = crate::support::spawn_app_against(&url, &[("APPROVAL_WAIT_SECONDS", "5")]).await;
+    ))
+    .await;
+    let polls = || authy.count(Method::GET, APPROVAL_REQUEST_STATUS);
+    let app =
+        crate::support::spawn_app_against(&authy.url, &[("APPROVAL_WAIT_SECONDS", "5")]).await;
     let impatient = reqwest::Client::builder()
         .timeout(Duration::from_millis(600))
         .build()
@@ -483,11 +466,11 @@ async fn polling_stops_when_the_caller_disconnects() {
         .await;
     assert!(result.is_err(), "the client gave up first");
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let after_disconnect = polls.load(Ordering::SeqCst);
+    let after_disconnect = polls();
     assert!(after_disconnect >= 2, "it was polling: {after_disconnect}");
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(
-        polls.load(Ordering::SeqCst),
+        polls(),
         after_disconnect,
         "polling went on after the disconnect"
     );

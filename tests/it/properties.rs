@@ -17,14 +17,13 @@
 //!    error body with the status its code implies; a body that is not a JSON object is always
 //!    `400 MalformedRequest`.
 
-
 use std::time::Duration;
 
+use crate::support::{assert_b2c_error, spawn_app, TestApp};
 use axum::response::IntoResponse;
 use b2c_authy::domain::{InvalidPhoneNumber, PhoneNumber};
 use b2c_authy::error::ApiError;
 use b2c_authy::functions::FUNCTION_NAMES;
-use crate::support::{assert_b2c_error, spawn_app, TestApp};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use serde_json::{Map, Value};

@@ -6,7 +6,6 @@
 //! (azure-functions-host, `Workers/ProcessManagement/WorkerProcess.cs`); `host_emulation.rs`
 //! stops the handler that way.
 
-
 use std::time::{Duration, Instant};
 
 use crate::support::HandlerProcess;

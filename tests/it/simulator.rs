@@ -1,7 +1,6 @@
 //! The built-in Authy simulator speaks like Authy where it matters to the handler: answered
 //! requests keep their final status, unanswered ones expire, and odd inputs cannot break it.
 
-
 use std::time::Duration;
 
 use b2c_authy::authy::{AuthyClient, NewApprovalRequest};

@@ -1,5 +1,6 @@
 //! Shared test helpers: start the Authy simulator and the handler on port 0, and a client
-//! that behaves like B2C (JSON body, client certificate, B2C's 10 s timeout).
+//! that behaves like B2C (JSON body, client certificate, B2C's 10 s timeout). Where the
+//! simulator cannot serve (exact requests, faults), [`fake_authy`] fakes Authy.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,6 +12,8 @@ use b2c_authy::config::Config;
 use b2c_authy::simulator::{self, SimulatorConfig};
 use secrecy::SecretString;
 use serde_json::Value;
+
+pub mod fake_authy;
 
 /// The key the test simulator accepts.
 pub const TEST_API_KEY: &str = "test-authy-key-5f1c9e";
@@ -60,7 +63,8 @@ pub async fn spawn_simulator(approve_after: Duration, api_key: &str) -> String {
     format!("http://{}", simulator::spawn(listener, config).unwrap())
 }
 
-/// Starts a handler against an Authy API at `authy_url` (a mockito server or a simulator).
+/// Starts a handler against an Authy API at `authy_url` (a simulator or a
+/// [`fake_authy::FakeAuthy`]).
 pub async fn spawn_app_against(authy_url: &str, settings: &[(&str, &str)]) -> TestApp {
     let (client_cert, thumbprint) = client_cert("b2c.test.example");
     let mut env: HashMap<String, String> = [

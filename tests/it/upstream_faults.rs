@@ -1,43 +1,43 @@
 //! A slow or failing Authy never turns into a B2C timeout or a 5xx: every upstream fault of
 //! the status poll answers its 409 inside the budget, and the poll honours `Retry-After`
-//! within the budget. Authy is played by small stub servers on loopback so each fault is
-//! exact (a reset, a body that drips, a header or not).
+//! within the budget. Authy is played by a [`FakeAuthy`] (or a [`ResettingAuthy`]) so each
+//! fault is exact (a reset, a body that drips, a header or not).
 
-
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use crate::support::{assert_b2c_error, spawn_app_against, TestApp};
+use axum::Extension;
 use serde_json::json;
+
+use crate::support::fake_authy::{
+    dripping_body, FakeAuthy, Nth, ResettingAuthy, APPROVAL_REQUEST_STATUS,
+};
+use crate::support::{assert_b2c_error, spawn_app_against, TestApp};
 
 const UUID: &str = "c31a9c70-4e50-0132-2bd7-0a6d6a7e0c38";
 const BUDGET: Duration = Duration::from_secs(2);
 
-/// Serves `answer(n)` (n = 0, 1, … per status poll) on Authy's status path; returns the URL
-/// and the poll count.
-async fn stub<F>(answer: F) -> (String, Arc<AtomicUsize>)
+/// A fake Authy that serves `answer(n)` (n = 0, 1, … per status poll) on Authy's status path
+/// and nothing else.
+async fn stub<F>(answer: F) -> FakeAuthy
 where
     F: Fn(usize) -> Response + Clone + Send + Sync + 'static,
 {
-    let polls = Arc::new(AtomicUsize::new(0));
-    let counter = polls.clone();
-    let router = axum::Router::new().route(
-        "/onetouch/json/approval_requests/{id}",
-        get(move || {
-            let n = counter.fetch_add(1, Ordering::SeqCst);
+    FakeAuthy::serve(axum::Router::new().route(
+        APPROVAL_REQUEST_STATUS,
+        get(move |Extension(Nth(n)): Extension<Nth>| {
             let answer = answer.clone();
             async move { answer(n) }
         }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    (url, polls)
+    ))
+    .await
+}
+
+/// Status polls `authy` received so far.
+fn polls(authy: &FakeAuthy) -> usize {
+    authy.count(Method::GET, APPROVAL_REQUEST_STATUS)
 }
 
 async fn app(url: &str) -> TestApp {
@@ -86,8 +86,8 @@ fn approved() -> Response {
 async fn only_a_fresh_approval_signs_in() {
     // Authy keeps an approved request approved for ever: an approvalRequestId older than its
     // lifetime (120 s by default, plus 60 s of clock skew) must not pass a later wait.
-    let (url, _) = stub(|_| approved_created(Some(170))).await;
-    let (status, body) = app(&url)
+    let authy = stub(|_| approved_created(Some(170))).await;
+    let (status, body) = app(&authy.url)
         .await
         .call(
             "WaitForAuthyApproval",
@@ -96,18 +96,17 @@ async fn only_a_fresh_approval_signs_in() {
         .await;
     assert_eq!(status, 200, "{body}");
     for stale in [Some(190), None] {
-        let (url, _) = stub(move |_| approved_created(stale)).await;
-        assert_wait_fails_with(&app(&url).await, "ApprovalExpired").await;
+        let authy = stub(move |_| approved_created(stale)).await;
+        assert_wait_fails_with(&app(&authy.url).await, "ApprovalExpired").await;
     }
 }
 
 #[tokio::test]
 async fn a_404_that_is_not_authy_means_a_wrong_url_not_an_unknown_user() {
-    let (url, _) =
-        stub(|_| (StatusCode::NOT_FOUND, "<html>Not Found</html>").into_response()).await;
-    assert_wait_fails_with(&app(&url).await, "AuthyUnavailable").await;
+    let authy = stub(|_| (StatusCode::NOT_FOUND, "<html>Not Found</html>").into_response()).await;
+    assert_wait_fails_with(&app(&authy.url).await, "AuthyUnavailable").await;
     // Register against a URL with no Authy behind it (the stub serves no users/new).
-    let app = app(&format!("{url}/typo")).await;
+    let app = app(&format!("{}/typo", authy.url)).await;
     let (status, body) = app
         .call(
             "Register",
@@ -122,6 +121,12 @@ async fn a_404_that_is_not_authy_means_a_wrong_url_not_an_unknown_user() {
             .unwrap()
             .contains("AUTHY_API_URL"),
         "{body}"
+    );
+    assert_eq!(
+        authy.count(Method::POST, "/typo/protected/json/users/new"),
+        1,
+        "{:#?}",
+        authy.requests()
     );
 }
 
@@ -160,11 +165,11 @@ async fn server_errors_html_and_garbage_are_authy_unavailable() {
         }),
     ];
     for (name, answer) in cases {
-        let (url, polls) = stub(answer).await;
-        let app = app(&url).await;
+        let authy = stub(answer).await;
+        let app = app(&authy.url).await;
         assert_wait_fails_with(&app, "AuthyUnavailable").await;
         // Transient: the idempotent GET was retried within the budget.
-        assert!(polls.load(Ordering::SeqCst) >= 2, "{name}: not retried");
+        assert!(polls(&authy) >= 2, "{name}: not retried");
     }
 }
 
@@ -179,97 +184,71 @@ async fn success_false_in_each_error_code_shape_is_authy_rejected() {
     for (i, shape) in shapes.into_iter().enumerate() {
         for status in [StatusCode::OK, StatusCode::BAD_REQUEST] {
             let body = shape.clone();
-            let (url, polls) = stub(move |_| json_answer(status, body.clone())).await;
-            let app = app(&url).await;
+            let authy = stub(move |_| json_answer(status, body.clone())).await;
+            let app = app(&authy.url).await;
             assert_wait_fails_with(&app, "AuthyRejected").await;
             assert_eq!(
-                polls.load(Ordering::SeqCst),
+                polls(&authy),
                 1,
                 "shape {i}, {status}: a refusal is not retried"
             );
         }
     }
-    let (url, _) = stub(|_| {
+    let authy = stub(|_| {
         json_answer(
             StatusCode::UNAUTHORIZED,
             json!({"message": "Invalid API key", "success": false, "error_code": "60001"}),
         )
     })
     .await;
-    assert_wait_fails_with(&app(&url).await, "AuthyApiKeyRejected").await;
-    let (url, _) = stub(|_| {
+    assert_wait_fails_with(&app(&authy.url).await, "AuthyApiKeyRejected").await;
+    let authy = stub(|_| {
         json_answer(
             StatusCode::NOT_FOUND,
             json!({"message": "Not found", "success": false}),
         )
     })
     .await;
-    assert_wait_fails_with(&app(&url).await, "ApprovalRequestNotFound").await;
+    assert_wait_fails_with(&app(&authy.url).await, "ApprovalRequestNotFound").await;
 }
 
 #[tokio::test]
 async fn a_hang_and_a_dripping_body_end_inside_the_budget() {
-    let (url, _) = stub(|_| {
-        let body = Body::from_stream(async_stream(Duration::from_secs(60), 1));
+    let authy = stub(|_| {
+        let body = dripping_body(b"{", 1, Duration::from_secs(60));
         (StatusCode::OK, body).into_response()
     })
     .await;
-    assert_wait_fails_with(&app(&url).await, "AuthyUnavailable").await;
-    let (url, _) = stub(|_| {
+    assert_wait_fails_with(&app(&authy.url).await, "AuthyUnavailable").await;
+    let authy = stub(|_| {
         // One byte every 300 ms: the whole answer would take minutes.
-        let body = Body::from_stream(async_stream(Duration::from_millis(300), 1000));
+        let body = dripping_body(b"{", 1000, Duration::from_millis(300));
         (StatusCode::OK, body).into_response()
     })
     .await;
-    assert_wait_fails_with(&app(&url).await, "AuthyUnavailable").await;
-}
-
-/// A body stream that yields `count` single bytes, each after `every`.
-fn async_stream(
-    every: Duration,
-    count: usize,
-) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
-    futures_util::stream::unfold(count, move |left| async move {
-        if left == 0 {
-            return None;
-        }
-        tokio::time::sleep(every).await;
-        Some((Ok(b"{".to_vec()), left - 1))
-    })
+    assert_wait_fails_with(&app(&authy.url).await, "AuthyUnavailable").await;
 }
 
 #[tokio::test]
 async fn a_reset_connection_is_retried_then_authy_unavailable() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            count.fetch_add(1, Ordering::SeqCst);
-            drop(stream); // close without answering
-        }
-    });
-    assert_wait_fails_with(&app(&url).await, "AuthyUnavailable").await;
-    assert!(
-        accepted.load(Ordering::SeqCst) >= 2,
-        "a reset is transient: retried"
-    );
+    let authy = ResettingAuthy::start().await;
+    assert_wait_fails_with(&app(&authy.url).await, "AuthyUnavailable").await;
+    assert!(authy.accepted() >= 2, "a reset is transient: retried");
 }
 
 #[tokio::test]
 async fn throttling_with_and_without_retry_after() {
-    let (url, _) = stub(|_| {
+    let authy = stub(|_| {
         json_answer(
             StatusCode::TOO_MANY_REQUESTS,
             json!({"message": "DoS protection", "success": false, "error_code": "60003"}),
         )
     })
     .await;
-    assert_wait_fails_with(&app(&url).await, "AuthyThrottled").await;
+    assert_wait_fails_with(&app(&authy.url).await, "AuthyThrottled").await;
 
     // Retry-After beyond the budget: no point waiting, answer at once.
-    let (url, polls) = stub(|_| {
+    let authy = stub(|_| {
         let mut r = json_answer(
             StatusCode::TOO_MANY_REQUESTS,
             json!({"success": false, "error_code": "60003"}),
@@ -280,22 +259,19 @@ async fn throttling_with_and_without_retry_after() {
     })
     .await;
     let started = Instant::now();
-    assert_wait_fails_with(&app(&url).await, "AuthyThrottled").await;
+    assert_wait_fails_with(&app(&authy.url).await, "AuthyThrottled").await;
     assert!(
         started.elapsed() < Duration::from_millis(500),
         "waited for a Retry-After past the budget"
     );
-    assert_eq!(polls.load(Ordering::SeqCst), 1);
+    assert_eq!(polls(&authy), 1);
 }
 
 #[tokio::test]
 async fn the_status_poll_honours_retry_after_within_the_budget() {
     // First poll: 429 with Retry-After: 1; then approved. The poll interval is 250 ms, so a
     // second poll before 1 s would ignore Authy's request.
-    let seen: Arc<Mutex<Vec<Instant>>> = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    let (url, _) = stub(move |n| {
-        log.lock().unwrap().push(Instant::now());
+    let authy = stub(move |n| {
         if n == 0 {
             let mut r = json_answer(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -309,7 +285,7 @@ async fn the_status_poll_honours_retry_after_within_the_budget() {
         }
     })
     .await;
-    let app = app(&url).await;
+    let app = app(&authy.url).await;
     let (status, body) = app
         .call(
             "WaitForAuthyApproval",
@@ -317,9 +293,9 @@ async fn the_status_poll_honours_retry_after_within_the_budget() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let seen = seen.lock().unwrap();
+    let seen = authy.requests();
     assert_eq!(seen.len(), 2);
-    let gap = seen[1] - seen[0];
+    let gap = seen[1].at - seen[0].at;
     assert!(
         gap >= Duration::from_millis(950),
         "polled again after {gap:?}, Retry-After was 1 s"
