@@ -80,11 +80,14 @@ fi
 
 # Strip through Cargo's profile override instead of editing Cargo.toml or
 # depending on binutils' strip; --locked builds exactly the reviewed lock file.
+# --no-default-features leaves out the `simulator` feature (the demo, the Authy
+# simulator, AUTHY_SIMULATOR=embedded): the binary that runs in Azure cannot start
+# a simulator at all.
 log "building $HANDLER_BIN for $TARGET_TRIPLE"
 (
     cd "$REPO_ROOT"
     run >&2 env CARGO_PROFILE_RELEASE_STRIP=symbols CC_x86_64_unknown_linux_musl=musl-gcc \
-        cargo build --release --locked --target "$TARGET_TRIPLE" --bin "$HANDLER_BIN"
+        cargo build --release --locked --no-default-features --target "$TARGET_TRIPLE" --bin "$HANDLER_BIN"
 )
 
 if is_dry_run; then

@@ -13,6 +13,7 @@ mod deploy;
 mod function_folders;
 mod host_emulation;
 mod journey;
+mod layout;
 mod policy_contract;
 mod properties;
 mod shutdown;

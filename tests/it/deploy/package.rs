@@ -178,7 +178,7 @@ fn package_dry_run_prints_the_build() {
     let out = run(package(&sb, &project, &zip, &sb.path("target")).arg("--dry-run"));
     out.assert_ok()
         .assert_stdout(&format!(
-            "cargo build --release --locked --target {TARGET} --bin handler"
+            "cargo build --release --locked --no-default-features --target {TARGET} --bin handler"
         ))
         .assert_stdout("CARGO_PROFILE_RELEASE_STRIP=symbols")
         .assert_stderr("would write");
@@ -270,4 +270,30 @@ fn package_builds_the_real_handler() {
     expected.extend(functions);
     let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
     assert_handler_zip(&zip, &expected, &sb.dir);
+    // Built without the `simulator` feature: the Azure binary has no demo or simulator, and
+    // refuses AUTHY_SIMULATOR=embedded.
+    let handler = sb.dir.join("handler-extracted");
+    let help = std::process::Command::new(&handler)
+        .arg("--help")
+        .output()
+        .expect("the packaged handler runs");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("serve"), "{help}");
+    for absent in ["demo", "simulator"] {
+        assert!(
+            !help.contains(absent),
+            "the package offers '{absent}': {help}"
+        );
+    }
+    let refused = std::process::Command::new(&handler)
+        .env_clear()
+        .env("AUTHY_SIMULATOR", "embedded")
+        .env("CLIENT_CERT_MODE", "disabled")
+        .output()
+        .expect("the packaged handler runs");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("this build has no Authy simulator"),
+        "{refused:?}"
+    );
 }
