@@ -137,10 +137,12 @@ pub fn canonical_path(mut request: Request) -> Request {
     request
 }
 
-/// The invocation's name for logs: the function, `status` for `GET /`, else `unknown`.
-fn function_name(path: &str) -> &'static str {
+/// The invocation's name for logs: the function, `status` for `GET /` and `HEAD /` (the
+/// host's probe), else `unknown`.
+fn function_name(method: &Method, path: &str) -> &'static str {
     if path == "/" {
-        return "status";
+        let probe = matches!(*method, Method::GET | Method::HEAD);
+        return if probe { "status" } else { "unknown" };
     }
     path.strip_prefix("/api/")
         .and_then(|name| FUNCTION_NAMES.iter().find(|n| **n == name))
@@ -197,7 +199,7 @@ impl Drop for CancelGuard {
 async fn invocation(State(budget): State<Duration>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = invocation_id(&request);
-    let function = function_name(request.uri().path());
+    let function = function_name(request.method(), request.uri().path());
     request
         .extensions_mut()
         .insert(Deadline(started + budget.saturating_sub(RESPONSE_MARGIN)));
