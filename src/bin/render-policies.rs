@@ -12,8 +12,11 @@ use clap::Parser;
 ///
 /// Every {Settings:Key} placeholder in POLICIES_DIR/*.xml is replaced with the environment's
 /// PolicySettings value ({Settings:Tenant} with its Tenant), and the result is written to
-/// POLICIES_DIR/Environments/NAME/ (other .xml files there are removed). A placeholder without
-/// a value is an error, and then nothing is written.
+/// POLICIES_DIR/Environments/NAME/ (other .xml files there are removed). Lines between
+/// <!--{If:Key=V1|V2}--> (or Key!=V) and <!--{EndIf}--> are kept only when the condition holds,
+/// and each journey's steps are then numbered 1..N. The layer settings StarterPack,
+/// SocialProviders, AuthyBasePolicy and AuthyWaitPageScript are checked first. A placeholder
+/// without a value, a bad directive or a bad setting is an error, and then nothing is written.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {

@@ -2,15 +2,25 @@
 //! checked offline so that a claim renamed on one side breaks this test, not a production sign-in.
 //!
 //! The policies are rendered from `policies/appsettings.json` into a temporary folder (never the
-//! git-ignored `policies/Environments/`). The API side comes from the Rust types themselves:
+//! git-ignored `policies/Environments/`), once per environment and once per layer variant: the
+//! first environment with every `StarterPack` × `SocialProviders` it allows × `AuthyWaitPageScript`
+//! (see [`variants`]). The API side comes from the Rust types themselves:
 //! request field names by `serde_introspect`, response field names by serializing a sample
 //! response. Checked:
 //! - every REST technical profile: its `ServiceUrl` names a function with a folder and a
 //!   `function.json`; it sends only claims the function reads and expects only claims it returns;
 //!   client certificate authentication, JSON body, own error messages, function key from settings;
 //! - every technical profile, claim, content definition, claims transformation, user journey and
-//!   claims exchange our files reference is defined by our files or the starter pack
-//!   (`../shared/b2c/starterpack/`); steps are numbered 1..N and end with SendClaims;
+//!   claims exchange our files reference is defined by our files or the tenant's chain, played by
+//!   the variant's starter pack: its Base, Localization and Extensions from `../shared/b2c/` (the
+//!   pack's own Extensions stands in for the tenant's); steps are numbered 1..N and end with
+//!   SendClaims;
+//! - the layer: no file of ours has the PolicyId of a tenant-chain policy (Base, Localization,
+//!   Extensions), our layer inherits from `AuthyBasePolicy` and defines no id the pack's chain
+//!   defines (it overrides nothing of the tenant's), every file carries the managed-policy marker,
+//!   no social identity provider appears unless `SocialProviders` names it, `ScriptExecution`
+//!   appears exactly when `AuthyWaitPageScript` is `true`, and Facebook with `LocalAccounts` does
+//!   not render;
 //! - no journey step writes `extension_authyId` before a WaitForAuthyApproval step has approved
 //!   the authy id last registered;
 //! - every journey step that calls WaitForAuthyApproval is a self-asserted wait page with a page
@@ -20,11 +30,13 @@
 //!   margin, and stays above the wait page template's own limit of automatic Continues;
 //! - the optional wait page template waits for exactly the API's "pending" message, keeps its
 //!   script in `<head>`, and its automatic Continues outlast the approval request;
-//! - `../shared/tools/check-b2c-policies` (XSD and references through the whole chain) passes.
+//! - `../shared/tools/check-b2c-policies --pack NAME` (XSD and references through the whole chain)
+//!   passes for every environment and every variant.
 //!
 //! Each check is also run once on a mutated copy (a claim renamed on either side, a broken
 //! reference, a write moved before the approval, the approval assertion removed, a retry limit
-//! too low, a script moved into `<body>`) to prove it fails.
+//! too low, a script moved into `<body>`, a tenant PolicyId, a missing marker, a Facebook step or a
+//! ScriptExecution where the settings have none, an override of a pack id) to prove it fails.
 //!
 //! Missing `../shared` or `xmllint` skips the checks that need them, except under `CI=true`,
 //! where it fails.
@@ -40,7 +52,9 @@ use b2c_authy::error::ApiError;
 use b2c_authy::functions::{
     create_approval_request, register, wait_for_authy_approval, FUNCTION_NAMES,
 };
-use b2c_authy::policies::{self, AppSettings};
+use b2c_authy::policies::{
+    self, AppSettings, Environment, LayerSettings, PolicyError, SocialProviders, StarterPack,
+};
 use roxmltree::{Document, Node};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -68,8 +82,29 @@ const RETRY_LIMIT_MARGIN: u64 = 6;
 /// What a page contract for a self-asserted page starts with (MS docs "contentdefinitions",
 /// "javascript-and-page-layout": scripts need a page contract).
 const SELFASSERTED_CONTRACT: &str = "urn:com:microsoft:aad:b2c:elements:contract:selfasserted:";
-/// The starter pack policies our extensions policy builds on.
-const STARTER_PACK_BASES: [&str; 2] = ["TrustFrameworkBase.xml", "TrustFrameworkLocalization.xml"];
+/// The starter pack policies that stand in for the tenant's own chain, which our layer builds on.
+const STARTER_PACK_BASES: [&str; 3] = [
+    "TrustFrameworkBase.xml",
+    "TrustFrameworkLocalization.xml",
+    "TrustFrameworkExtensions.xml",
+];
+/// The PolicyIds of the tenant's own chain: never one of our files.
+const TENANT_CHAIN_POLICY_IDS: [&str; 3] = [
+    "B2C_1A_TrustFrameworkBase",
+    "B2C_1A_TrustFrameworkLocalization",
+    "B2C_1A_TrustFrameworkExtensions",
+];
+/// Our layer's file name, which the mutation tests change.
+const LAYER_FILE: &str = "AuthyExtensions.xml";
+/// The technical profiles of a social sign-in (the starter packs' Facebook steps): none of them
+/// may appear with `SocialProviders` `None`.
+const SOCIAL_PROFILES: [&str; 5] = [
+    "Facebook-OAUTH",
+    "AAD-UserReadUsingAlternativeSecurityId",
+    "AAD-UserReadUsingAlternativeSecurityId-NoError",
+    "SelfAsserted-Social",
+    "AAD-UserWriteUsingAlternativeSecurityId",
+];
 
 // ---------------------------------------------------------------------------------------------
 // The API side
@@ -201,6 +236,68 @@ fn sample() -> Vec<PolicyText> {
     rendered()[0].1.clone()
 }
 
+/// One combination of the layer settings, rendered.
+struct Variant {
+    /// For messages, e.g. `LocalAccounts/None/script=false`.
+    name: String,
+    /// Its parsed settings.
+    settings: LayerSettings,
+    /// Its rendered policy files.
+    files: Vec<PolicyText>,
+}
+
+/// The first environment of `policies/appsettings.json` with `StarterPack`, `SocialProviders`
+/// and `AuthyWaitPageScript` set to the given values (with the script, `AuthyWaitPageLoadUri` a
+/// hosted page: the built-in one is refused).
+fn variant_environment(pack: StarterPack, social: SocialProviders, script: bool) -> Environment {
+    let settings = AppSettings::load(&policies_dir().join(policies::SETTINGS_FILE)).unwrap();
+    let mut env = settings.environments[0].clone();
+    env.name = format!("{pack}-{social}-{script}");
+    let set = |env: &mut Environment, key: &str, value: String| {
+        env.policy_settings.insert(key.to_owned(), value);
+    };
+    set(&mut env, policies::STARTER_PACK_KEY, pack.to_string());
+    set(&mut env, policies::SOCIAL_PROVIDERS_KEY, social.to_string());
+    set(&mut env, policies::WAIT_PAGE_SCRIPT_KEY, script.to_string());
+    if script {
+        set(
+            &mut env,
+            policies::WAIT_PAGE_LOAD_URI_KEY,
+            "https://contoso.blob.core.windows.net/b2c/authy-wait.html".to_owned(),
+        );
+    }
+    env
+}
+
+/// Every StarterPack × SocialProviders it allows × AuthyWaitPageScript, rendered.
+fn variants() -> &'static [Variant] {
+    static VARIANTS: OnceLock<Vec<Variant>> = OnceLock::new();
+    VARIANTS.get_or_init(|| {
+        let mut variants = Vec::new();
+        for pack in StarterPack::ALL {
+            for social in SocialProviders::ALL {
+                if social == SocialProviders::Facebook && !pack.has_social_accounts() {
+                    continue; // refused: a_local_accounts_tenant_gets_no_facebook
+                }
+                for script in [false, true] {
+                    let env = variant_environment(pack, social, script);
+                    let dir = temp_dir(&format!("variant-{}", env.name));
+                    let files = policies::render_environment(&policies_dir(), &env, &dir)
+                        .unwrap_or_else(|e| panic!("{}: {e}", env.name));
+                    let texts = files.iter().map(read_policy).collect();
+                    std::fs::remove_dir_all(&dir).unwrap();
+                    variants.push(Variant {
+                        name: format!("{pack}/{social}/script={script}"),
+                        settings: env.layer_settings().unwrap(),
+                        files: texts,
+                    });
+                }
+            }
+        }
+        variants
+    })
+}
+
 /// The policy templates, unrendered.
 fn templates() -> Vec<PolicyText> {
     policies::policy_files(&policies_dir())
@@ -226,10 +323,19 @@ fn shared_dir() -> PathBuf {
     repo().join("..").join("shared")
 }
 
-/// The starter pack Base and Localization policies, or `None` (skipped, or panics under CI=true)
-/// when `../shared` is not there.
-fn starter_pack() -> Option<Vec<PolicyText>> {
-    let dir = shared_dir().join("b2c").join("starterpack");
+/// A starter pack's folder in `../shared/b2c/` (as `check-b2c-policies --pack` finds it).
+fn pack_dir(pack: StarterPack) -> PathBuf {
+    let folder = match pack {
+        StarterPack::SocialAndLocalAccounts => "starterpack".to_owned(),
+        other => format!("starterpack-{other}"),
+    };
+    shared_dir().join("b2c").join(folder)
+}
+
+/// A starter pack's Base, Localization and Extensions policies, standing in for a tenant's own,
+/// or `None` (skipped, or panics under CI=true) when `../shared` is not there.
+fn starter_pack(pack: StarterPack) -> Option<Vec<PolicyText>> {
+    let dir = pack_dir(pack);
     if !dir.join(STARTER_PACK_BASES[0]).is_file() {
         skip_or_fail(&format!("the starter pack is not in {}", dir.display()));
         return None;
@@ -938,10 +1044,26 @@ fn check_all(
 // ---------------------------------------------------------------------------------------------
 // Tests
 
+/// The starter pack each environment of `policies/appsettings.json` names.
+fn environment_packs() -> BTreeMap<String, StarterPack> {
+    let settings = AppSettings::load(&policies_dir().join(policies::SETTINGS_FILE)).unwrap();
+    settings
+        .environments
+        .iter()
+        .map(|env| {
+            let layer = env
+                .layer_settings()
+                .unwrap_or_else(|p| panic!("{}: {p:?}", env.name));
+            (env.name.clone(), layer.starter_pack)
+        })
+        .collect()
+}
+
 #[test]
 fn policies_match_the_api_and_resolve_through_the_starter_pack() {
-    let pack = starter_pack();
+    let packs = environment_packs();
     for (environment, files) in rendered() {
+        let pack = starter_pack(packs[environment]);
         let problems = check_all(files, pack.as_deref(), &api_contract());
         assert!(
             problems.is_empty(),
@@ -952,28 +1074,392 @@ fn policies_match_the_api_and_resolve_through_the_starter_pack() {
 }
 
 #[test]
+fn every_variant_matches_the_api_and_resolves_through_its_pack() {
+    for variant in variants() {
+        let pack = starter_pack(variant.settings.starter_pack);
+        let problems = check_all(&variant.files, pack.as_deref(), &api_contract());
+        assert!(
+            problems.is_empty(),
+            "variant {}:\n{}",
+            variant.name,
+            problems.join("\n")
+        );
+    }
+}
+
+#[test]
 fn the_journeys_are_the_ones_the_readme_describes() {
-    let files = sample();
-    let ours = parse(&files);
-    let journeys: BTreeSet<_> = ours
+    for variant in variants() {
+        let ours = parse(&variant.files);
+        let journeys: BTreeSet<_> = ours
+            .iter()
+            .flat_map(|(_, d)| descendants(d.root(), "DefaultUserJourney"))
+            .filter_map(|j| j.attribute("ReferenceId"))
+            .collect();
+        assert_eq!(
+            journeys,
+            BTreeSet::from(["ProfileEditAuthyPhone", "SignUpOrSignInWithAuthy"]),
+            "{}",
+            variant.name
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The layer: what our files may and may not be on top of the tenant's chain.
+
+/// The PolicyId of a policy file and the PolicyId of its BasePolicy.
+fn policy_ids(doc: &Document) -> (String, Option<String>) {
+    let root = doc.root_element();
+    let id = root.attribute("PolicyId").unwrap_or_default().to_owned();
+    let base = child(root, "BasePolicy")
+        .and_then(|b| child(b, "PolicyId"))
+        .map(text);
+    (id, base)
+}
+
+/// Our files are not the tenant's chain: no Base, Localization or Extensions PolicyId among them;
+/// the layer inherits from `AuthyBasePolicy`, every other file from the layer.
+fn layer_chain_problems(files: &[PolicyText], settings: &LayerSettings) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (file, doc) in &parse(files) {
+        let (id, base) = policy_ids(doc);
+        if TENANT_CHAIN_POLICY_IDS
+            .iter()
+            .any(|tenant| tenant.eq_ignore_ascii_case(&id))
+        {
+            problems.push(format!("{file}: PolicyId {id} is a policy of the tenant's own chain, which uploading ours would overwrite"));
+        }
+        let expected = if id.eq_ignore_ascii_case(policies::LAYER_POLICY_ID) {
+            settings.authy_base_policy.as_str()
+        } else {
+            policies::LAYER_POLICY_ID
+        };
+        if base.as_deref() != Some(expected) {
+            problems.push(format!("{file}: BasePolicy is {base:?}, not {expected}"));
+        }
+    }
+    if !parse(files)
         .iter()
-        .flat_map(|(_, d)| descendants(d.root(), "DefaultUserJourney"))
-        .filter_map(|j| j.attribute("ReferenceId"))
-        .collect();
-    assert_eq!(
-        journeys,
-        BTreeSet::from(["ProfileEditAuthyPhone", "SignUpOrSignInWithAuthy"])
-    );
-    for (_, doc) in &ours {
+        .any(|(_, d)| policy_ids(d).0 == policies::LAYER_POLICY_ID)
+    {
+        problems.push(format!(
+            "no file has PolicyId {}",
+            policies::LAYER_POLICY_ID
+        ));
+    }
+    problems
+}
+
+/// Every file starts with the XML declaration and then the managed-policy marker.
+fn marker_problems(files: &[PolicyText]) -> Vec<String> {
+    files
+        .iter()
+        .filter(|(_, text)| {
+            let after_declaration = text
+                .trim_start()
+                .strip_prefix("<?xml")
+                .and_then(|t| t.split_once("?>"))
+                .map(|(_, rest)| rest.trim_start());
+            !after_declaration.is_some_and(|rest| rest.starts_with(policies::MANAGED_POLICY_MARKER))
+        })
+        .map(|(file, _)| {
+            format!(
+                "{file}: {} does not follow the XML declaration: deploy/upload-policies.sh would not upload it",
+                policies::MANAGED_POLICY_MARKER
+            )
+        })
+        .collect()
+}
+
+/// No social identity provider unless `SocialProviders` names one: no social technical profile,
+/// nothing Facebook in any element or attribute (comments aside). With Facebook, both journeys
+/// offer it.
+fn social_problems(files: &[PolicyText], social: SocialProviders) -> Vec<String> {
+    let docs = parse(files);
+    let mut problems = Vec::new();
+    let mut facebook_exchanges = BTreeSet::new();
+    for (file, doc) in &docs {
+        for node in doc.descendants().filter(|n| n.is_element()) {
+            let values = node
+                .attributes()
+                .map(|a| a.value().to_owned())
+                .chain(node.text().map(str::to_owned));
+            for value in values {
+                let social_profile = SOCIAL_PROFILES
+                    .iter()
+                    .any(|p| p.eq_ignore_ascii_case(value.trim()));
+                let facebook = value.to_lowercase().contains("facebook");
+                if social == SocialProviders::None && (social_profile || facebook) {
+                    problems.push(format!(
+                        "{file}: <{}> names '{}', a social sign-in, but SocialProviders is None",
+                        node.tag_name().name(),
+                        value.trim()
+                    ));
+                }
+            }
+            if is(node, "ClaimsExchange")
+                && node.attribute("TechnicalProfileReferenceId") == Some("Facebook-OAUTH")
+            {
+                if let Some(journey) = node.ancestors().find(|a| is(*a, "UserJourney")) {
+                    facebook_exchanges
+                        .insert(journey.attribute("Id").unwrap_or_default().to_owned());
+                }
+            }
+        }
+    }
+    if social == SocialProviders::Facebook {
+        for journey in ["SignUpOrSignInWithAuthy", "ProfileEditAuthyPhone"] {
+            if !facebook_exchanges.contains(journey) {
+                problems.push(format!(
+                    "journey '{journey}' offers no Facebook-OAUTH, but SocialProviders is Facebook"
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// `ScriptExecution` `Allow` in every relying party exactly when the wait page script is on.
+fn script_problems(files: &[PolicyText], script: bool) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (file, doc) in &parse(files) {
+        let everywhere: Vec<String> = descendants(doc.root(), "ScriptExecution")
+            .map(text)
+            .collect();
         for rp in descendants(doc.root(), "RelyingParty") {
-            let script = descendants(rp, "ScriptExecution").next().map(text);
-            assert_eq!(
-                script.as_deref(),
-                Some("Allow"),
-                "the wait page template needs ScriptExecution=Allow"
+            let here: Vec<String> = descendants(rp, "ScriptExecution").map(text).collect();
+            if script && here != ["Allow"] {
+                problems.push(format!("{file}: AuthyWaitPageScript is true but the relying party has ScriptExecution {here:?}, not Allow: the wait page template's script would not run"));
+            }
+        }
+        if !script && !everywhere.is_empty() {
+            problems.push(format!("{file}: ScriptExecution {everywhere:?}, but AuthyWaitPageScript is false: no page may run a script"));
+        }
+    }
+    problems
+}
+
+/// The ids our layer defines that the tenant's chain (the pack) defines too: our layer would
+/// override the tenant's definitions, and change its other policies' behaviour.
+fn override_problems(ours: &[PolicyText], pack: &[PolicyText]) -> Vec<String> {
+    const KINDS: [&str; 7] = [
+        "ClaimType",
+        "TechnicalProfile",
+        "ClaimsTransformation",
+        "ContentDefinition",
+        "UserJourney",
+        "SubJourney",
+        "DisplayControl",
+    ];
+    let defined = |docs: &[(&str, Document)], kind: &'static str| -> BTreeSet<String> {
+        docs.iter()
+            .filter(|(_, d)| descendants(d.root(), "RelyingParty").next().is_none())
+            .flat_map(|(_, d)| descendants(d.root(), kind))
+            .filter_map(|n| n.attribute("Id"))
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let (ours, pack) = (parse(ours), parse(pack));
+    let mut problems = Vec::new();
+    for kind in KINDS {
+        for id in defined(&ours, kind).intersection(&defined(&pack, kind)) {
+            problems.push(format!("our layer defines {kind} '{id}', which the tenant's chain defines too: ours would override it"));
+        }
+    }
+    problems
+}
+
+/// Asserts that `problems` is empty, naming the variant.
+fn assert_none(variant: &Variant, what: &str, problems: Vec<String>) {
+    assert!(
+        problems.is_empty(),
+        "variant {} ({what}):\n{}",
+        variant.name,
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn our_files_are_a_layer_on_top_of_the_tenants_chain() {
+    for variant in variants() {
+        assert_none(
+            variant,
+            "chain",
+            layer_chain_problems(&variant.files, &variant.settings),
+        );
+        assert_none(variant, "marker", marker_problems(&variant.files));
+        assert_none(
+            variant,
+            "social",
+            social_problems(&variant.files, variant.settings.social_providers),
+        );
+        assert_none(
+            variant,
+            "script",
+            script_problems(&variant.files, variant.settings.wait_page_script),
+        );
+        if let Some(pack) = starter_pack(variant.settings.starter_pack) {
+            assert_none(
+                variant,
+                "overrides",
+                override_problems(&variant.files, &pack),
             );
         }
     }
+    assert_eq!(marker_problems(&templates()), Vec::<String>::new());
+    // The variants cover what they should: all packs, Facebook on the social ones, both scripts.
+    let names: Vec<&str> = variants().iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names.len(), 10, "{names:?}");
+}
+
+#[test]
+fn a_local_accounts_tenant_gets_no_facebook() {
+    let env = variant_environment(StarterPack::LocalAccounts, SocialProviders::Facebook, false);
+    let dir = temp_dir("local-facebook");
+    let error = policies::render_environment(&policies_dir(), &env, &dir).unwrap_err();
+    assert!(
+        matches!(error, PolicyError::InvalidLayerSettings { .. }),
+        "{error}"
+    );
+    assert!(!dir.exists(), "nothing is written");
+}
+
+/// The variant called `name`.
+fn variant(name: &str) -> &'static Variant {
+    variants()
+        .iter()
+        .find(|v| v.name == name)
+        .unwrap_or_else(|| panic!("no variant {name}"))
+}
+
+/// `files` with one text replacement in `file`, which must change it.
+fn replaced(files: &[PolicyText], file: &str, from: &str, to: &str) -> Vec<PolicyText> {
+    let mutated: Vec<PolicyText> = files
+        .iter()
+        .map(|(f, t)| {
+            let t = if f == file {
+                t.replacen(from, to, 1)
+            } else {
+                t.clone()
+            };
+            (f.clone(), t)
+        })
+        .collect();
+    assert_ne!(mutated, files, "'{from}' is not in {file}");
+    mutated
+}
+
+#[test]
+fn layer_violations_are_reported() {
+    let local = variant("LocalAccounts/None/script=false");
+    let settings = &local.settings;
+    // Our layer under the tenant's extensions' PolicyId: the upload would replace the tenant's.
+    let problems = layer_chain_problems(
+        &replaced(
+            &local.files,
+            LAYER_FILE,
+            r#"PolicyId="B2C_1A_AuthyExtensions""#,
+            r#"PolicyId="B2C_1A_TrustFrameworkExtensions""#,
+        ),
+        settings,
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("is a policy of the tenant's own chain")),
+        "{problems:#?}"
+    );
+    // A relying party that skips our layer.
+    let problems = layer_chain_problems(
+        &replaced(
+            &local.files,
+            "SignUpOrSigninAuthy.xml",
+            "<PolicyId>B2C_1A_AuthyExtensions<",
+            "<PolicyId>B2C_1A_TrustFrameworkExtensions<",
+        ),
+        settings,
+    );
+    assert!(problems.iter().any(|p| p.contains("SignUpOrSigninAuthy.xml: BasePolicy is Some(\"B2C_1A_TrustFrameworkExtensions\"), not B2C_1A_AuthyExtensions")), "{problems:#?}");
+    // No marker.
+    let problems = marker_problems(&replaced(
+        &local.files,
+        "ProfileEditAuthy.xml",
+        policies::MANAGED_POLICY_MARKER,
+        "<!-- -->",
+    ));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("ProfileEditAuthy.xml:")),
+        "{problems:#?}"
+    );
+    // A Facebook step without SocialProviders=Facebook.
+    let problems = social_problems(
+        &replaced(
+            &local.files,
+            LAYER_FILE,
+            r#"TechnicalProfileReferenceId="LocalAccountSignUpWithLogonEmail" />"#,
+            r#"TechnicalProfileReferenceId="LocalAccountSignUpWithLogonEmail" /><ClaimsExchange Id="FacebookExchange" TechnicalProfileReferenceId="Facebook-OAUTH" />"#,
+        ),
+        SocialProviders::None,
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("'Facebook-OAUTH', a social sign-in")),
+        "{problems:#?}"
+    );
+    // SocialProviders=Facebook, but a journey without it.
+    let facebook = variant("SocialAndLocalAccounts/Facebook/script=false");
+    let problems = social_problems(
+        &replaced(
+            &facebook.files,
+            LAYER_FILE,
+            r#"<ClaimsExchange Id="FacebookExchange" TechnicalProfileReferenceId="Facebook-OAUTH" />"#,
+            "",
+        ),
+        SocialProviders::Facebook,
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("journey 'SignUpOrSignInWithAuthy' offers no Facebook-OAUTH")),
+        "{problems:#?}"
+    );
+    // ScriptExecution without the script, and none with it.
+    let problems = script_problems(&replaced(&local.files, "SignUpOrSigninAuthy.xml", "<TechnicalProfile Id=\"PolicyProfile\">", "<UserJourneyBehaviors><ScriptExecution>Allow</ScriptExecution></UserJourneyBehaviors><TechnicalProfile Id=\"PolicyProfile\">"), false);
+    assert!(problems.iter().any(|p| p.contains("SignUpOrSigninAuthy.xml: ScriptExecution [\"Allow\"], but AuthyWaitPageScript is false")), "{problems:#?}");
+    let script = variant("LocalAccounts/None/script=true");
+    let problems = script_problems(
+        &replaced(
+            &script.files,
+            "ProfileEditAuthy.xml",
+            "<ScriptExecution>Allow</ScriptExecution>",
+            "",
+        ),
+        true,
+    );
+    assert!(problems.iter().any(|p| p.contains("ProfileEditAuthy.xml: AuthyWaitPageScript is true but the relying party has ScriptExecution []")), "{problems:#?}");
+    // Our layer redefining a technical profile of the tenant's chain.
+    let Some(pack) = starter_pack(StarterPack::LocalAccounts) else {
+        return;
+    };
+    let problems = override_problems(
+        &replaced(
+            &local.files,
+            LAYER_FILE,
+            r#"<TechnicalProfile Id="AAD-UserReadAuthyIdUsingObjectId">"#,
+            r#"<TechnicalProfile Id="AAD-UserReadUsingObjectId">"#,
+        ),
+        &pack,
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("TechnicalProfile 'aad-userreadusingobjectid'")),
+        "{problems:#?}"
+    );
 }
 
 #[test]
@@ -1048,18 +1534,14 @@ fn mutate(from: &str, to: &str) -> Vec<PolicyText> {
     let mutated: Vec<PolicyText> = sample()
         .into_iter()
         .map(|(f, t)| {
-            if f == "TrustFrameworkExtensions.xml" {
+            if f == LAYER_FILE {
                 (f, t.replacen(from, to, 1))
             } else {
                 (f, t)
             }
         })
         .collect();
-    assert_ne!(
-        mutated,
-        sample(),
-        "'{from}' is not in TrustFrameworkExtensions.xml"
-    );
+    assert_ne!(mutated, sample(), "'{from}' is not in {LAYER_FILE}");
     mutated
 }
 
@@ -1080,38 +1562,41 @@ fn a_service_url_without_a_function_folder_breaks_the_contract() {
 
 #[test]
 fn broken_references_are_reported() {
-    let Some(pack) = starter_pack() else { return };
+    let Some(pack) = starter_pack(StarterPack::SocialAndLocalAccounts) else {
+        return;
+    };
     let api = api_contract();
+    let steps = journey_steps(&sample(), "SignUpOrSignInWithAuthy");
     for (from, to, expected) in [
         (
             r#"TechnicalProfileReferenceId="REST-Authy-CreateApprovalRequest""#,
             r#"TechnicalProfileReferenceId="REST-Authy-CreateApproval""#,
-            "TechnicalProfile 'REST-Authy-CreateApproval'",
+            "TechnicalProfile 'REST-Authy-CreateApproval'".to_owned(),
         ),
         (
             "<Value>newAuthyEnrollment</Value>",
             "<Value>newAuthyEnrolment</Value>",
-            "ClaimType 'newAuthyEnrolment'",
+            "ClaimType 'newAuthyEnrolment'".to_owned(),
         ),
         (
             r#"<Item Key="ContentDefinitionReferenceId">api.selfasserted.authywait<"#,
             r#"<Item Key="ContentDefinitionReferenceId">api.selfasserted.wait<"#,
-            "ContentDefinition 'api.selfasserted.wait'",
+            "ContentDefinition 'api.selfasserted.wait'".to_owned(),
         ),
         (
-            r#"TargetClaimsExchangeId="FacebookExchange""#,
-            r#"TargetClaimsExchangeId="FacebookExchang""#,
-            "'FacebookExchang' matches no claims exchange",
+            r#"ValidationClaimsExchangeId="LocalAccountSigninEmailExchange""#,
+            r#"ValidationClaimsExchangeId="LocalAccountSigninEmailExchang""#,
+            "'LocalAccountSigninEmailExchang' matches no claims exchange".to_owned(),
         ),
         (
-            r#"<OrchestrationStep Order="9""#,
-            r#"<OrchestrationStep Order="90""#,
-            "not 1..12",
+            r#"<OrchestrationStep Order="2""#,
+            r#"<OrchestrationStep Order="20""#,
+            format!("not 1..{steps}"),
         ),
     ] {
         let problems = check_all(&mutate(from, to), Some(&pack), &api);
         assert!(
-            problems.iter().any(|p| p.contains(expected)),
+            problems.iter().any(|p| p.contains(&expected)),
             "{from} -> {to}: {problems:#?}"
         );
     }
@@ -1125,10 +1610,10 @@ fn writing_the_authy_id_before_approval_is_reported() {
         r#"<ClaimsExchange Id="AuthyWaitForApproval" TechnicalProfileReferenceId="AAD-UserWriteAuthyIdUsingObjectId" />"#,
     );
     let problems = check_all(&mutated, None, &api_contract());
+    let step = step_of(&sample(), "SignUpOrSignInWithAuthy", "AuthyWaitForApproval");
+    let expected = format!("'SignUpOrSignInWithAuthy' step {step} writes extension_authyId before");
     assert!(
-        problems.iter().any(
-            |p| p.contains("'SignUpOrSignInWithAuthy' step 10 writes extension_authyId before")
-        ),
+        problems.iter().any(|p| p.contains(&expected)),
         "{problems:#?}"
     );
     // Profile edit: the new phone's wait removed, so only the old phone approved.
@@ -1137,10 +1622,10 @@ fn writing_the_authy_id_before_approval_is_reported() {
         r#"<ClaimsExchange Id="AuthyWaitForApprovalNewPhone" TechnicalProfileReferenceId="REST-Authy-CreateApprovalRequest" />"#,
     );
     let problems = check_all(&mutated, None, &api_contract());
+    let step = step_of(&sample(), "ProfileEditAuthyPhone", "AADUserWriteAuthyId");
+    let expected = format!("'ProfileEditAuthyPhone' step {step} writes extension_authyId before");
     assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("'ProfileEditAuthyPhone' step 11 writes extension_authyId before")),
+        problems.iter().any(|p| p.contains(&expected)),
         "{problems:#?}"
     );
 }
@@ -1198,16 +1683,41 @@ fn every_wait_page_asserts_approved_and_outlasts_the_approval_request() {
     }
 }
 
-/// The wait steps every journey has: (journey, step).
-const WAIT_STEPS: [(&str, u32); 3] = [
-    ("SignUpOrSignInWithAuthy", 10),
-    ("ProfileEditAuthyPhone", 7),
-    ("ProfileEditAuthyPhone", 10),
+/// The wait steps every journey has: (journey, claims exchange id).
+const WAIT_STEPS: [(&str, &str); 3] = [
+    ("SignUpOrSignInWithAuthy", "AuthyWaitForApproval"),
+    ("ProfileEditAuthyPhone", "AuthyWaitForApprovalCurrentPhone"),
+    ("ProfileEditAuthyPhone", "AuthyWaitForApprovalNewPhone"),
 ];
+
+/// How many steps a journey has in `files`.
+fn journey_steps(files: &[PolicyText], journey: &str) -> usize {
+    parse(files)
+        .iter()
+        .flat_map(|(_, d)| descendants(d.root(), "UserJourney"))
+        .filter(|j| j.attribute("Id") == Some(journey))
+        .map(|j| descendants(j, "OrchestrationStep").count())
+        .sum()
+}
+
+/// The rendered `Order` of the step of `journey` that holds claims exchange `exchange` (step
+/// numbers differ with the settings).
+fn step_of(files: &[PolicyText], journey: &str, exchange: &str) -> String {
+    parse(files)
+        .iter()
+        .flat_map(|(_, d)| descendants(d.root(), "UserJourney"))
+        .filter(|j| j.attribute("Id") == Some(journey))
+        .flat_map(|j| descendants(j, "OrchestrationStep"))
+        .find(|s| descendants(*s, "ClaimsExchange").any(|e| e.attribute("Id") == Some(exchange)))
+        .and_then(|s| s.attribute("Order"))
+        .unwrap_or_else(|| panic!("journey {journey} has no claims exchange {exchange}"))
+        .to_owned()
+}
 
 /// Asserts that `problems` report `expected` for every wait step.
 fn assert_every_wait_step(problems: &[String], expected: &str, what: &str) {
-    for (journey, step) in WAIT_STEPS {
+    for (journey, exchange) in WAIT_STEPS {
+        let step = step_of(&sample(), journey, exchange);
         let at = format!("journey '{journey}' step {step}:");
         assert!(
             problems
@@ -1269,10 +1779,7 @@ fn a_retry_limit_that_ends_the_wait_too_early_is_reported() {
     let limits = wait_limits();
     let needed = limits.calls_per_approval + RETRY_LIMIT_MARGIN;
     let rendered_limit = |files: &[PolicyText]| {
-        let (_, text) = files
-            .iter()
-            .find(|(f, _)| f == "TrustFrameworkExtensions.xml")
-            .unwrap();
+        let (_, text) = files.iter().find(|(f, _)| f == LAYER_FILE).unwrap();
         let (_, rest) = text
             .split_once(r#"<Item Key="setting.retryLimit">"#)
             .unwrap();
@@ -1388,8 +1895,36 @@ fn the_wait_page_template_keeps_its_script_in_head() {
     assert_eq!(problems.len(), 1, "{problems:#?}");
 }
 
-/// `../shared/tools/check-b2c-policies` on every rendered environment: XSD, placeholders,
-/// references through Base and Localization, REST hygiene.
+/// Runs `../shared/tools/check-b2c-policies --pack PACK` on `files` (written to a temporary
+/// folder): (whether it passed with 0 errors, its output).
+fn shared_check(
+    tool: &PathBuf,
+    label: &str,
+    pack: StarterPack,
+    files: &[PolicyText],
+) -> (bool, String) {
+    let dir = temp_dir(&format!("check-{}", label.replace('/', "-")));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let output = Command::new(tool)
+        .args(["--pack", pack.as_str()])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let passed = output.status.success() && stdout.contains(": 0 error(s)");
+    (
+        passed,
+        format!("{stdout}{}", String::from_utf8_lossy(&output.stderr)),
+    )
+}
+
+/// `../shared/tools/check-b2c-policies --pack NAME` on every rendered environment and every
+/// variant, each against its own starter pack (whose Extensions stands in for the tenant's): XSD,
+/// placeholders, references through Base, Localization and Extensions, REST hygiene.
 #[test]
 fn rendered_policies_pass_check_b2c_policies() {
     let tool = shared_dir().join("tools").join("check-b2c-policies");
@@ -1399,18 +1934,34 @@ fn rendered_policies_pass_check_b2c_policies() {
     if Command::new("xmllint").arg("--version").output().is_err() {
         return skip_or_fail("xmllint is not installed (Debian package libxml2-utils)");
     }
-    let settings = AppSettings::load(&policies_dir().join(policies::SETTINGS_FILE)).unwrap();
-    for env in &settings.environments {
-        let dir = temp_dir(&format!("check-{}", env.name));
-        policies::render_environment(&policies_dir(), env, &dir).unwrap();
-        let output = Command::new(&tool).arg(&dir).output().unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
+    let packs = environment_packs();
+    let environments = rendered()
+        .iter()
+        .map(|(name, files)| (format!("environment {name}"), packs[name], files));
+    let variants = variants().iter().map(|v| {
+        (
+            format!("variant {}", v.name),
+            v.settings.starter_pack,
+            &v.files,
+        )
+    });
+    for (label, pack, files) in environments.chain(variants) {
+        let (passed, output) = shared_check(&tool, &label, pack, files);
         assert!(
-            output.status.success() && stdout.contains(": 0 error(s)"),
-            "check-b2c-policies failed for {}:\n{stdout}{}",
-            env.name,
-            String::from_utf8_lossy(&output.stderr)
+            passed,
+            "check-b2c-policies --pack {pack} failed for {label}:\n{output}"
         );
     }
+    // The checker can fail: the Facebook steps against the LocalAccounts pack, which has none.
+    let facebook = variant("SocialAndLocalAccounts/Facebook/script=false");
+    let (passed, output) = shared_check(
+        &tool,
+        "mutated",
+        StarterPack::LocalAccounts,
+        &facebook.files,
+    );
+    assert!(
+        !passed && output.contains("'Facebook-OAUTH'"),
+        "check-b2c-policies accepted Facebook on LocalAccounts:\n{output}"
+    );
 }
