@@ -150,7 +150,7 @@ pub enum StarterPack {
 }
 
 impl StarterPack {
-    /// Every pack, in the order of the table in the module docs' source.
+    /// Every pack.
     pub const ALL: [Self; 3] = [
         Self::LocalAccounts,
         Self::SocialAndLocalAccounts,
