@@ -35,5 +35,6 @@ pub mod error;
 pub mod functions;
 pub mod logging;
 pub mod policies;
+pub mod policy_check;
 #[cfg(feature = "simulator")]
 pub mod simulator;
