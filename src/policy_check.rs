@@ -414,8 +414,8 @@ pub fn check_against(ours: &[PolicyFile], theirs: &[PolicyFile]) -> Vec<Problem>
     }
     let index = Index { docs: &docs, by_id };
 
-    for at in 0..our_count {
-        if policy_id(&docs[at].1).is_none() {
+    for (at, (_, doc)) in docs.iter().enumerate().take(our_count) {
+        if policy_id(doc).is_none() {
             continue;
         }
         let chain = match index.chain(at) {
@@ -425,10 +425,7 @@ pub fn check_against(ours: &[PolicyFile], theirs: &[PolicyFile]) -> Vec<Problem>
                 continue;
             }
         };
-        let chain_files: Vec<PolicyFile> = chain
-            .iter()
-            .map(|&i| sources[i].clone())
-            .collect();
+        let chain_files: Vec<PolicyFile> = chain.iter().map(|&i| sources[i].clone()).collect();
         let (chain_docs, _) = parse(&chain_files);
         problems.extend(check_policy(&chain_docs));
     }
@@ -640,12 +637,13 @@ pub fn check_journey(chain: &[Parsed], id: &str) -> Vec<Problem> {
         None => problems.push(at("has no orchestration steps".to_owned())),
     }
     let mut exchanges = BTreeSet::new();
-    for exchange in steps.values().flat_map(|s| descendants(*s, "ClaimsExchange")) {
+    for exchange in steps
+        .values()
+        .flat_map(|s| descendants(*s, "ClaimsExchange"))
+    {
         let exchange_id = exchange.attribute("Id").unwrap_or_default();
         if !exchanges.insert(exchange_id.to_lowercase()) {
-            problems.push(at(format!(
-                "claims exchange '{exchange_id}' is used twice"
-            )));
+            problems.push(at(format!("claims exchange '{exchange_id}' is used twice")));
         }
     }
     for (order, step) in &steps {
@@ -691,11 +689,18 @@ pub fn check_rest_profiles(chain: &[Parsed]) -> Vec<Problem> {
             continue;
         }
         let at = |message: String| {
-            Problem::at(file, tp, format!("RESTful technical profile '{id}': {message}"))
+            Problem::at(
+                file,
+                tp,
+                format!("RESTful technical profile '{id}': {message}"),
+            )
         };
         let meta: BTreeMap<String, String> =
             definitions.iter().flat_map(|d| metadata(*d)).collect();
-        let url = meta.get("ServiceUrl").map(String::as_str).unwrap_or_default();
+        let url = meta
+            .get("ServiceUrl")
+            .map(String::as_str)
+            .unwrap_or_default();
         let https = url
             .get(..8)
             .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
@@ -806,7 +811,12 @@ mod tests {
 <UserJourneys>{}</UserJourneys>"#,
                 journey(
                     "SignInAuthy",
-                    &[("1", "Login"), ("2", "REST-Authy"), ("3", "Wait"), ("4", "SendClaims")]
+                    &[
+                        ("1", "Login"),
+                        ("2", "REST-Authy"),
+                        ("3", "Wait"),
+                        ("4", "SendClaims")
+                    ]
                 )
             ),
         );
@@ -852,9 +862,10 @@ mod tests {
 
     /// The relying party's claim `sub` is a partner claim, not a claim type: it must be known.
     fn with_sub(mut files: Vec<PolicyFile>) -> Vec<PolicyFile> {
-        files[0].text = files[0]
-            .text
-            .replace(r#"<ClaimType Id="authyId" />"#, r#"<ClaimType Id="authyId" /><ClaimType Id="sub" />"#);
+        files[0].text = files[0].text.replace(
+            r#"<ClaimType Id="authyId" />"#,
+            r#"<ClaimType Id="authyId" /><ClaimType Id="sub" />"#,
+        );
         files
     }
 
@@ -893,7 +904,10 @@ mod tests {
         let mut theirs = theirs();
         theirs.remove(1);
         let problems = check_against(&with_sub(ours()), &theirs);
-        let p = one(&problems, "BasePolicy 'B2C_1A_Extensions' is not among the policies given");
+        let p = one(
+            &problems,
+            "BasePolicy 'B2C_1A_Extensions' is not among the policies given",
+        );
         assert!(p.message.contains("download it from your tenant"), "{p}");
         assert_eq!((p.file.as_str(), p.line), ("AuthyExtensions.xml", Some(3)));
         // The relying party's chain breaks at the same place: reported once, not per leaf.
@@ -1020,13 +1034,22 @@ mod tests {
             &with_sub(mutated(">ClientCertificate</Item>", ">None</Item>")),
             &theirs(),
         );
-        one(&problems, "AuthenticationType must be ClientCertificate, is 'None'");
+        one(
+            &problems,
+            "AuthenticationType must be ClientCertificate, is 'None'",
+        );
 
         let problems = check_against(
-            &with_sub(mutated(r#"<Key Id="ClientCertificate""#, r#"<Key Id="BasicAuthenticationUsername""#)),
+            &with_sub(mutated(
+                r#"<Key Id="ClientCertificate""#,
+                r#"<Key Id="BasicAuthenticationUsername""#,
+            )),
             &theirs(),
         );
-        one(&problems, "needs a CryptographicKeys Key Id=\"ClientCertificate\"");
+        one(
+            &problems,
+            "needs a CryptographicKeys Key Id=\"ClientCertificate\"",
+        );
     }
 
     #[test]
@@ -1051,7 +1074,10 @@ mod tests {
             "{Settings:AuthyApiBaseUrl}",
         ));
         let problems = check_against(&ours, &theirs());
-        let p = one(&problems, "unrendered placeholder {Settings:AuthyApiBaseUrl}");
+        let p = one(
+            &problems,
+            "unrendered placeholder {Settings:AuthyApiBaseUrl}",
+        );
         assert_eq!((p.file.as_str(), p.line), ("AuthyExtensions.xml", Some(9)));
     }
 
