@@ -111,6 +111,11 @@ impl PolicyFile {
             text: text.strip_prefix('\u{feff}').unwrap_or(&text).to_owned(),
         }
     }
+
+    /// Its name and text, as [`parse`] takes them.
+    pub fn as_pair(&self) -> (&str, &str) {
+        (&self.name, &self.text)
+    }
 }
 
 /// A parsed policy: its file name and document.
@@ -155,16 +160,19 @@ pub fn read_dir(dir: &Path) -> Result<Vec<PolicyFile>, Problem> {
     paths.iter().map(|p| read_policy(p)).collect()
 }
 
-/// Parses policy files; a file that is not well-formed XML is a problem (with its line), and
-/// is left out of the result.
-pub fn parse(files: &[PolicyFile]) -> (Vec<Parsed<'_>>, Vec<Problem>) {
+/// Parses policy files given as (name, text) pairs, for example
+/// `files.iter().map(PolicyFile::as_pair)`; a file that is not well-formed XML is a problem
+/// (with its line), and is left out of the result.
+pub fn parse<'a>(
+    files: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> (Vec<Parsed<'a>>, Vec<Problem>) {
     let mut parsed = Vec::new();
     let mut problems = Vec::new();
-    for file in files {
-        match Document::parse(&file.text) {
-            Ok(doc) => parsed.push((file.name.as_str(), doc)),
+    for (name, text) in files {
+        match Document::parse(text) {
+            Ok(doc) => parsed.push((name, doc)),
             Err(e) => problems.push(Problem::new(
-                &file.name,
+                name,
                 Some(e.pos().row),
                 format!("not well-formed XML: {e}"),
             )),
@@ -373,7 +381,7 @@ pub fn check_against(ours: &[PolicyFile], theirs: &[PolicyFile]) -> Vec<Problem>
     let mut sources: Vec<&PolicyFile> = Vec::new();
     let mut our_count = 0;
     for (n, file) in ours.iter().chain(theirs).enumerate() {
-        let (parsed, parse_problems) = parse(std::slice::from_ref(file));
+        let (parsed, parse_problems) = parse([file.as_pair()]);
         problems.extend(parse_problems);
         for doc in parsed {
             docs.push(doc);
@@ -425,8 +433,7 @@ pub fn check_against(ours: &[PolicyFile], theirs: &[PolicyFile]) -> Vec<Problem>
                 continue;
             }
         };
-        let chain_files: Vec<PolicyFile> = chain.iter().map(|&i| sources[i].clone()).collect();
-        let (chain_docs, _) = parse(&chain_files);
+        let (chain_docs, _) = parse(chain.iter().map(|&i| sources[i].as_pair()));
         problems.extend(check_policy(&chain_docs));
     }
     problems.into_iter().collect()
