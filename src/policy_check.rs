@@ -15,7 +15,7 @@
 //!
 //! [`check_against`] reports, as [`Problem`] values (never a panic, whatever the input):
 //! - a file that is not well-formed XML or not a `TrustFrameworkPolicy` with a `PolicyId`;
-//! - a `{Settings:` placeholder left unrendered;
+//! - a `{Settings:` placeholder left unrendered, in ours or in a policy ours build on;
 //! - a `BasePolicy` that no given policy has (with what to do about it), or an inheritance loop;
 //! - for each of our policies, every reference (claim type, technical profile, claims
 //!   transformation, content definition, display control, user journey, sub journey) that no
@@ -372,7 +372,7 @@ impl<'a, 'i> Index<'a, 'i> {
 /// every problem found, in file and line order; empty when all is well.
 pub fn check_against(ours: &[PolicyFile], theirs: &[PolicyFile]) -> Vec<Problem> {
     let mut problems = BTreeSet::new();
-    for file in ours.iter().chain(theirs) {
+    for file in ours {
         problems.extend(check_placeholders(file));
     }
     // Each policy with the file it came from, to parse each chain on its own (a parsed
@@ -422,6 +422,8 @@ pub fn check_against(ours: &[PolicyFile], theirs: &[PolicyFile]) -> Vec<Problem>
     }
     let index = Index { docs: &docs, by_id };
 
+    // Theirs that some chain of ours goes through: the ones an upload of ours depends on.
+    let mut depended_on = BTreeSet::new();
     for (at, (_, doc)) in docs.iter().enumerate().take(our_count) {
         if policy_id(doc).is_none() {
             continue;
@@ -435,6 +437,10 @@ pub fn check_against(ours: &[PolicyFile], theirs: &[PolicyFile]) -> Vec<Problem>
         };
         let (chain_docs, _) = parse(chain.iter().map(|&i| sources[i].as_pair()));
         problems.extend(check_policy(&chain_docs));
+        depended_on.extend(chain.into_iter().filter(|&i| i >= our_count));
+    }
+    for i in depended_on {
+        problems.extend(check_placeholders(sources[i]));
     }
     problems.into_iter().collect()
 }
@@ -1086,6 +1092,21 @@ mod tests {
             "unrendered placeholder {Settings:AuthyApiBaseUrl}",
         );
         assert_eq!((p.file.as_str(), p.line), ("AuthyExtensions.xml", Some(9)));
+
+        // In the tenant's: reported in a policy ours build on, not in an unrelated one.
+        let mut theirs = theirs();
+        for file in &mut theirs[1..] {
+            file.text = file.text.replace(
+                "TenantId=\"t.onmicrosoft.com\"",
+                "TenantId=\"{Settings:Tenant}\"",
+            );
+        }
+        let problems = check_against(&with_sub(self::ours()), &theirs);
+        one(
+            &problems,
+            "tenant/Extensions.xml:2: unrendered placeholder {Settings:Tenant}",
+        );
+        assert_eq!(problems.len(), 1, "{:#?}", messages(&problems));
     }
 
     #[test]
