@@ -10,8 +10,11 @@
 //! the leaf of a chain such as Base ← Localization ← Extensions ← relying party, and it sees the
 //! union of the elements of its chain, a child overriding or extending an element with the same
 //! id. Ids are matched ignoring case (the starter pack itself writes both `surname` and
-//! `surName`). A policy that nothing in the set inherits from is a leaf too: a tenant folder may
-//! hold unrelated policies, and an id defined only by one of them resolves nothing for ours.
+//! `surName`). Each policy of ours is checked through ITS chain, itself and its bases: that is
+//! all B2C has when it validates the policy on upload, base policies first (MS docs
+//! "tutorial-create-user-flows", custom policy pivot: upload Base, Localization, Extensions,
+//! then the relying parties). A tenant folder may hold unrelated policies (other relying
+//! parties, other layers); an id defined only by one of them resolves nothing for ours.
 //!
 //! [`check_against`] reports, as [`Problem`] values (never a panic, whatever the input):
 //! - a file that is not well-formed XML or not a `TrustFrameworkPolicy` with a `PolicyId`;
