@@ -20,6 +20,9 @@
 //!   `simulator` cargo feature (default), which the Azure package leaves out.
 //! - [`policies`] — renders the B2C custom policies in `policies/` per environment (used by
 //!   the `render-policies` binary and the policy contract test); not on the request path.
+//! - [`policy_check`] — the offline check of rendered policies against the admin's own Base,
+//!   Localization and Extensions, by inheritance chain (`render-policies --check-against`, and
+//!   the policy contract test); imports nothing of the crate; not on the request path.
 //! - [`logging`] — JSON logs, WARN+ to stderr.
 //! - `dev` — what `main` needs for `handler demo`, `handler simulator` and
 //!   `AUTHY_SIMULATOR=embedded` (the `simulator` feature only); not on the request path.
@@ -35,5 +38,6 @@ pub mod error;
 pub mod functions;
 pub mod logging;
 pub mod policies;
+pub mod policy_check;
 #[cfg(feature = "simulator")]
 pub mod simulator;

@@ -14,6 +14,7 @@ mod function_folders;
 mod host_emulation;
 mod journey;
 mod layout;
+mod policy_check;
 mod policy_contract;
 mod properties;
 mod shutdown;

@@ -14,7 +14,8 @@
 //!   claims exchange our files reference is defined by our files or the tenant's chain, played by
 //!   the variant's starter pack: its Base, Localization and Extensions from `../shared/b2c/` (the
 //!   pack's own Extensions stands in for the tenant's); steps are numbered 1..N and end with
-//!   SendClaims;
+//!   SendClaims: `b2c_authy::policy_check::check_against`, the check `render-policies
+//!   --check-against` runs for users;
 //! - the layer: no file of ours has the PolicyId of a tenant-chain policy (Base, Localization,
 //!   Extensions), our layer inherits from `AuthyBasePolicy` and defines no id the pack's chain
 //!   defines (it overrides nothing of the tenant's), every file carries the managed-policy marker,
@@ -55,13 +56,15 @@ use b2c_authy::functions::{
 use b2c_authy::policies::{
     self, AppSettings, Environment, LayerSettings, PolicyError, SocialProviders, StarterPack,
 };
+use b2c_authy::policy_check::{
+    self, child, closure, descendants, is, is_rest, merged, metadata, profiles, text, Parsed,
+    PolicyFile,
+};
 use roxmltree::{Document, Node};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_aux::serde_introspection::serde_introspect;
 
-/// The namespace of every B2C policy element.
-const NS: &str = "http://schemas.microsoft.com/online/cpim/schemas/2013/06";
 /// The claim that holds the authy id in the directory.
 const AUTHY_ID_CLAIM: &str = "extension_authyId";
 /// The policy key of the client certificate B2C presents to the API.
@@ -355,14 +358,22 @@ fn skip_or_fail(why: &str) {
     eprintln!("SKIPPED: {why}");
 }
 
-fn parse(files: &[PolicyText]) -> Vec<(&str, Document<'_>)> {
+/// Our own files, parsed (by the library the user-facing check uses); they must be well-formed.
+fn parse(files: &[PolicyText]) -> Vec<Parsed<'_>> {
+    let (docs, problems) = policy_check::parse(
+        files
+            .iter()
+            .map(|(name, text)| (name.as_str(), text.as_str())),
+    );
+    assert!(problems.is_empty(), "{problems:#?}");
+    docs
+}
+
+/// Policy files as the library takes them.
+fn policy_files(files: &[PolicyText]) -> Vec<PolicyFile> {
     files
         .iter()
-        .map(|(name, text)| {
-            let doc = Document::parse(text)
-                .unwrap_or_else(|e| panic!("{name} is not well-formed XML: {e}"));
-            (name.as_str(), doc)
-        })
+        .map(|(name, text)| PolicyFile::new(name.clone(), text.clone()))
         .collect()
 }
 
@@ -410,49 +421,6 @@ fn wait_limits() -> WaitLimits {
 // ---------------------------------------------------------------------------------------------
 // XML helpers
 
-fn is(node: Node, name: &str) -> bool {
-    node.is_element() && node.tag_name().name() == name && node.tag_name().namespace() == Some(NS)
-}
-
-fn descendants<'a, 'i>(
-    node: Node<'a, 'i>,
-    name: &'static str,
-) -> impl Iterator<Item = Node<'a, 'i>> {
-    node.descendants().filter(move |n| is(*n, name))
-}
-
-fn children<'a, 'i>(node: Node<'a, 'i>, name: &'static str) -> impl Iterator<Item = Node<'a, 'i>> {
-    node.children().filter(move |n| is(*n, name))
-}
-
-fn child<'a, 'i>(node: Node<'a, 'i>, name: &'static str) -> Option<Node<'a, 'i>> {
-    children(node, name).next()
-}
-
-fn text(node: Node) -> String {
-    node.text().unwrap_or_default().trim().to_owned()
-}
-
-/// A technical profile's metadata items, key → value.
-fn metadata(profile: Node) -> BTreeMap<String, String> {
-    child(profile, "Metadata")
-        .into_iter()
-        .flat_map(|m| children(m, "Item"))
-        .map(|item| {
-            (
-                item.attribute("Key").unwrap_or_default().to_owned(),
-                text(item),
-            )
-        })
-        .collect()
-}
-
-fn is_rest(profile: Node) -> bool {
-    child(profile, "Protocol")
-        .and_then(|p| p.attribute("Handler"))
-        .is_some_and(|h| h.contains("RestfulProvider"))
-}
-
 /// The function a REST technical profile calls: the last path segment of its `ServiceUrl`.
 fn function_of(metadata: &BTreeMap<String, String>) -> Option<String> {
     let url = metadata.get("ServiceUrl")?;
@@ -467,70 +435,6 @@ fn partner_name(claim: Node) -> String {
         .or(claim.attribute("ClaimTypeReferenceId"))
         .unwrap_or_default()
         .to_owned()
-}
-
-/// Every definition of a technical profile (B2C merges definitions with the same id, ignoring case).
-fn profiles<'a, 'i>(docs: &'a [(&str, Document<'i>)], id: &str) -> Vec<Node<'a, 'i>> {
-    docs.iter()
-        .flat_map(|(_, doc)| descendants(doc.root(), "TechnicalProfile"))
-        .filter(|tp| {
-            tp.attribute("Id")
-                .is_some_and(|i| i.eq_ignore_ascii_case(id))
-        })
-        .collect()
-}
-
-/// A technical profile as B2C sees it: the definitions of the profiles it includes
-/// (transitively), then its own definitions, in file order; later ones override earlier ones.
-fn merged<'a, 'i>(docs: &'a [(&str, Document<'i>)], id: &str) -> Vec<Node<'a, 'i>> {
-    fn collect<'a, 'i>(
-        docs: &'a [(&str, Document<'i>)],
-        id: &str,
-        seen: &mut BTreeSet<String>,
-        out: &mut Vec<Node<'a, 'i>>,
-    ) {
-        if !seen.insert(id.to_lowercase()) {
-            return; // an include cycle: B2C refuses it; here it just ends
-        }
-        let own = profiles(docs, id);
-        for include in own
-            .iter()
-            .flat_map(|tp| children(*tp, "IncludeTechnicalProfile"))
-        {
-            collect(
-                docs,
-                include.attribute("ReferenceId").unwrap_or_default(),
-                seen,
-                out,
-            );
-        }
-        out.extend(own);
-    }
-    let mut out = Vec::new();
-    collect(docs, id, &mut BTreeSet::new(), &mut out);
-    out
-}
-
-/// The technical profiles a profile runs: itself, its validation technical profiles and included
-/// profiles, transitively.
-fn closure(docs: &[(&str, Document)], id: &str) -> BTreeSet<String> {
-    let mut seen = BTreeSet::new();
-    let mut todo = vec![id.to_lowercase()];
-    while let Some(id) = todo.pop() {
-        if !seen.insert(id.clone()) {
-            continue;
-        }
-        for tp in profiles(docs, &id) {
-            let referenced = descendants(tp, "ValidationTechnicalProfile")
-                .chain(children(tp, "IncludeTechnicalProfile"));
-            todo.extend(
-                referenced
-                    .filter_map(|r| r.attribute("ReferenceId"))
-                    .map(str::to_lowercase),
-            );
-        }
-    }
-    seen
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -625,136 +529,6 @@ fn check_rest_profiles(
             problems.push(format!(
                 "{at}: ServiceUrl must be https with the function key in ?code=, is {url}"
             ));
-        }
-    }
-    problems
-}
-
-/// Every reference in our files resolves in our files or the starter pack (ids ignore case),
-/// and our journeys are well formed.
-fn check_references(ours: &[(&str, Document)], pack: &[(&str, Document)]) -> Vec<String> {
-    const KINDS: [&str; 6] = [
-        "ClaimType",
-        "TechnicalProfile",
-        "ContentDefinition",
-        "ClaimsTransformation",
-        "UserJourney",
-        "DisplayControl",
-    ];
-    let mut defined: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
-    for (_, doc) in ours.iter().chain(pack) {
-        for kind in KINDS {
-            let ids = descendants(doc.root(), kind)
-                .filter_map(|n| n.attribute("Id"))
-                .map(str::to_lowercase);
-            defined.entry(kind).or_default().extend(ids);
-        }
-    }
-    let mut problems = Vec::new();
-    let mut need = |file: &str, kind: &str, id: &str, what: &str| {
-        if !defined[kind].contains(&id.to_lowercase()) {
-            problems.push(format!(
-                "{file}: {what} references {kind} '{id}', which neither our policies nor the starter pack define"
-            ));
-        }
-    };
-    for (file, doc) in ours {
-        for node in doc.descendants().filter(|n| n.is_element()) {
-            let tag = node.tag_name().name();
-            for (attribute, kind) in [
-                ("ClaimTypeReferenceId", "ClaimType"),
-                ("TechnicalProfileReferenceId", "TechnicalProfile"),
-                ("CpimIssuerTechnicalProfileReferenceId", "TechnicalProfile"),
-                ("ContentDefinitionReferenceId", "ContentDefinition"),
-                ("DisplayControlReferenceId", "DisplayControl"),
-                ("UserJourneyReferenceId", "UserJourney"),
-            ] {
-                if let Some(id) = node.attribute(attribute) {
-                    need(file, kind, id, tag);
-                }
-            }
-            let kind = match tag {
-                "ValidationTechnicalProfile"
-                | "IncludeTechnicalProfile"
-                | "UseTechnicalProfileForSessionManagement" => Some("TechnicalProfile"),
-                "InputClaimsTransformation" | "OutputClaimsTransformation" => {
-                    Some("ClaimsTransformation")
-                }
-                "DefaultUserJourney" => Some("UserJourney"),
-                _ => None,
-            };
-            if let (Some(kind), Some(id)) = (kind, node.attribute("ReferenceId")) {
-                need(file, kind, id, tag);
-            }
-            if tag == "Item" && node.attribute("Key") == Some("ContentDefinitionReferenceId") {
-                need(
-                    file,
-                    "ContentDefinition",
-                    &text(node),
-                    "Metadata ContentDefinitionReferenceId",
-                );
-            }
-            if tag == "SubjectNamingInfo" {
-                need(
-                    file,
-                    "ClaimType",
-                    node.attribute("ClaimType").unwrap_or_default(),
-                    tag,
-                );
-            }
-            // The first Value of a ClaimsExist or ClaimEquals precondition is a claim.
-            if tag == "Precondition" {
-                if let Some(claim) = child(node, "Value") {
-                    need(file, "ClaimType", &text(claim), "Precondition");
-                }
-            }
-        }
-    }
-    for (file, doc) in ours {
-        for journey in descendants(doc.root(), "UserJourney") {
-            problems.extend(check_journey(file, journey));
-        }
-    }
-    problems
-}
-
-/// Steps 1..N ending with SendClaims; claims exchange ids unique; selections name an exchange.
-fn check_journey(file: &str, journey: Node) -> Vec<String> {
-    let at = format!(
-        "{file}: journey '{}'",
-        journey.attribute("Id").unwrap_or_default()
-    );
-    let mut problems = Vec::new();
-    let steps: Vec<_> = descendants(journey, "OrchestrationStep").collect();
-    let orders: Vec<_> = steps
-        .iter()
-        .map(|s| s.attribute("Order").and_then(|o| o.parse::<usize>().ok()))
-        .collect();
-    if orders != (1..=steps.len()).map(Some).collect::<Vec<_>>() {
-        problems.push(format!(
-            "{at}: orchestration steps are numbered {orders:?}, not 1..{}",
-            steps.len()
-        ));
-    }
-    if steps.last().and_then(|s| s.attribute("Type")) != Some("SendClaims") {
-        problems.push(format!("{at}: the last step is not SendClaims"));
-    }
-    let mut exchanges = BTreeSet::new();
-    for exchange in descendants(journey, "ClaimsExchange") {
-        let id = exchange.attribute("Id").unwrap_or_default().to_lowercase();
-        if !exchanges.insert(id.clone()) {
-            problems.push(format!("{at}: claims exchange '{id}' is used twice"));
-        }
-    }
-    for selection in descendants(journey, "ClaimsProviderSelection") {
-        for attribute in ["TargetClaimsExchangeId", "ValidationClaimsExchangeId"] {
-            if let Some(id) = selection.attribute(attribute) {
-                if !exchanges.contains(&id.to_lowercase()) {
-                    problems.push(format!(
-                        "{at}: {attribute} '{id}' matches no claims exchange of the journey"
-                    ));
-                }
-            }
         }
     }
     problems
@@ -1031,11 +805,16 @@ fn check_all(
 ) -> Vec<String> {
     let pack_files = pack.unwrap_or_default();
     let all_files = [pack_files, ours].concat();
-    let (ours, pack, all) = (parse(ours), parse(pack_files), parse(&all_files));
+    // References and journeys through each policy's chain: what `render-policies --check-against`
+    // reports to users.
+    let chained = if pack_files.is_empty() {
+        Vec::new()
+    } else {
+        policy_check::check_against(&policy_files(ours), &policy_files(pack_files))
+    };
+    let (ours, all) = (parse(ours), parse(&all_files));
     let mut problems = check_rest_profiles(&ours, api);
-    if !pack.is_empty() {
-        problems.extend(check_references(&ours, &pack));
-    }
+    problems.extend(chained.iter().map(ToString::to_string));
     problems.extend(check_write_after_approval(&ours, &all));
     problems.extend(check_wait_pages(&ours, &all, wait_limits()));
     problems
