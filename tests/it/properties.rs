@@ -337,16 +337,16 @@ proptest! {
 }
 
 #[test]
-fn every_code_is_unique_and_documented_in_the_readme() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md");
+fn every_code_is_unique_and_documented_in_the_api_reference() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/api.md"))
+        .expect("docs/api.md");
     let mut codes: Vec<&str> = (0..VARIANTS)
         .map(|i| api_error(i, String::new(), "email").code())
         .collect();
     for code in &codes {
         assert!(
             readme.contains(&format!("`{code}`")),
-            "code {code} is not documented in README.md"
+            "code {code} is not documented in docs/api.md"
         );
     }
     codes.sort_unstable();
@@ -462,7 +462,7 @@ fn body() -> impl Strategy<Value = Value> {
     prop_oneof![6 => object, 1 => json_value()]
 }
 
-/// The status each code must be answered with (README, "Errors").
+/// The status each code must be answered with (docs/api.md, "Errors").
 fn status_of(code: &str) -> u16 {
     match code {
         "MalformedRequest" => 400,
