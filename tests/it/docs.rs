@@ -168,17 +168,15 @@ fn the_link_check_can_fail() {
     );
 }
 
-/// Options documented before the branch that adds them is merged.
-/// TODO(lead): empty this list once the upload and check branches are merged; the test then
-/// fails for any entry that exists, so no stale entry stays.
+/// Options documented before the branch that adds them is merged (a script that does not exist
+/// yet, such as deploy/import-authy-ids.sh, is not checked at all until it does).
+/// TODO(lead): empty this list once the upload and check branches are merged; the test fails for
+/// any entry that exists by then, so no stale entry stays.
 const PENDING: &[(&str, &str)] = &[
     ("upload-policies.sh", "--diff"),
     ("upload-policies.sh", "--rollback"),
     ("upload-policies.sh", "--force"),
     ("upload-policies.sh", "--with-base-policies"),
-    ("import-authy-ids.sh", "--csv"),
-    ("import-authy-ids.sh", "--dry-run"),
-    ("import-authy-ids.sh", "--help"),
     ("render-policies", "--check-against"),
 ];
 
