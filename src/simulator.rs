@@ -61,7 +61,7 @@ pub enum Behaviour {
 }
 
 /// The trigger table: last four digits → behaviour, with a one-line description (printed by
-/// `handler demo` and kept in the README).
+/// `handler demo` and kept in docs/simulator.md).
 pub const TRIGGERS: &[(&str, Behaviour, &str)] = &[
     ("0101", Behaviour::Deny, "denied after the delay"),
     ("0102", Behaviour::Expire, "expired after the delay"),

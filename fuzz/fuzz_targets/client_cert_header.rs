@@ -11,7 +11,7 @@
 //!   thumbprint, and never accept it (the CA signed nothing).
 //!
 //! Seeds: `fuzz/seeds/client_cert_header/` (malformed headers) and a certificate made fresh
-//! with openssl (README, "Fuzzing"); no certificate is committed.
+//! with openssl (docs/testing.md, "Fuzzing"); no certificate is committed.
 
 #![no_main]
 

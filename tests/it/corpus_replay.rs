@@ -1,7 +1,7 @@
 //! Replays the bad-input corpus in `tests/corpus/` against the real handler over HTTP.
 //!
-//! Each case is one request to one of the three functions and the answer the README's
-//! contract ("API" and "Errors") promises for it: the HTTP status and the B2C error `code`.
+//! Each case is one request to one of the three functions and the answer the
+//! contract in docs/api.md ("Functions, requests and responses", "Errors") promises for it: the HTTP status and the B2C error `code`.
 //! The test proves, for every case, that the handler answers (no panic, no hang, no 5xx),
 //! with the B2C error body, and with exactly the expected status and code. It fails if the
 //! corpus holds fewer than [`MIN_CASES`] cases, so an emptied or misplaced folder cannot pass.

@@ -10,6 +10,7 @@ mod client_cert;
 mod connection_limits;
 mod corpus_replay;
 mod deploy;
+mod docs;
 mod function_folders;
 mod host_emulation;
 mod journey;

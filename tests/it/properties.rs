@@ -9,8 +9,8 @@
 //! 2. Errors: every `ApiError` variant, built with arbitrary details, yields the body B2C reads
 //!    (`version` 1.0.0, `status` 409, a non-empty `code` and `userMessage`), a 4xx, the same
 //!    status and body through `IntoResponse`, and a `userMessage` that never carries the detail
-//!    (internals go to `developerMessage` only). Every code is unique and documented in the
-//!    README.
+//!    (internals go to `developerMessage` only). Every code is unique and documented in
+//!    docs/api.md.
 //! 3. Arbitrary bodies (JSON values of any shape, biased towards the real claim names, and raw
 //!    bytes) POSTed over real HTTP to the three functions never get a 5xx or an
 //!    `InternalError` (a caught panic): always a success with the output claims, or the B2C
@@ -31,7 +31,7 @@ use serde_json::{Map, Value};
 // ------------------------------------------------------------------ 1. phone numbers
 
 /// Valid numbers: (country calling code, national significant number), from
-/// libphonenumber's example numbers (fixed and mobile) and the README's.
+/// libphonenumber's example numbers (fixed and mobile) and docs/api.md's.
 const VALID_NUMBERS: &[(&str, &str)] = &[
     ("1", "4255550100"),
     ("1", "2015550123"),
@@ -337,16 +337,16 @@ proptest! {
 }
 
 #[test]
-fn every_code_is_unique_and_documented_in_the_readme() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md");
+fn every_code_is_unique_and_documented_in_the_api_reference() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/api.md"))
+        .expect("docs/api.md");
     let mut codes: Vec<&str> = (0..VARIANTS)
         .map(|i| api_error(i, String::new(), "email").code())
         .collect();
     for code in &codes {
         assert!(
             readme.contains(&format!("`{code}`")),
-            "code {code} is not documented in README.md"
+            "code {code} is not documented in docs/api.md"
         );
     }
     codes.sort_unstable();
@@ -462,7 +462,7 @@ fn body() -> impl Strategy<Value = Value> {
     prop_oneof![6 => object, 1 => json_value()]
 }
 
-/// The status each code must be answered with (README, "Errors").
+/// The status each code must be answered with (docs/api.md, "Errors").
 fn status_of(code: &str) -> u16 {
     match code {
         "MalformedRequest" => 400,
