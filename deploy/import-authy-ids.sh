@@ -130,13 +130,13 @@ while IFS= read -r line || [[ -n "$line" ]]; do
         bad+=("line $line_no: double quote in the row (quoted fields are not supported)")
         continue
     fi
-    IFS=, read -r -a fields <<<"$line"
-    if [[ "$line" == *, ]] || ((${#fields[@]} != 2)); then
-        bad+=("line $line_no: expected 2 fields 'user,authyId', found $(($(tr -cd , <<<"$line" | wc -c) + 1))")
+    commas="${line//[^,]/}"
+    if ((${#commas} != 1)); then
+        bad+=("line $line_no: expected 2 fields 'user,authyId', found $((${#commas} + 1))")
         continue
     fi
     # Spaces and tabs around a field are not part of it.
-    user="${fields[0]}" authy="${fields[1]}"
+    user="${line%%,*}" authy="${line#*,}"
     user="${user#"${user%%[![:space:]]*}"}" user="${user%"${user##*[![:space:]]}"}"
     authy="${authy#"${authy%%[![:space:]]*}"}" authy="${authy%"${authy##*[![:space:]]}"}"
     problems=()
