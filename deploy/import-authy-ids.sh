@@ -29,10 +29,13 @@ the script before the first write, with every such line reported.  The exit
 status is 1 when any row was refused (or anything failed), 0 otherwise.
 Sign-in names are shown masked (a***@example.com); authy ids are not shown.
 
-The attribute exists in the tenant once a policy (this project's, or the
-Authy sample's) has written it for one user, or once it is created as the
-user attribute 'authyId' (String) under Azure AD B2C > User attributes and
-used (MS docs \"Define custom attributes in Azure AD B2C\").
+Graph knows the attribute only once a policy has written it for some user:
+B2C registers it the first time an Azure AD technical profile persists the
+claim (MS docs \"Define custom attributes in Azure AD B2C\"), not when it is
+added under User attributes.  A tenant whose users enrolled with the Authy
+sample has it; in any other, enrol one test user through
+B2C_1A_signup_signin_authy first, or Graph refuses the writes ('does not
+exist as a declared property').
 
 Sign in first as a service principal of the B2C tenant that has the Microsoft
 Graph application permission User.ReadWrite.All (admin consent granted;
@@ -207,7 +210,7 @@ declare -A line_of_id=()
 for i in "${!rows_line[@]}"; do
     user="${rows_user[$i]}" line_no="${rows_line[$i]}"
     found="$(graph_find_user "$user" "$B2C_TENANT" "$ATTRIBUTE")" ||
-        die "looking up the user of line $line_no failed (see az's message above); nothing was written. A 403 (Authorization_RequestDenied) means the signed-in identity lacks User.Read.All/User.ReadWrite.All: see --help."
+        die "looking up the user of line $line_no failed (see az's message above); nothing was written. A 403 (Authorization_RequestDenied) means the signed-in identity lacks User.Read.All/User.ReadWrite.All; 'does not exist as a declared property' means no policy has written the attribute in this tenant yet: see --help."
     if [[ -z "$found" ]]; then
         unknown+=("line $line_no: no user $(show "$user") in the tenant")
         continue
@@ -261,7 +264,7 @@ for i in "${to_set[@]}"; do
     printf '{"%s":"%s"}\n' "$ATTRIBUTE" "$(json_escape "${rows_authy[$i]}")" >"$body"
     if ! run az rest --method patch --uri "$GRAPH_V1_URL/users/$id" \
         --headers "Content-Type=application/json" --body "@$body" --output none; then
-        die "writing the authy id of line ${rows_line[$i]} ($id) failed after $set_count write(s); run the script again once fixed (users already done are left alone). A 403 means the signed-in identity lacks User.ReadWrite.All; 'does not exist as a declared property' means the attribute does not exist in the tenant yet: see --help."
+        die "writing the authy id of line ${rows_line[$i]} ($id) failed after $set_count write(s); run the script again once fixed (users already done are left alone). A 403 means the signed-in identity lacks User.ReadWrite.All; 'does not exist as a declared property' means no policy has written the attribute in this tenant yet: see --help."
     fi
     set_count=$((set_count + 1))
     if is_dry_run; then

@@ -398,3 +398,17 @@ fn import_takes_the_tenant_and_client_id_from_an_environment() {
     .assert_code(1)
     .assert_stderr("no environment named 'Nowhere'");
 }
+
+#[test]
+fn import_stops_at_a_failed_look_up_before_any_write() {
+    let sb = tenant("import-lookup-fail");
+    sb.write("ids.csv", &format!("{ALICE},1001\nbob_smith,2999\n"));
+    run(import(&sb).env("AZ_STUB_FAIL_ON", "bob_smith"))
+        .assert_code(1)
+        .assert_stderr("stub refused: bob_smith")
+        .assert_stderr("looking up the user of line 2 failed")
+        .assert_stderr("nothing was written")
+        .assert_stderr("User.Read.All");
+    assert_eq!(sb.az_calls().len(), 2, "{:?}", sb.az_calls());
+    assert!(patches(&sb).is_empty());
+}
