@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use super::{policy_xml, repo_root, skip_or_fail, Sandbox, TENANT, TEST_DIR, THUMBPRINT};
+use super::{policy_xml, repo_root, skip_or_fail, Sandbox, SCRIPTS, TENANT, TEST_DIR, THUMBPRINT};
 
 /// The wrapper the scripts run as `az`, in [`TEST_DIR`].
 const AZ_WRAPPER: &str = "az_wrapper.py";
@@ -595,6 +595,19 @@ fn verdict_cache(name: &str) -> PathBuf {
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// A new script gets a job above: every script of [`SCRIPTS`] runs through the real CLI
+/// (checked also where the real CLI is not installed).
+#[test]
+fn every_script_has_a_real_cli_job() {
+    let jobs = all_jobs();
+    for script in SCRIPTS {
+        assert!(
+            jobs.iter().any(|j| j.script == *script),
+            "{script} has no job in real_az.rs all_jobs()"
+        );
+    }
 }
 
 /// The wrapper at least compiles, also where the real CLI is not installed and the tests
