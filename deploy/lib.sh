@@ -307,3 +307,104 @@ require() {
         exit 2
     fi
 }
+
+# --- Microsoft Graph: users and their extension attributes -----------------
+#
+# Used by import-authy-ids.sh (and meant for any script that reads or changes
+# one user's authy id).  Reads run under --dry-run too (they change nothing;
+# a dry run reports what a real run would do); writes go through `run`.
+
+GRAPH_V1_URL="https://graph.microsoft.com/v1.0"
+
+# A user object id (GUID) in any case; sign-in names are everything else.
+GUID_RE='^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$'
+
+# url_encode STRING: percent-encode every byte but the unreserved characters
+# of RFC 3986 (A-Z a-z 0-9 - . _ ~), for a value inside a query string.
+url_encode() {
+    local LC_ALL=C s="$1" out="" c i
+    for ((i = 0; i < ${#s}; i++)); do
+        c="${s:i:1}"
+        if [[ "$c" == [A-Za-z0-9._~-] ]]; then
+            out+="$c"
+        else
+            out+="$(printf '%%%02X' "'$c")"
+        fi
+    done
+    printf '%s' "$out"
+}
+
+# odata_string STRING: STRING as an OData string literal, in single quotes,
+# a single quote inside doubled (OData ABNF, SQUOTE-in-string).
+odata_string() {
+    local s="$1"
+    printf "'%s'" "${s//\'/\'\'}"
+}
+
+# graph_extension_attribute CLIENT_ID NAME: the Microsoft Graph name of the
+# custom attribute that policies call extension_NAME:
+# extension_<b2c-extensions-app client id without dashes>_NAME (MS docs
+# "Define custom attributes in Azure AD B2C", user-flow-custom-attributes).
+graph_extension_attribute() {
+    local id="${1,,}"
+    printf 'extension_%s_%s' "${id//-/}" "$2"
+}
+
+# mask_sign_in_name NAME: what the logs may show of a sign-in name, as the
+# handler masks email addresses (src/domain.rs Email::masked): the first
+# character of the local part (none when it is 1 or 2 characters long),
+# ***, and @domain.  A user name keeps only its first character the same way.
+mask_sign_in_name() {
+    local name="$1" local_part domain=""
+    if [[ "$name" == *@* ]]; then
+        local_part="${name%@*}"
+        domain="@${name##*@}"
+    else
+        local_part="$name"
+    fi
+    if ((${#local_part} > 2)); then
+        printf '%s***%s' "${local_part:0:1}" "$domain"
+    else
+        printf '***%s' "$domain"
+    fi
+}
+
+# graph_find_user USER ISSUER ATTRIBUTE: look a user up by object id or by
+# sign-in name (a local account's emailAddress or userName identity issued by
+# ISSUER, the tenant's default domain such as contoso.onmicrosoft.com) and
+# print one "objectId<TAB>value of ATTRIBUTE" line per match (the value empty
+# when unset): none when there is no such user.  On any other error prints
+# az's message and returns 1.  Needs make_tmp_dir first (az's error output
+# goes through a file there).
+#
+# Graph: GET /v1.0/users/{id}?$select=...; by sign-in name GET /v1.0/users
+# ?$filter=identities/any(c:c/issuerAssignedId eq '...' and c/issuer eq
+# '...') (Graph docs "List users", "objectIdentity resource type": both
+# issuerAssignedId and issuer are required).  Extension attributes are only
+# returned when $select names them (Graph docs "Extension attributes").
+graph_find_user() {
+    local user="$1" issuer="$2" attribute="$3" uri query filter errors status=0 out=""
+    [[ -n "$TMP_DIR" ]] || die "graph_find_user: call make_tmp_dir first"
+    [[ "$attribute" =~ ^[A-Za-z0-9_]+$ ]] || die "graph_find_user: bad attribute name '$attribute'"
+    errors="$TMP_DIR/graph-find-user.err"
+    if [[ "$user" =~ $GUID_RE ]]; then
+        uri="$GRAPH_V1_URL/users/${user,,}?\$select=id,$attribute"
+        query="[[id, $attribute || '']]"
+    else
+        filter="identities/any(c:c/issuerAssignedId eq $(odata_string "$user") and c/issuer eq $(odata_string "$issuer"))"
+        uri="$GRAPH_V1_URL/users?\$filter=$(url_encode "$filter")&\$select=id,$attribute"
+        query="value[].[id, $attribute || '']"
+    fi
+    out="$(az rest --method get --uri "$uri" --query "$query" --output tsv 2>"$errors")" || status=$?
+    if ((status == 0)); then
+        [[ -z "$out" ]] || printf '%s\n' "$out"
+        return 0
+    fi
+    # An unknown object id is a 404 with this code (Graph docs "Microsoft
+    # Graph error responses and resource types").
+    if grep -q 'Request_ResourceNotFound' "$errors"; then
+        return 0
+    fi
+    cat "$errors" >&2
+    return 1
+}

@@ -98,6 +98,7 @@ fn scripts_name_every_missing_parameter() {
             ],
         ),
         ("client-cert.sh", &["--out-dir (or OUT_DIR)"]),
+        ("import-authy-ids.sh", &["--csv (or CSV_FILE)"]),
     ];
     for (script, missing) in expected {
         let out = run(&mut sb.command(script));

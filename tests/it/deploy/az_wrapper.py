@@ -172,12 +172,34 @@ def canned(words, argv):
             return {"kid": "k", "use": "sig", "kty": "RSA"}
         if url.endswith("/trustFramework/keySets"):
             return {"id": "B2C_1A_RestApiClientCertificate", "keys": []}
+        if url.startswith("https://graph.microsoft.com/v1.0/users"):
+            return graph_users(url, method)
         if "/trustFramework/policies/" in url:
             # Graph answers an upload with the policy itself: XML, not JSON.
             return RawText('<?xml version="1.0" encoding="utf-8"?><TrustFrameworkPolicy/>')
         return {}
     # Commands that change something; the scripts pass --output none.
     return {}
+
+
+def graph_users(url, method):
+    """Microsoft Graph /v1.0/users, as import-authy-ids.sh calls it."""
+    from urllib.parse import parse_qs, urlsplit
+    parts = urlsplit(url)
+    if method == "patch":
+        return None  # 204 No Content: az rest prints nothing
+    query = parse_qs(parts.query)
+    select = query.get("$select", ["id"])[0].split(",")
+    context = "https://graph.microsoft.com/v1.0/$metadata#users(" + ",".join(select) + ")"
+    if parts.path.startswith("/v1.0/users/"):
+        # A user without the attribute: Graph leaves an unset extension out.
+        return {"@odata.context": context + "/$entity", "id": parts.path.rsplit("/", 1)[1]}
+    # By sign-in name: one user, its id drawn from the filter, with the
+    # selected extension attributes set to 2002.
+    digest = hashlib.sha256(query.get("$filter", [""])[0].encode()).hexdigest()
+    user = {"id": f"{digest[:8]}-{digest[8:12]}-4{digest[13:16]}-8{digest[17:20]}-{digest[20:32]}"}
+    user.update({name: "2002" for name in select if name.startswith("extension_")})
+    return {"@odata.context": context, "value": [user]}
 
 
 class RawText(str):

@@ -16,6 +16,7 @@
 mod all_scripts;
 mod client_cert;
 mod deploy_code;
+mod import_authy_ids;
 mod package;
 mod provision;
 mod real_az;
@@ -34,6 +35,7 @@ const SCRIPTS: &[&str] = &[
     "deploy-code.sh",
     "upload-policies.sh",
     "client-cert.sh",
+    "import-authy-ids.sh",
 ];
 
 /// The SHA-1 thumbprint the provision tests pass (in several spellings).

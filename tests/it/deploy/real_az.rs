@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use super::{policy_xml, repo_root, skip_or_fail, Sandbox, TENANT, TEST_DIR, THUMBPRINT};
+use super::{policy_xml, repo_root, skip_or_fail, Sandbox, SCRIPTS, TENANT, TEST_DIR, THUMBPRINT};
 
 /// The wrapper the scripts run as `az`, in [`TEST_DIR`].
 const AZ_WRAPPER: &str = "az_wrapper.py";
@@ -304,7 +304,24 @@ fn prepare_fixtures(sb: &Sandbox) {
         "ca.pem",
         "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
     );
+    // Users by object id and by sign-in name (az_wrapper.py gives each sign-in name's user
+    // the authy id 2002): one set, one unchanged, one replaced with --overwrite.
+    sb.write(
+        "ids.csv",
+        "user,authyId\n6a2b7f0e-1c3d-4e5f-8a9b-0c1d2e3f4a5b,1001\no'brien@example.com,2002\nbob_smith,3003\n",
+    );
 }
+
+/// import-authy-ids.sh's arguments for the fixture ids.csv.
+const IMPORT_ARGS: &[&str] = &[
+    "--csv",
+    "{sandbox}/ids.csv",
+    "--tenant",
+    TENANT,
+    "--extensions-app-client-id",
+    "abcdef01-2345-6789-abcd-ef0123456789",
+    "--overwrite",
+];
 
 /// Runs the jobs PARALLEL at a time; returns their outcomes in job order.
 fn run_jobs(jobs: &[Job], az: &Path, python: &Path, cache: &Path) -> Vec<Outcome> {
@@ -481,6 +498,28 @@ fn all_jobs() -> Vec<Job> {
         ])
         .output(&["uploaded 4 policies"]),
     );
+    jobs.push(
+        Job::new("import-authy-ids", "import-authy-ids.sh", IMPORT_ARGS)
+            .calls(&[
+                "rest --method get --uri https://graph.microsoft.com/v1.0/users/6a2b7f0e-1c3d-4e5f-8a9b-0c1d2e3f4a5b?$select=id,extension_abcdef0123456789abcdef0123456789_authyId --query",
+                "rest --method get --uri https://graph.microsoft.com/v1.0/users?$filter=identities%2Fany%28c%3Ac%2FissuerAssignedId%20eq%20%27o%27%27brien%40example.com%27",
+                "rest --method patch --uri https://graph.microsoft.com/v1.0/users/6a2b7f0e-1c3d-4e5f-8a9b-0c1d2e3f4a5b --headers Content-Type=application/json --body @",
+            ])
+            .output(&["): replaced", "set 2, unchanged 1"]),
+    );
+    // A dry run looks users up too, through the same calls.
+    let mut dry_run_args = IMPORT_ARGS.to_vec();
+    dry_run_args.push("--dry-run");
+    jobs.push(
+        Job::new(
+            "import-authy-ids-dry-run",
+            "import-authy-ids.sh",
+            &dry_run_args,
+        )
+        .calls(&["rest --method get --uri https://graph.microsoft.com/v1.0/users?$filter="])
+        .output(&["a real run would: set 2, unchanged 1"])
+        .forbid(&["--method patch"]),
+    );
     // package.sh calls no az: its plan runs through the wrapper with no call.
     jobs.push(Job::new(
         "package-dry-run",
@@ -556,6 +595,19 @@ fn verdict_cache(name: &str) -> PathBuf {
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// A new script gets a job above: every script of [`SCRIPTS`] runs through the real CLI
+/// (checked also where the real CLI is not installed).
+#[test]
+fn every_script_has_a_real_cli_job() {
+    let jobs = all_jobs();
+    for script in SCRIPTS {
+        assert!(
+            jobs.iter().any(|j| j.script == *script),
+            "{script} has no job in real_az.rs all_jobs()"
+        );
+    }
 }
 
 /// The wrapper at least compiles, also where the real CLI is not installed and the tests
@@ -645,7 +697,7 @@ fn the_real_cli_check_catches_a_wrong_call() {
     let Some((az, python)) = real_az() else {
         return;
     };
-    let mutants: [(&str, &str, &str, &str, &str); 4] = [
+    let mutants: [(&str, &str, &str, &str, &str); 5] = [
         (
             "provision.sh",
             "--runtime custom",
@@ -674,6 +726,13 @@ fn the_real_cli_check_catches_a_wrong_call() {
             "query-error",
             "Unknown function: lower()",
         ),
+        (
+            "import-authy-ids.sh",
+            "az rest --method patch",
+            "az rest --method pach",
+            "parse-error",
+            "'pach' is not a valid value for '--method'",
+        ),
     ];
     let mut jobs = Vec::new();
     let mut copies = Vec::new();
@@ -695,6 +754,7 @@ fn the_real_cli_check_catches_a_wrong_call() {
         let mut job = match *script {
             "provision.sh" => Job::new(&format!("mutant-{i}"), script, &provision_args("premium"))
                 .env("AUTHY_API_KEY", "authy-test-key"),
+            "import-authy-ids.sh" => Job::new(&format!("mutant-{i}"), script, IMPORT_ARGS),
             "deploy-code.sh" => Job::new(
                 &format!("mutant-{i}"),
                 script,

@@ -8,6 +8,11 @@
 #   argument as `| ` lines.
 # AZ_STUB_FAIL_ON: fail (exit 1, an az-like error) any call whose arguments
 #   contain this text.
+# AZ_STUB_USERS: the users of a B2C tenant, for Microsoft Graph look-ups
+#   (GET .../v1.0/users/{id}, GET .../v1.0/users?$filter=identities/any(...))
+#   and writes (PATCH .../v1.0/users/{id}, which updates this file): a file of
+#   `objectId<TAB>signInName<TAB>authyId` lines.  Look-ups answer what
+#   `--output tsv` prints for the scripts' queries: `objectId<TAB>authyId`.
 # The other AZ_STUB_* variables below override single canned answers; each
 # defaults to what a new, correctly configured app would answer.
 set -u
@@ -84,6 +89,36 @@ case "$all" in
     fi
     ;;
 "functionapp function keys list"*) echo "key/$(arg_after --function-name "$@")+=" ;;
+"rest --method get --uri https://graph.microsoft.com/v1.0/users/"*)
+    uri="$(arg_after --uri "$@")"
+    id="${uri#*/v1.0/users/}"
+    id="${id%%\?*}"
+    found="$(awk -F '\t' -v id="${id,,}" 'tolower($1) == id { print $1 "\t" $3 }' "$AZ_STUB_USERS")"
+    if [[ -z "$found" ]]; then
+        printf 'ERROR: Not Found({"error":{"code":"Request_ResourceNotFound","message":"Resource %s does not exist or one of its queried reference-property objects are not present."}})\n' "'$id'" >&2
+        exit 1
+    fi
+    printf '%s\n' "$found"
+    ;;
+"rest --method get --uri https://graph.microsoft.com/v1.0/users?"*)
+    uri="$(arg_after --uri "$@")"
+    decoded="$(printf '%b' "${uri//%/\\x}")"
+    # identities/any(c:c/issuerAssignedId eq 'NAME' and c/issuer eq '...'),
+    # NAME with each single quote doubled (OData).
+    name="${decoded#*issuerAssignedId eq \'}"
+    name="${name%%\' and c/issuer eq *}"
+    name="${name//\'\'/\'}"
+    awk -F '\t' -v name="${name,,}" 'tolower($2) == name { print $1 "\t" $3 }' "$AZ_STUB_USERS"
+    ;;
+"rest --method patch --uri https://graph.microsoft.com/v1.0/users/"*)
+    uri="$(arg_after --uri "$@")"
+    id="${uri#*/v1.0/users/}"
+    body="$(arg_after --body "$@")"
+    value="$(sed -n 's/^{"[^"]*":"\([0-9]*\)"}$/\1/p' "${body#@}")"
+    awk -F '\t' -v OFS='\t' -v id="${id,,}" -v value="$value" \
+        'tolower($1) == id { $3 = value } { print }' "$AZ_STUB_USERS" >"$AZ_STUB_USERS.new"
+    mv "$AZ_STUB_USERS.new" "$AZ_STUB_USERS"
+    ;;
 "rest --method get --uri /subscriptions/"*/configreferences/*)
     # AZ_STUB_KV_REF_STATUSES: the answer to the first, second, ... call;
     # the last one repeats.
