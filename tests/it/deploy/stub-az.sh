@@ -8,6 +8,11 @@
 #   argument as `| ` lines.
 # AZ_STUB_FAIL_ON: fail (exit 1, an az-like error) any call whose arguments
 #   contain this text.
+# AZ_STUB_POLICIES: a folder standing in for the tenant's B2C custom
+#   policies, one <PolicyId>.xml each: `az rest` GET of
+#   .../trustFramework/policies/{id}/$value copies the file to --output-file
+#   or answers 404 Not Found as az does; PUT writes the --body file there,
+#   DELETE removes it.  Unset: a tenant without any policy that takes uploads.
 # The other AZ_STUB_* variables below override single canned answers; each
 # defaults to what a new, correctly configured app would answer.
 set -u
@@ -84,6 +89,30 @@ case "$all" in
     fi
     ;;
 "functionapp function keys list"*) echo "key/$(arg_after --function-name "$@")+=" ;;
+"rest --method "*" --uri https://graph.microsoft.com/beta/trustFramework/policies/"*)
+    method="$(arg_after --method "$@")"
+    id="$(arg_after --uri "$@")"
+    id="${id#https://graph.microsoft.com/beta/trustFramework/policies/}"
+    id="${id%/\$value}"
+    stored="${AZ_STUB_POLICIES:-/nonexistent}/$id.xml"
+    case "$method" in
+    get)
+        if [[ ! -f "$stored" ]]; then
+            # What az rest prints for a 404 (azure-cli core util.py, send_raw_request).
+            printf 'ERROR: Not Found({"error":{"code":"AADB2C","message":"Policy \x27%s\x27 does not exist."}})\n' "$id" >&2
+            exit 1
+        fi
+        cp "$stored" "$(arg_after --output-file "$@")"
+        ;;
+    put)
+        body="$(arg_after --body "$@")"
+        if [[ -n "${AZ_STUB_POLICIES:-}" ]]; then
+            cp "${body#@}" "$stored"
+        fi
+        ;;
+    delete) rm -f "$stored" ;;
+    esac
+    ;;
 "rest --method get --uri /subscriptions/"*/configreferences/*)
     # AZ_STUB_KV_REF_STATUSES: the answer to the first, second, ... call;
     # the last one repeats.
