@@ -507,7 +507,7 @@ for entry in "${externals[@]}"; do
     graph_get "$base" "$TMP_DIR/external-$base.xml" || status=$?
     if ((status != 0)); then
         missing+=("$base (the base of $child)")
-    else
+    elif ! is_dry_run; then
         log "$base, the base of $child, exists in the tenant"
     fi
 done
