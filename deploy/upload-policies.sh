@@ -275,6 +275,9 @@ elif cmd == "marker":
     sys.exit(0 if has_marker(args[0]) else 1)
 elif cmd == "diff":
     diff(*args)
+elif cmd == "tenant-of":
+    parsed = read_policy(args[0])
+    print("" if isinstance(parsed, str) else parsed[2])
 elif cmd == "check-saved":
     check_saved(*args)
 else:
@@ -296,6 +299,7 @@ graph_get() {
     fi
     "${call[@]}" 2>"$TMP_DIR/get.err" || status=$?
     if ((status == 0)); then
+        check_tenant "$id" "$file"
         return 0
     fi
     if grep -q '^ERROR: Not Found' "$TMP_DIR/get.err"; then
@@ -304,6 +308,19 @@ graph_get() {
     fi
     cat "$TMP_DIR/get.err" >&2
     die "could not read $id from the tenant (command failed: $(format_command "${call[@]}")). A 403 (Authorization_RequestDenied) means the signed-in identity lacks Policy.ReadWrite.TrustFramework: see --help."
+}
+
+# check_tenant ID FILE: the downloaded policy names EXPECTED_TENANT.  Graph
+# answers for the tenant az is signed in to, which the script cannot name
+# (az gives its GUID); a policy of another tenant means the wrong sign-in, and
+# nothing may be changed there.
+EXPECTED_TENANT=""
+check_tenant() {
+    local found
+    found="$(py tenant-of "$2")"
+    if [[ "${found,,}" != "${EXPECTED_TENANT,,}" ]]; then
+        die "$1 in the signed-in tenant has TenantId '$found', not $EXPECTED_TENANT: az is signed in to another tenant (az account show); nothing was changed"
+    fi
 }
 
 graph_put() {
@@ -415,6 +432,7 @@ if [[ -n "$ROLLBACK_DIR" ]]; then
         esac
     done <"$manifest"
     [[ "$tenant" =~ ^[A-Za-z0-9][A-Za-z0-9.-]*$ ]] || die "$manifest: no valid tenant line"
+    EXPECTED_TENANT="$tenant"
     ((${#order[@]} > 0)) || die "$manifest lists no policy"
     log "rolling back $tenant to $ROLLBACK_DIR: ${#saved[@]} to restore, ${#absent[@]} to delete"
 
@@ -491,6 +509,7 @@ while IFS=$'\t' read -r what a b c; do
     esac
 done <<<"$plan"
 
+EXPECTED_TENANT="$tenant"
 log "tenant $tenant; upload order:"
 for i in "${!ids[@]}"; do
     log "  ${ids[i]}  (${files[i]})"

@@ -702,3 +702,39 @@ fn upload_policies_dry_run_prints_the_calls() {
     assert!(sb.az_calls().is_empty());
     assert!(!sb.path("backups").exists());
 }
+
+/// Graph answers for whatever tenant az is signed in to: a downloaded policy naming another
+/// tenant stops both an upload and a rollback before anything changes there.
+#[test]
+fn upload_policies_stops_in_the_wrong_tenant() {
+    let sb = Sandbox::new("policies-wrong-tenant");
+    write_rendered(&sb);
+    let other = "fabrikam.onmicrosoft.com";
+    sb.write(
+        &format!("tenant/{EXTENSIONS}.xml"),
+        &policy_xml(EXTENSIONS, Some(LOCALIZATION), other),
+    );
+    sb.write(
+        &format!("tenant/{SIGNUP}.xml"),
+        &ours(SIGNUP, Some(LAYER), "theirs").replace(TENANT, other),
+    );
+    upload_rendered(&sb, &[])
+        .assert_failed()
+        .assert_stderr(&format!(
+            "{EXTENSIONS} in the signed-in tenant has TenantId '{other}', not {TENANT}"
+        ));
+    assert!(puts(&sb).is_empty(), "{:?}", sb.az_calls());
+    // A rollback whose only change would be a DELETE.
+    sb.write(
+        "backup/manifest.txt",
+        &format!("tenant {TENANT}\ntime 20260101T000000Z\npolicy {SIGNUP} ABSENT\n"),
+    );
+    upload(&sb, &["--rollback", "backup", "--backup-dir", "backups"])
+        .assert_failed()
+        .assert_stderr(&format!(
+            "{SIGNUP} in the signed-in tenant has TenantId '{other}'"
+        ));
+    assert_no_call(&sb.az_calls(), "--method delete");
+    assert!(tenant_policy(&sb, SIGNUP).is_some());
+    assert!(backups(&sb.path("backups")).is_empty());
+}
