@@ -28,13 +28,19 @@ policies are never uploaded by default."
 SCRIPT_DETAILS="Before anything is uploaded:
 - the policy our layer inherits from (the tenant's B2C_1A_TrustFrameworkExtensions
   unless AuthyBasePolicy says otherwise), which is not in the folder, must exist
-  in the tenant (GET .../policies/{id}/\$value; the script stops if it does not);
+  in the tenant, and so must the policies it inherits from, down to the root
+  (GET .../policies/{id}/\$value; the script stops if one does not).  Every
+  downloaded policy must name the files' tenant: a different TenantId means az
+  is signed in to another tenant, and the script stops;
 - every policy to upload is downloaded.  If one exists and its current text
   lacks the marker (a policy that is not ours), the script stops, naming it,
   unless --force;
 - the existing ones are saved into BACKUP_DIR/<tenant>/<UTC yyyymmddTHHMMSSZ>/
   as <PolicyId>.xml, with manifest.txt (tenant, time, chain order, and which
-  policies were ABSENT before).  That folder is what --rollback takes.  It may
+  policies were ABSENT before), and in tenant-chain/ the tenant's policies
+  ours build on, as downloaded (never changed or restored by this script; a
+  folder to give render-policies --check-against).  The backup folder is what
+  --rollback takes.  It may
   hold function keys: it is created readable by you only, and policy-backups/
   is gitignored.
 An upload that fails leaves the policies after it untouched: B2C checks each
@@ -275,6 +281,9 @@ elif cmd == "marker":
     sys.exit(0 if has_marker(args[0]) else 1)
 elif cmd == "diff":
     diff(*args)
+elif cmd == "base-of":
+    parsed = read_policy(args[0])
+    print("" if isinstance(parsed, str) or parsed[1] is None else parsed[1])
 elif cmd == "tenant-of":
     parsed = read_policy(args[0])
     print("" if isinstance(parsed, str) else parsed[2])
@@ -373,6 +382,8 @@ is_absent_now() { [[ " ${ABSENT_NOW[*]} " == *" $1 "* ]]; }
 # the folder.  The folder and files are private: policies may hold function
 # keys.
 SAVED_TO=""
+# The tenant's policies below ours that the run downloaded (not changed by it).
+TENANT_CHAIN_IDS=()
 backup() {
     local tenant="$1" id dir lines=()
     shift
@@ -391,12 +402,23 @@ backup() {
             lines+=("policy $id SAVED $id.xml")
         fi
     done
+    if ((${#TENANT_CHAIN_IDS[@]} > 0)); then
+        mkdir "$dir/tenant-chain"
+        for id in "${TENANT_CHAIN_IDS[@]}"; do
+            cp "$TMP_DIR/chain/$id.xml" "$dir/tenant-chain/$id.xml"
+        done
+    fi
     {
         printf '# b2c-authy policy backup. Restore: deploy/upload-policies.sh --rollback %s\n' "$dir"
         printf '# Policies in chain order (base first); SAVED: its text before the run is in the\n'
         printf '# file named; ABSENT: the tenant did not have it (a rollback deletes it).\n'
+        if ((${#TENANT_CHAIN_IDS[@]} > 0)); then
+            printf '# tenant-chain/ holds the policies ours build on, as they were (not changed by\n'
+            printf '# the run, not touched by --rollback): %s\n' "${TENANT_CHAIN_IDS[*]}"
+        fi
         printf 'tenant %s\n' "$tenant"
-        printf 'time %s\n' "$(basename "$dir")"
+        local name="${dir##*/}"
+        printf 'time %s\n' "${name%%-*}"
         printf '%s\n' "${lines[@]}"
     } >"$dir/manifest.txt"
     SAVED_TO="$dir"
@@ -518,17 +540,28 @@ done
 capture '<tenant-id>' az account show --query tenantId --output tsv >/dev/null ||
     die "not signed in to Azure: sign in as the B2C tenant's service principal (see --help)"
 
-# The bases outside the uploaded set (the tenant's extensions) must exist.
+# The bases outside the uploaded set (the tenant's extensions) must exist, and
+# so must what they inherit from, down to the root: the tenant's own chain,
+# which an upload keeps in its backup folder (tenant-chain/), e.g. for
+# render-policies --check-against.
+mkdir -p "$TMP_DIR/chain"
 missing=()
 for entry in "${externals[@]}"; do
     base="${entry%%$'\t'*}" child="${entry#*$'\t'}"
-    status=0
-    graph_get "$base" "$TMP_DIR/external-$base.xml" || status=$?
-    if ((status != 0)); then
-        missing+=("$base (the base of $child)")
-    elif ! is_dry_run; then
+    while [[ -n "$base" ]]; do
+        [[ " ${TENANT_CHAIN_IDS[*],,} " != *" ${base,,} "* ]] || break
+        status=0
+        graph_get "$base" "$TMP_DIR/chain/$base.xml" || status=$?
+        if ((status != 0)); then
+            missing+=("$base (the base of $child)")
+            break
+        fi
+        TENANT_CHAIN_IDS+=("$base")
+        is_dry_run && break
         log "$base, the base of $child, exists in the tenant"
-    fi
+        child="$base"
+        base="$(py base-of "$TMP_DIR/chain/$base.xml")"
+    done
 done
 if ((${#missing[@]} > 0)); then
     msg="not in tenant $tenant: ${missing[*]}. Our layer builds on the tenant's own custom policies: upload your Base, Localization and Extensions first (for a tenant with none: --with-base-policies DIR with the starter pack prepared as in the MS docs tutorial-create-user-flows), or set AuthyBasePolicy to the policy it should inherit from"

@@ -158,11 +158,10 @@ fn upload_policies_uploads_only_marked_files_in_chain_order() {
             "--method put",
         ],
     );
-    // No file of the tenant's chain is uploaded, changed or deleted.
-    for id in [BASE, LOCALIZATION] {
-        assert_no_call(&calls, id);
+    // No file of the tenant's chain is uploaded, changed or deleted (only read).
+    for id in [BASE, LOCALIZATION, EXTENSIONS] {
+        assert_no_call(&calls, &format!("put --uri {GRAPH}/{id}/"));
     }
-    assert_no_call(&calls, &format!("put --uri {GRAPH}/{EXTENSIONS}"));
     assert_no_call(&calls, "--method delete");
     let chain_after: Vec<Option<String>> = [BASE, LOCALIZATION, EXTENSIONS]
         .iter()
@@ -207,6 +206,15 @@ fn upload_policies_stops_when_the_tenant_lacks_the_layers_base() {
         .assert_stderr("nothing was uploaded");
     assert!(puts(&sb).is_empty(), "{:?}", sb.az_calls());
     assert!(backups(&sb.path("backups")).is_empty());
+    // The tenant's extensions without the localization it inherits from.
+    write_tenant(&sb, &[]);
+    fs::remove_file(sb.path(&format!("tenant/{LOCALIZATION}.xml"))).unwrap();
+    upload_rendered(&sb, &[])
+        .assert_failed()
+        .assert_stderr(&format!(
+            "not in tenant {TENANT}: {LOCALIZATION} (the base of {EXTENSIONS})"
+        ));
+    assert!(puts(&sb).is_empty(), "{:?}", sb.az_calls());
 }
 
 /// The backup holds the tenant's text from before the run, with a manifest, in the default
@@ -257,7 +265,25 @@ fn upload_policies_backs_up_before_the_first_put() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     files.sort();
-    assert_eq!(files, [format!("{LAYER}.xml"), "manifest.txt".to_owned()]);
+    assert_eq!(
+        files,
+        [
+            format!("{LAYER}.xml"),
+            "manifest.txt".to_owned(),
+            "tenant-chain".to_owned()
+        ]
+    );
+    // The tenant's own chain below our layer, as it was, for render-policies --check-against.
+    for id in [EXTENSIONS, LOCALIZATION, BASE] {
+        assert_eq!(
+            fs::read_to_string(dir.join(format!("tenant-chain/{id}.xml"))).ok(),
+            tenant_policy(&sb, id),
+            "{id}"
+        );
+    }
+    assert!(manifest.contains(&format!(
+        "# the run, not touched by --rollback): {EXTENSIONS} {LOCALIZATION} {BASE}\n"
+    )));
     use std::os::unix::fs::PermissionsExt;
     let mode = fs::metadata(dir).unwrap().permissions().mode();
     assert_eq!(mode & 0o077, 0, "backup folder mode {mode:o}");
@@ -273,7 +299,7 @@ fn upload_policies_backs_up_before_the_first_put() {
             .iter()
             .filter(|c| c.contains("--method get"))
             .count(),
-        4,
+        6,
         "{calls:?}"
     );
 }
@@ -538,7 +564,7 @@ fn upload_policies_says_base_dir_is_gone() {
     help.assert_ok()
         .assert_stdout("--base-dir option\nis gone")
         .assert_stdout("Policy.ReadWrite.TrustFramework")
-        .assert_stdout("That folder is what --rollback takes");
+        .assert_stdout("The backup folder is what\n  --rollback takes");
     assert!(sb.az_calls().is_empty());
 }
 
