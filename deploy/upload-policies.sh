@@ -437,7 +437,7 @@ if [[ -n "$ROLLBACK_DIR" ]]; then
         tenant) tenant="$id" ;;
         time) ;;
         policy)
-            [[ "$id" =~ ^[A-Za-z0-9_]+$ && -z "$extra" ]] || die "$manifest: bad policy line for '$id'"
+            [[ "$id" =~ ^[A-Za-z0-9_-]+$ && -z "$extra" ]] || die "$manifest: bad policy line for '$id'"
             order+=("$id")
             case "$state" in
             SAVED)
@@ -464,7 +464,7 @@ if [[ -n "$ROLLBACK_DIR" ]]; then
     fetch_current "${order[@]}"
     backup "$tenant" "${order[@]}"
     undo="$SAVED_TO"
-    log "current state saved in $undo"
+    is_dry_run || log "current state saved in $undo"
 
     for ((i = ${#order[@]} - 1; i >= 0; i--)); do
         id="${order[i]}"
