@@ -48,8 +48,12 @@ policy against its already uploaded base.  Undo a run with --rollback and the
 folder it printed.
 
 --diff downloads the current versions and prints a unified diff (current
-against new) per policy, or 'new policy'; it uploads nothing and writes no
-backup.  Function keys (code=...) are masked in the diff.
+against new) per policy, or 'new policy'; it uploads nothing.  Function keys
+(code=...) are masked in the diff.  What it downloaded stays in
+BACKUP_DIR/<tenant>/<UTC time>-diff/: tenant-chain/ (the tenant's policies ours
+build on; give that folder to render-policies --check-against before a first
+upload) and current/ (the tenant's versions of ours).  It has no manifest: it
+is not a backup to roll back to.
 
 --rollback DIR restores a backup folder: first it backs up the current state
 (so a rollback can be rolled back), then PUTs the saved files in reverse chain
@@ -345,12 +349,13 @@ graph_delete() {
     run az rest --method delete --uri "$GRAPH_POLICIES_URL/$1" --output none
 }
 
-# new_backup_dir TENANT: create and print BACKUP_DIR/TENANT/<UTC time>/ (a
-# suffix -2, -3... if a run of the same second made one already), private to
-# the user: backups may hold function keys.
+# new_backup_dir TENANT [SUFFIX]: create and print
+# BACKUP_DIR/TENANT/<UTC time>SUFFIX/ (then -2, -3... if a run of the same
+# second made one already), private to the user: backups may hold function
+# keys.
 new_backup_dir() {
     local base="$BACKUP_DIR/$1" stamp dir n=1
-    stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+    stamp="$(date -u +%Y%m%dT%H%M%SZ)${2:-}"
     (umask 077 && mkdir -p "$base")
     dir="$base/$stamp"
     while ! (umask 077 && mkdir "$dir" 2>/dev/null); do
@@ -574,6 +579,20 @@ fi
 
 if [[ -n "$DIFF_ONLY" ]]; then
     fetch_current "${ids[@]}"
+    # Keep what was downloaded: the tenant's chain is what render-policies
+    # --check-against needs before a first upload.  No manifest: nothing
+    # changed, so there is nothing to roll back.
+    if ! is_dry_run; then
+        umask 077
+        diff_dir="$(new_backup_dir "$tenant" -diff)"
+        mkdir "$diff_dir/tenant-chain" "$diff_dir/current"
+        for id in "${TENANT_CHAIN_IDS[@]}"; do
+            cp "$TMP_DIR/chain/$id.xml" "$diff_dir/tenant-chain/"
+        done
+        for id in "${ids[@]}"; do
+            is_absent_now "$id" || cp "$TMP_DIR/current/$id.xml" "$diff_dir/current/"
+        done
+    fi
     for i in "${!ids[@]}"; do
         id="${ids[i]}" file="${files[i]}"
         is_dry_run && continue
@@ -589,6 +608,7 @@ if [[ -n "$DIFF_ONLY" ]]; then
         fi
         py diff "$TMP_DIR/current/$id.xml" "$file" "$id (tenant $tenant, current)" "$file (new)"
     done
+    is_dry_run || log "downloaded into $diff_dir: tenant-chain/ (the tenant's policies ours build on: give this folder to render-policies --check-against) and current/ (the tenant's versions of ours)"
     log "diff only: nothing was uploaded"
     exit 0
 fi

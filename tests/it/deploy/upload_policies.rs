@@ -332,8 +332,41 @@ fn upload_policies_diff_shows_changes_and_uploads_nothing() {
     assert!(!out.stdout.contains("secret-key"), "{out}");
     assert!(puts(&sb).is_empty(), "{:?}", sb.az_calls());
     assert_no_call(&sb.az_calls(), "--method delete");
-    assert!(!sb.path("backups").exists());
-    assert_eq!(tenant_policy(&sb, LAYER), Some(old_layer));
+    assert_eq!(tenant_policy(&sb, LAYER), Some(old_layer.clone()));
+    // What it downloaded stays, without a manifest (nothing to roll back): the tenant's
+    // chain for render-policies --check-against, and the current versions of ours.
+    let dirs = backups(&sb.path("backups"));
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let name = dirs[0].file_name().unwrap().to_str().unwrap();
+    assert!(name.ends_with("-diff") && is_utc_stamp(name), "{name}");
+    out.assert_stderr(&format!(
+        "downloaded into backups/{TENANT}/{name}: tenant-chain/"
+    ));
+    assert!(!dirs[0].join("manifest.txt").exists());
+    for id in [EXTENSIONS, LOCALIZATION, BASE] {
+        assert_eq!(
+            fs::read_to_string(dirs[0].join(format!("tenant-chain/{id}.xml"))).ok(),
+            tenant_policy(&sb, id),
+            "{id}"
+        );
+    }
+    assert_eq!(
+        fs::read_to_string(dirs[0].join(format!("current/{LAYER}.xml"))).ok(),
+        Some(old_layer)
+    );
+    assert!(!dirs[0].join(format!("current/{SIGNUP}.xml")).exists());
+    upload(
+        &sb,
+        &[
+            "--rollback",
+            dirs[0].to_str().unwrap(),
+            "--backup-dir",
+            "backups",
+        ],
+    )
+    .assert_failed()
+    .assert_stderr("has no manifest.txt");
+    assert!(puts(&sb).is_empty(), "{:?}", sb.az_calls());
 }
 
 /// A tenant policy with our PolicyId whose current text lacks the marker is someone else's:
@@ -439,9 +472,12 @@ fn upload_policies_rollback_refuses_a_folder_without_manifest() {
         &format!("not-a-backup/{LAYER}.xml"),
         &ours(LAYER, None, "x"),
     );
-    upload(&sb, &["--rollback", "not-a-backup"])
-        .assert_failed()
-        .assert_stderr("not-a-backup has no manifest.txt");
+    upload(
+        &sb,
+        &["--rollback", "not-a-backup", "--backup-dir", "backups"],
+    )
+    .assert_failed()
+    .assert_stderr("not-a-backup has no manifest.txt");
     // A manifest naming a file that holds another policy.
     sb.write(
         "bad-backup/manifest.txt",
@@ -451,11 +487,14 @@ fn upload_policies_rollback_refuses_a_folder_without_manifest() {
         &format!("bad-backup/{SIGNUP}.xml"),
         &ours(PROFILE, None, "x"),
     );
-    upload(&sb, &["--rollback", "bad-backup"])
-        .assert_failed()
-        .assert_stderr(&format!(
-            "holds PolicyId {PROFILE}, but the manifest says {SIGNUP}"
-        ));
+    upload(
+        &sb,
+        &["--rollback", "bad-backup", "--backup-dir", "backups"],
+    )
+    .assert_failed()
+    .assert_stderr(&format!(
+        "holds PolicyId {PROFILE}, but the manifest says {SIGNUP}"
+    ));
     run(sb
         .command("upload-policies.sh")
         .args(["--rollback", "bad-backup", "--diff"]))
