@@ -803,3 +803,58 @@ fn upload_policies_stops_in_the_wrong_tenant() {
     assert!(tenant_policy(&sb, SIGNUP).is_some());
     assert!(backups(&sb.path("backups")).is_empty());
 }
+
+/// The three starter packs (`../shared/b2c`, never copied into the project) standing in for
+/// a tenant: their Base, Localization, Extensions and relying parties, TenantId set to ours.
+/// An upload of our layer reads the pack's chain down to Base, keeps it in the backup, and
+/// changes no file of the tenant but ours; the pack folder as it is downloaded (placeholder
+/// TenantId) is refused by --with-base-policies.
+#[test]
+fn upload_policies_leaves_each_starter_pack_tenant_untouched() {
+    let shared = super::repo_root().join("../shared/b2c");
+    for pack in [
+        "starterpack",
+        "starterpack-LocalAccounts",
+        "starterpack-SocialAndLocalAccountsWithMfa",
+    ] {
+        let dir = shared.join(pack);
+        if !dir.join("TrustFrameworkBase.xml").is_file() {
+            super::skip_or_fail(&format!("the starter pack is not in {}", dir.display()));
+            return;
+        }
+        let sb = Sandbox::new(&format!("policies-{pack}"));
+        write_rendered(&sb);
+        fs::create_dir_all(sb.path("tenant")).unwrap();
+        let mut tenant_files = Vec::new();
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = fs::read_to_string(&path).unwrap();
+            let Some(id) = text
+                .split("PolicyId=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+            else {
+                continue;
+            };
+            let text = text.replace("yourtenant.onmicrosoft.com", TENANT);
+            sb.write(&format!("tenant/{id}.xml"), &text);
+            tenant_files.push((id.to_owned(), text));
+        }
+        assert!(tenant_files.len() >= 5, "{pack}: {tenant_files:?}");
+        upload_rendered(&sb, &[])
+            .assert_ok()
+            .assert_stderr(&format!("{BASE}, the base of {LOCALIZATION}, exists"))
+            .assert_stderr("uploaded 3 policies");
+        for (id, text) in &tenant_files {
+            assert_eq!(tenant_policy(&sb, id).as_ref(), Some(text), "{pack}: {id}");
+        }
+        let backup = backups(&sb.path("backups")).pop().unwrap();
+        for id in [BASE, LOCALIZATION, EXTENSIONS] {
+            let kept = fs::read_to_string(backup.join(format!("tenant-chain/{id}.xml"))).ok();
+            assert_eq!(kept, tenant_policy(&sb, id), "{pack}: {id}");
+        }
+        upload_rendered(&sb, &["--with-base-policies", dir.to_str().unwrap()])
+            .assert_failed()
+            .assert_stderr("TenantId is 'yourtenant.onmicrosoft.com'");
+    }
+}
