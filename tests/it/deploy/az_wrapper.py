@@ -175,8 +175,18 @@ def canned(words, argv):
         if url.startswith("https://graph.microsoft.com/v1.0/users"):
             return graph_users(url, method)
         if "/trustFramework/policies/" in url:
-            # Graph answers an upload with the policy itself: XML, not JSON.
-            return RawText('<?xml version="1.0" encoding="utf-8"?><TrustFrameworkPolicy/>')
+            policy_id = url.split("/trustFramework/policies/", 1)[1].split("/", 1)[0]
+            if method == "delete":
+                return None  # 204 No Content
+            # REAL_AZ_ABSENT_POLICIES: space-separated ids the tenant lacks.
+            if method == "get" and policy_id in os.environ.get("REAL_AZ_ABSENT_POLICIES", "").split():
+                return NotFound(policy_id)
+            # Graph answers a GET of .../$value, and an upload, with the policy
+            # itself: XML, not JSON.  Ours carry the marker; the tenant's own
+            # chain does not.
+            marker = "" if policy_id.startswith("B2C_1A_TrustFramework") else "<!-- b2c-authy:managed-policy -->"
+            return RawText('<?xml version="1.0" encoding="utf-8"?>' + marker +
+                           f'<TrustFrameworkPolicy xmlns="http://schemas.microsoft.com/online/cpim/schemas/2013/06" TenantId="contoso.onmicrosoft.com" PolicyId="{policy_id}"/>')
         return {}
     # Commands that change something; the scripts pass --output none.
     return {}
@@ -206,6 +216,10 @@ class RawText(str):
     """A non-JSON `az rest` answer."""
 
 
+class NotFound(str):
+    """An HTTP 404 answer to `az rest`."""
+
+
 def main():
     argv = sys.argv[1:]
     words = []
@@ -228,6 +242,12 @@ def main():
     from knack.output import CommandResultItem, format_json, format_tsv
 
     result = canned(words, argv)
+    if isinstance(result, NotFound):
+        # azure-cli core util.py send_raw_request raises HTTPError(reason(body)),
+        # printed as "ERROR: ..." with exit 1; nothing is written to --output-file.
+        log({**entry, "verdict": "ok", "message": err.strip()})
+        sys.stderr.write('ERROR: Not Found({"error":{"code":"AADB2C","message":"Policy \'%s\' not found."}})\n' % result)
+        sys.exit(1)
     output_file = arg(argv, "--output-file") if words == ["rest"] else None
     if isinstance(result, RawText):
         if output_file:

@@ -272,6 +272,21 @@ fn run_job(job: &Job, az: &Path, python: &Path, cache: &Path) -> Outcome {
 /// policies and starter-pack base files, a CA certificate file.
 fn prepare_fixtures(sb: &Sandbox) {
     sb.write("handler.zip", "not really a zip");
+    let marked = |id: &str, base: Option<&str>| {
+        policy_xml(id, base, TENANT).replacen("?>\n", "?>\n<!-- b2c-authy:managed-policy -->\n", 1)
+    };
+    // Rendered: our layer and a relying party (marked), and a file the script ignores.
+    sb.write(
+        "rendered/AuthyExtensions.xml",
+        &marked(
+            "B2C_1A_AuthyExtensions",
+            Some("B2C_1A_TrustFrameworkExtensions"),
+        ),
+    );
+    sb.write(
+        "rendered/SignUpOrSigninAuthy.xml",
+        &marked("B2C_1A_signup_signin_authy", Some("B2C_1A_AuthyExtensions")),
+    );
     sb.write(
         "rendered/TrustFrameworkExtensions.xml",
         &policy_xml(
@@ -280,14 +295,7 @@ fn prepare_fixtures(sb: &Sandbox) {
             TENANT,
         ),
     );
-    sb.write(
-        "rendered/SignUpOrSigninAuthy.xml",
-        &policy_xml(
-            "B2C_1A_signup_signin_authy",
-            Some("B2C_1A_TrustFrameworkExtensions"),
-            TENANT,
-        ),
-    );
+    // A starter pack for --with-base-policies.
     sb.write(
         "base/TrustFrameworkBase.xml",
         &policy_xml("B2C_1A_TrustFrameworkBase", None, TENANT),
@@ -298,6 +306,26 @@ fn prepare_fixtures(sb: &Sandbox) {
             "B2C_1A_TrustFrameworkLocalization",
             Some("B2C_1A_TrustFrameworkBase"),
             TENANT,
+        ),
+    );
+    sb.write(
+        "base/TrustFrameworkExtensions.xml",
+        &policy_xml(
+            "B2C_1A_TrustFrameworkExtensions",
+            Some("B2C_1A_TrustFrameworkLocalization"),
+            TENANT,
+        ),
+    );
+    // A backup for --rollback: the layer saved, the relying party absent before.
+    sb.write(
+        "backup/manifest.txt",
+        &format!("tenant {TENANT}\ntime 20260101T000000Z\npolicy B2C_1A_AuthyExtensions SAVED B2C_1A_AuthyExtensions.xml\npolicy B2C_1A_signup_signin_authy ABSENT\n"),
+    );
+    sb.write(
+        "backup/B2C_1A_AuthyExtensions.xml",
+        &marked(
+            "B2C_1A_AuthyExtensions",
+            Some("B2C_1A_TrustFrameworkExtensions"),
         ),
     );
     sb.write(
@@ -480,24 +508,7 @@ fn all_jobs() -> Vec<Job> {
         ])
         .output(&["uploaded to policy key B2C_1A_RestApiClientCertificate"]),
     );
-    jobs.push(
-        Job::new(
-            "upload-policies",
-            "upload-policies.sh",
-            &[
-                "--policies-dir",
-                "{sandbox}/rendered",
-                "--base-dir",
-                "{sandbox}/base",
-            ],
-        )
-        .calls(&[
-            "account show --query tenantId",
-            "rest --method put --uri https://graph.microsoft.com/beta/trustFramework/policies/B2C_1A_TrustFrameworkBase/$value",
-            "rest --method put --uri https://graph.microsoft.com/beta/trustFramework/policies/B2C_1A_signup_signin_authy/$value",
-        ])
-        .output(&["uploaded 4 policies"]),
-    );
+    jobs.extend(upload_policies_jobs());
     jobs.push(
         Job::new("import-authy-ids", "import-authy-ids.sh", IMPORT_ARGS)
             .calls(&[
@@ -532,6 +543,79 @@ fn all_jobs() -> Vec<Job> {
         ],
     ));
     jobs
+}
+
+const POLICIES: &str = "https://graph.microsoft.com/beta/trustFramework/policies";
+
+/// upload-policies.sh: an upload over existing policies of ours (GET, backup, PUT), --diff,
+/// --rollback (PUT and DELETE), and --with-base-policies into an empty tenant (every GET
+/// answers 404).
+fn upload_policies_jobs() -> Vec<Job> {
+    let get = |id: &str| format!("rest --method get --uri {POLICIES}/{id}/$value --output-file ");
+    let put = |id: &str| {
+        format!("rest --method put --uri {POLICIES}/{id}/$value --headers Content-Type=application/xml --body @")
+    };
+    let rendered = [
+        "--policies-dir",
+        "{sandbox}/rendered",
+        "--backup-dir",
+        "{sandbox}/backups",
+    ];
+    let all = "B2C_1A_TrustFrameworkBase B2C_1A_TrustFrameworkLocalization B2C_1A_TrustFrameworkExtensions B2C_1A_AuthyExtensions B2C_1A_signup_signin_authy";
+    vec![
+        Job::new("upload-policies", "upload-policies.sh", &rendered)
+            .calls(&[
+                "account show --query tenantId",
+                &get("B2C_1A_TrustFrameworkExtensions"),
+                &get("B2C_1A_AuthyExtensions"),
+                &put("B2C_1A_AuthyExtensions"),
+                &put("B2C_1A_signup_signin_authy"),
+            ])
+            .output(&["uploaded 2 policies", "backed up into"])
+            .forbid(&["B2C_1A_TrustFrameworkBase", "--method delete"]),
+        Job::new(
+            "upload-policies-diff",
+            "upload-policies.sh",
+            &[&rendered[..], &["--diff"]].concat(),
+        )
+        .env("REAL_AZ_ABSENT_POLICIES", "B2C_1A_signup_signin_authy")
+        .calls(&[&get("B2C_1A_AuthyExtensions")])
+        .output(&[
+            "/rendered/AuthyExtensions.xml (new)",
+            "=== B2C_1A_signup_signin_authy: new policy",
+        ])
+        .forbid(&["--method put", "--method delete"]),
+        Job::new(
+            "upload-policies-rollback",
+            "upload-policies.sh",
+            &[
+                "--rollback",
+                "{sandbox}/backup",
+                "--backup-dir",
+                "{sandbox}/backups",
+            ],
+        )
+        .calls(&[
+            &get("B2C_1A_signup_signin_authy"),
+            &put("B2C_1A_AuthyExtensions"),
+            &format!(
+                "rest --method delete --uri {POLICIES}/B2C_1A_signup_signin_authy --output none"
+            ),
+        ])
+        .output(&["undo this rollback with"]),
+        Job::new(
+            "upload-policies-with-base",
+            "upload-policies.sh",
+            &[&rendered[..], &["--with-base-policies", "{sandbox}/base"]].concat(),
+        )
+        .env("REAL_AZ_ABSENT_POLICIES", all)
+        .calls(&[
+            &put("B2C_1A_TrustFrameworkBase"),
+            &put("B2C_1A_TrustFrameworkExtensions"),
+            &put("B2C_1A_signup_signin_authy"),
+        ])
+        .output(&["uploaded 5 policies"]),
+    ]
 }
 
 fn check(outcome: &Outcome, job: &Job) -> Vec<String> {
@@ -697,7 +781,7 @@ fn the_real_cli_check_catches_a_wrong_call() {
     let Some((az, python)) = real_az() else {
         return;
     };
-    let mutants: [(&str, &str, &str, &str, &str); 5] = [
+    let mutants: [(&str, &str, &str, &str, &str); 7] = [
         (
             "provision.sh",
             "--runtime custom",
@@ -733,6 +817,20 @@ fn the_real_cli_check_catches_a_wrong_call() {
             "parse-error",
             "'pach' is not a valid value for '--method'",
         ),
+        (
+            "upload-policies.sh",
+            "az rest --method delete",
+            "az rest --method remove",
+            "parse-error",
+            "'remove' is not a valid value for '--method'",
+        ),
+        (
+            "upload-policies.sh",
+            "--output-file \"$file\")",
+            "--output-files \"$file\")",
+            "parse-error",
+            "unrecognized arguments: --output-files",
+        ),
     ];
     let mut jobs = Vec::new();
     let mut copies = Vec::new();
@@ -765,6 +863,17 @@ fn the_real_cli_check_catches_a_wrong_call() {
                     "app",
                     "--zip",
                     "{sandbox}/handler.zip",
+                ],
+            ),
+            // The rollback reads, restores and deletes: every kind of policy call.
+            "upload-policies.sh" => Job::new(
+                &format!("mutant-{i}"),
+                script,
+                &[
+                    "--rollback",
+                    "{sandbox}/backup",
+                    "--backup-dir",
+                    "{sandbox}/backups",
                 ],
             ),
             _ => Job::new(

@@ -13,6 +13,11 @@
 #   and writes (PATCH .../v1.0/users/{id}, which updates this file): a file of
 #   `objectId<TAB>signInName<TAB>authyId` lines.  Look-ups answer what
 #   `--output tsv` prints for the scripts' queries: `objectId<TAB>authyId`.
+# AZ_STUB_POLICIES: a folder standing in for the tenant's B2C custom
+#   policies, one <PolicyId>.xml each: `az rest` GET of
+#   .../trustFramework/policies/{id}/$value copies the file to --output-file
+#   or answers 404 Not Found as az does; PUT writes the --body file there,
+#   DELETE removes it.  Unset: a tenant without any policy that takes uploads.
 # The other AZ_STUB_* variables below override single canned answers; each
 # defaults to what a new, correctly configured app would answer.
 set -u
@@ -118,6 +123,30 @@ case "$all" in
     awk -F '\t' -v OFS='\t' -v id="${id,,}" -v value="$value" \
         'tolower($1) == id { $3 = value } { print }' "$AZ_STUB_USERS" >"$AZ_STUB_USERS.new"
     mv "$AZ_STUB_USERS.new" "$AZ_STUB_USERS"
+    ;;
+"rest --method "*" --uri https://graph.microsoft.com/beta/trustFramework/policies/"*)
+    method="$(arg_after --method "$@")"
+    id="$(arg_after --uri "$@")"
+    id="${id#https://graph.microsoft.com/beta/trustFramework/policies/}"
+    id="${id%/\$value}"
+    stored="${AZ_STUB_POLICIES:-/nonexistent}/$id.xml"
+    case "$method" in
+    get)
+        if [[ ! -f "$stored" ]]; then
+            # What az rest prints for a 404 (azure-cli core util.py, send_raw_request).
+            printf 'ERROR: Not Found({"error":{"code":"AADB2C","message":"Policy \x27%s\x27 does not exist."}})\n' "$id" >&2
+            exit 1
+        fi
+        cp "$stored" "$(arg_after --output-file "$@")"
+        ;;
+    put)
+        body="$(arg_after --body "$@")"
+        if [[ -n "${AZ_STUB_POLICIES:-}" ]]; then
+            cp "${body#@}" "$stored"
+        fi
+        ;;
+    delete) rm -f "$stored" ;;
+    esac
     ;;
 "rest --method get --uri /subscriptions/"*/configreferences/*)
     # AZ_STUB_KV_REF_STATUSES: the answer to the first, second, ... call;
