@@ -43,7 +43,8 @@ struct Cli {
     /// After rendering, check the rendered policies against the policies (*.xml, not in
     /// subfolders) in DIR: the starter pack folder you downloaded and prepared (its
     /// TrustFrameworkBase, TrustFrameworkLocalization and TrustFrameworkExtensions), or your
-    /// tenant's current policies as saved by deploy/upload-policies.sh (its backups, --diff).
+    /// tenant's current policies: the tenant-chain/ folder that deploy/upload-policies.sh --diff
+    /// (and every upload's backup) saves, or the policies downloaded from the portal.
     /// Policies in DIR that ours do not build on are ignored; one of ours replaces a policy of
     /// DIR with the same PolicyId, as the upload would.
     #[arg(long, value_name = "DIR")]

@@ -168,18 +168,6 @@ fn the_link_check_can_fail() {
     );
 }
 
-/// Options documented before the branch that adds them is merged (a script that does not exist
-/// yet, such as deploy/import-authy-ids.sh, is not checked at all until it does).
-/// TODO(lead): empty this list once the upload and check branches are merged; the test fails for
-/// any entry that exists by then, so no stale entry stays.
-const PENDING: &[(&str, &str)] = &[
-    ("upload-policies.sh", "--diff"),
-    ("upload-policies.sh", "--rollback"),
-    ("upload-policies.sh", "--force"),
-    ("upload-policies.sh", "--with-base-policies"),
-    ("render-policies", "--check-against"),
-];
-
 /// The lines inside fenced code blocks.
 fn fenced_lines(text: &str) -> Vec<&str> {
     let mut fenced = false;
@@ -282,24 +270,10 @@ fn option_problems(pages: &[(PathBuf, String)]) -> Vec<String> {
             let help = helps
                 .entry(program.clone())
                 .or_insert_with(|| help_text(&program));
-            let pending = PENDING.contains(&(program.as_str(), option.as_str()));
-            if !pending && !listed(help, &option) {
+            if !listed(help, &option) {
                 problems.push(format!(
                     "{}: {program} {option}: not in `{program} --help`",
                     page.display()
-                ));
-            }
-        }
-    }
-    for (program, option) in PENDING {
-        let exists = root().join("deploy").join(program).is_file() || *program == "render-policies";
-        if exists {
-            let help = helps
-                .entry((*program).to_string())
-                .or_insert_with(|| help_text(program));
-            if listed(help, option) {
-                problems.push(format!(
-                    "{program} {option} exists now: remove it from PENDING in tests/it/docs.rs"
                 ));
             }
         }
@@ -344,4 +318,48 @@ fn the_option_check_can_fail() {
         problems.iter().any(|p| p.contains("--out-dirr")),
         "a misspelt option was not reported: {problems:?}"
     );
+}
+
+/// Every `deploy/<name>.sh` the documentation names, in any page: those that are not in `deploy/`.
+fn missing_scripts(pages: &[(PathBuf, String)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (page, text) in pages {
+        for (at, _) in text.match_indices("deploy/") {
+            // Only the repository's deploy/ folder, not tests/it/deploy/ or a URL.
+            if text[..at]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c == '/' || c.is_ascii_alphanumeric())
+            {
+                continue;
+            }
+            let name: String = text[at + "deploy/".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_' || *c == '.')
+                .collect();
+            let name = name.trim_end_matches('.');
+            if name.ends_with(".sh") && !root().join("deploy").join(name).is_file() {
+                problems.push(format!("{}: deploy/{name} does not exist", page.display()));
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_documented_script_exists() {
+    let pages: Vec<(PathBuf, String)> = pages()
+        .into_iter()
+        .map(|page| {
+            let text = read(&page);
+            (page, text)
+        })
+        .collect();
+    let problems = missing_scripts(&pages);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let invented = vec![(
+        PathBuf::from("README.md"),
+        "Run `deploy/clear-authy-id.sh --user x`.".to_string(),
+    )];
+    assert_eq!(missing_scripts(&invented).len(), 1, "the check can fail");
 }

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use b2c_authy::policies::{self, AppSettings, Environment};
+use b2c_authy::policies::{self, AppSettings, Environment, StarterPack};
 use b2c_authy::policy_check::{self, PolicyFile};
 
 fn repo() -> PathBuf {
@@ -40,15 +40,16 @@ fn skip_or_fail(why: &str) {
     eprintln!("SKIPPED: {why}");
 }
 
-/// The starter pack folder an environment is built on: its `StarterPack` setting (the
-/// SocialAndLocalAccounts pack when it has none), or `None` (skipped, or a panic under CI=true)
-/// when `../shared` does not hold it.
+/// The starter pack folder an environment is built on (its `StarterPack` setting), or `None`
+/// (skipped, or a panic under CI=true) when `../shared` does not hold it.
 fn pack_dir(env: &Environment) -> Option<PathBuf> {
-    let folder = match env.policy_settings.get("StarterPack").map(String::as_str) {
-        None | Some("SocialAndLocalAccounts") => "starterpack",
-        Some("LocalAccounts") => "starterpack-LocalAccounts",
-        Some("SocialAndLocalAccountsWithMfa") => "starterpack-SocialAndLocalAccountsWithMfa",
-        Some(other) => panic!("environment {}: unknown StarterPack '{other}'", env.name),
+    let layer = env
+        .layer_settings()
+        .unwrap_or_else(|problems| panic!("environment {}: {problems:?}", env.name));
+    let folder = match layer.starter_pack {
+        StarterPack::SocialAndLocalAccounts => "starterpack",
+        StarterPack::LocalAccounts => "starterpack-LocalAccounts",
+        StarterPack::SocialAndLocalAccountsWithMfa => "starterpack-SocialAndLocalAccountsWithMfa",
     };
     let dir = repo().join("..").join("shared").join("b2c").join(folder);
     if dir.join("TrustFrameworkBase.xml").is_file() {
@@ -210,4 +211,74 @@ fn render_policies_check_against_exits_0_on_the_pack_and_1_on_a_broken_copy() {
         describe(&output)
     );
     std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// A tenant that runs the Authy sample (azure-ad-b2c/samples, `policies/custom-mfa-authy-app`):
+/// its extensions policy is `B2C_1A_AuthyApp_TrustFrameworkExtensions`, built directly on
+/// `B2C_1A_TrustFrameworkBase`, without Localization. Played here by the pack's own Base and
+/// Extensions with that PolicyId and BasePolicy: with `AuthyBasePolicy` pointing at it, our
+/// layer checks out; with the default `AuthyBasePolicy`, which that tenant lacks, the check
+/// says so.
+#[test]
+fn a_tenant_shaped_like_the_authy_sample_checks_out_with_authy_base_policy_set() {
+    let mut env = settings().environments[0].clone();
+    env.policy_settings
+        .insert("StarterPack".into(), "SocialAndLocalAccounts".into());
+    let Some(pack) = pack_dir(&env) else { return };
+    let tenant = temp_dir("sample-tenant");
+    std::fs::copy(
+        pack.join("TrustFrameworkBase.xml"),
+        tenant.join("TrustFrameworkBase.xml"),
+    )
+    .unwrap();
+    let extensions = std::fs::read_to_string(pack.join("TrustFrameworkExtensions.xml"))
+        .unwrap()
+        .replace(
+            "B2C_1A_TrustFrameworkExtensions",
+            "B2C_1A_AuthyApp_TrustFrameworkExtensions",
+        )
+        .replace(
+            "<PolicyId>B2C_1A_TrustFrameworkLocalization</PolicyId>",
+            "<PolicyId>B2C_1A_TrustFrameworkBase</PolicyId>",
+        );
+    assert!(extensions.contains("<PolicyId>B2C_1A_TrustFrameworkBase</PolicyId>"));
+    std::fs::write(
+        tenant.join("AuthyApp_TrustFrameworkExtensions.xml"),
+        extensions,
+    )
+    .unwrap();
+    let theirs = policy_check::read_dir(&tenant).unwrap();
+
+    let check = |env: &Environment| {
+        let out = temp_dir("sample-tenant-rendered");
+        let written = policies::render_environment(&policies_dir(), env, &out).unwrap();
+        let ours: Vec<PolicyFile> = written
+            .iter()
+            .map(|p| policy_check::read_policy(p).unwrap())
+            .collect();
+        std::fs::remove_dir_all(&out).unwrap();
+        policy_check::check_against(&ours, &theirs)
+    };
+    let default_base = check(&env);
+    assert!(
+        default_base
+            .iter()
+            .any(|p| p.to_string().contains("B2C_1A_TrustFrameworkExtensions")),
+        "the missing default base must be reported: {default_base:?}"
+    );
+    env.policy_settings.insert(
+        "AuthyBasePolicy".into(),
+        "B2C_1A_AuthyApp_TrustFrameworkExtensions".into(),
+    );
+    let problems = check(&env);
+    std::fs::remove_dir_all(&tenant).unwrap();
+    assert!(
+        problems.is_empty(),
+        "{}",
+        problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
