@@ -281,15 +281,20 @@ fn option_problems(pages: &[(PathBuf, String)]) -> Vec<String> {
     problems
 }
 
-#[test]
-fn every_documented_option_is_in_the_help() {
-    let pages: Vec<(PathBuf, String)> = pages()
+/// Every documentation page with its text.
+fn read_pages() -> Vec<(PathBuf, String)> {
+    pages()
         .into_iter()
         .map(|page| {
             let text = read(&page);
             (page, text)
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn every_documented_option_is_in_the_help() {
+    let pages = read_pages();
     let problems = option_problems(&pages);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
@@ -348,13 +353,7 @@ fn missing_scripts(pages: &[(PathBuf, String)]) -> Vec<String> {
 
 #[test]
 fn every_documented_script_exists() {
-    let pages: Vec<(PathBuf, String)> = pages()
-        .into_iter()
-        .map(|page| {
-            let text = read(&page);
-            (page, text)
-        })
-        .collect();
+    let pages = read_pages();
     let problems = missing_scripts(&pages);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     let invented = vec![(
