@@ -26,6 +26,9 @@ from (from each file's PolicyId and BasePolicy, not from file names).  Other
 files of the folder are listed as ignored.  The tenant's own Base,
 Localization and Extensions policies are never uploaded by default."
 SCRIPT_DETAILS="Before anything is uploaded:
+- no file to upload may hold the sample values of policies/appsettings.json
+  (the placeholder b2c-extensions-app ids, example function keys, the contoso
+  API URL): render with your own settings file;
 - the policy our layer inherits from (the tenant's B2C_1A_TrustFrameworkExtensions
   unless AuthyBasePolicy says otherwise), which is not in the folder, must exist
   in the tenant, and so must the policies it inherits from, down to the root
@@ -244,6 +247,20 @@ def plan(policies_dir, base_dir):
         except ValueError as e:
             errors.append("chain broken: " + e.args[0])
 
+    # The sample values of policies/appsettings.json: a policy rendered from the
+    # sample settings would upload and then fail every sign-in (401 from the
+    # Function App, or no custom attribute).
+    sample = re.compile(r"00000000-0000-0000-0000-00000000000[34]|[?&]code=example-[a-z-]*function-key"
+                        r"|contoso-authy\.azurewebsites\.net")
+    for _, path, _, _, kind in policies.values():
+        if kind != "ours":
+            continue
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            found = sorted(set(m.group(0) for m in sample.finditer(f.read())))
+        if found:
+            shown = ", ".join(found)
+            errors.append(f"{path} holds the sample values of policies/appsettings.json ({shown}):"
+                          " render it with your own settings file (--render NAME --render-settings FILE)")
     tenants = {}
     for _, path, _, tenant, _ in policies.values():
         if not tenant or tenant.lower().startswith("yourtenant."):

@@ -433,6 +433,50 @@ fn upload_policies_counts_the_marker_only_after_the_declaration() {
     assert_eq!(tenant_policy(&sb, SIGNUP), None);
 }
 
+/// Policies rendered from the sample settings (policies/appsettings.json: example function
+/// keys, the placeholder b2c-extensions-app ids, the contoso API) would upload and then fail
+/// every sign-in: refused before any call, naming the file and the values.
+#[test]
+fn upload_policies_refuses_the_sample_settings_values() {
+    let sample = b2c_authy::policies::AppSettings::load(
+        &super::repo_root().join("policies/appsettings.json"),
+    )
+    .unwrap();
+    let settings = &sample.environments[0].policy_settings;
+    for key in [
+        "B2cExtensionsAppClientId",
+        "B2cExtensionsAppObjectId",
+        "RegisterFunctionKey",
+        "AuthyApiBaseUrl",
+    ] {
+        let value = &settings[key];
+        let sb = Sandbox::new("policies-sample-values");
+        write_rendered(&sb);
+        write_tenant(&sb, &[]);
+        let text = ours(SIGNUP, Some(LAYER), "new").replace(
+            "</TrustFrameworkPolicy>",
+            &format!("  <Item>https://api.example/x?code={value}</Item>\n</TrustFrameworkPolicy>"),
+        );
+        let text = if key == "RegisterFunctionKey" {
+            text
+        } else {
+            text.replace("?code=", "?c=")
+        };
+        sb.write("rendered/a_signup.xml", &text);
+        for mode in [&[][..], &["--diff"][..]] {
+            upload_rendered(&sb, mode)
+                .assert_failed()
+                .assert_stderr("a_signup.xml holds the sample values of policies/appsettings.json")
+                .assert_stderr(
+                    value
+                        .trim_start_matches("https://")
+                        .trim_end_matches("/api"),
+                );
+        }
+        assert!(sb.az_calls().is_empty(), "{key}: {:?}", sb.az_calls());
+    }
+}
+
 /// Folders whose names hold spaces or glob characters (`[prod]`): the files in them are
 /// found, and the rollback command printed can be pasted back into a shell.
 #[test]
