@@ -19,13 +19,16 @@ MARKER='<!-- b2c-authy:managed-policy -->'
 
 SCRIPT_SUMMARY="Upload our B2C custom policies from a rendered environment folder with
 Microsoft Graph (PUT /beta/trustFramework/policies/{PolicyId}/\$value): only the
-files carrying the marker $MARKER
-(our Authy layer B2C_1A_AuthyExtensions and its relying parties), in chain
-order, every policy after the policy it inherits from (from each file's
-PolicyId and BasePolicy, not from file names).  Other files of the folder are
-listed as ignored.  The tenant's own Base, Localization and Extensions
-policies are never uploaded by default."
+files that start with the marker $MARKER
+after the XML declaration (our Authy layer B2C_1A_AuthyExtensions and its
+relying parties), in chain order, every policy after the policy it inherits
+from (from each file's PolicyId and BasePolicy, not from file names).  Other
+files of the folder are listed as ignored.  The tenant's own Base,
+Localization and Extensions policies are never uploaded by default."
 SCRIPT_DETAILS="Before anything is uploaded:
+- no file to upload may hold the sample values of policies/appsettings.json
+  (the placeholder b2c-extensions-app ids, example function keys, the contoso
+  API URL): render with your own settings file;
 - the policy our layer inherits from (the tenant's B2C_1A_TrustFrameworkExtensions
   unless AuthyBasePolicy says otherwise), which is not in the folder, must exist
   in the tenant, and so must the policies it inherits from, down to the root
@@ -59,7 +62,9 @@ is not a backup to roll back to.
 (so a rollback can be rolled back), then PUTs the saved files in reverse chain
 order, then DELETEs (DELETE .../policies/{id}) the policies the manifest
 records as ABSENT before, in reverse chain order.  A folder without
-manifest.txt is refused.
+manifest.txt is refused, and so is deleting a policy whose current text lacks
+the marker (such as the tenant's own Base, Localization or Extensions that
+--with-base-policies uploaded) unless --force.
 
 --with-base-policies DIR is for a tenant with no custom policies yet: it also
 uploads B2C_1A_TrustFrameworkBase, B2C_1A_TrustFrameworkLocalization and
@@ -103,13 +108,13 @@ opt --render RENDER_ENVIRONMENT "" "Render this environment first (cargo run --r
 opt --render-settings RENDER_SETTINGS "" "With --render: settings file for render-policies --settings (one holding real function keys, kept outside the repository)."
 opt --backup-dir BACKUP_DIR "$REPO_ROOT/policy-backups" "Where backups go: BACKUP_DIR/<tenant>/<UTC yyyymmddTHHMMSSZ>/."
 flag --diff DIFF_ONLY "Show what an upload would change (unified diff per policy); upload nothing."
-flag --force FORCE "Overwrite tenant policies that lack the marker (and, with --with-base-policies, existing Base, Localization or Extensions); they are backed up first."
+flag --force FORCE "Overwrite tenant policies that lack the marker (and, with --with-base-policies, existing Base, Localization or Extensions; with --rollback, delete them); they are backed up first."
 opt --with-base-policies WITH_BASE_POLICIES_DIR "" "Also upload B2C_1A_TrustFrameworkBase, B2C_1A_TrustFrameworkLocalization and B2C_1A_TrustFrameworkExtensions from this folder, first (for a tenant that has none)."
 opt --rollback ROLLBACK_DIR "" "Restore this backup folder (one that holds manifest.txt) instead of uploading."
 parse_args "$@"
 
 if [[ -n "$ROLLBACK_DIR" ]]; then
-    for conflict in POLICIES_DIR RENDER_ENVIRONMENT RENDER_SETTINGS WITH_BASE_POLICIES_DIR DIFF_ONLY FORCE; do
+    for conflict in POLICIES_DIR RENDER_ENVIRONMENT RENDER_SETTINGS WITH_BASE_POLICIES_DIR DIFF_ONLY; do
         [[ -z "${!conflict}" ]] || _usage_error "--rollback restores a backup; it takes no other policies or modes ($conflict is set)"
     done
 elif [[ -z "$POLICIES_DIR" && -z "$RENDER_ENVIRONMENT" ]]; then
@@ -118,6 +123,10 @@ elif [[ -z "$POLICIES_DIR" && -z "$RENDER_ENVIRONMENT" ]]; then
     exit 2
 fi
 [[ -z "$RENDER_SETTINGS" || -n "$RENDER_ENVIRONMENT" ]] || die "--render-settings needs --render"
+# Both would render one environment and upload another folder (POLICIES_DIR may
+# also come from the environment, unseen).
+[[ -z "$POLICIES_DIR" || -z "$RENDER_ENVIRONMENT" ]] ||
+    _usage_error "--render uploads what it rendered (policies/Environments/$RENDER_ENVIRONMENT): give either --render or --policies-dir (POLICIES_DIR is '$POLICIES_DIR'), not both"
 require_cmd python3 "python3 reads the policy files to find their order"
 require_az
 make_tmp_dir
@@ -129,7 +138,12 @@ import difflib, glob, hashlib, os, re, sys
 import xml.etree.ElementTree as ET
 
 NS = "{http://schemas.microsoft.com/online/cpim/schemas/2013/06}"
-MARKER = re.compile(r"<!--\s*b2c-authy:managed-policy\s*-->")
+# The marker counts only where our templates put it: first thing in the file,
+# after the XML declaration (a byte order mark and white space aside).  Found
+# anywhere else (a comment further down, a CDATA section), it would let a
+# policy that merely mentions it pass for ours.
+MARKER_TEXT = "<!-- b2c-authy:managed-policy -->"
+MARKER = re.compile(r"\s*(?:<\?xml[^>]*\?>\s*)?<!--\s*b2c-authy:managed-policy\s*-->")
 TENANT_CHAIN = ("B2C_1A_TrustFrameworkBase", "B2C_1A_TrustFrameworkLocalization",
                 "B2C_1A_TrustFrameworkExtensions")
 ME = "upload-policies.sh"
@@ -151,7 +165,7 @@ def read_policy(path):
 
 def has_marker(path):
     with open(path, encoding="utf-8-sig", errors="replace") as f:
-        return MARKER.search(f.read()) is not None
+        return MARKER.match(f.read()) is not None
 
 def plan(policies_dir, base_dir):
     """Print the upload plan: 'tenant T', 'external ID CHILD' for every base
@@ -167,7 +181,7 @@ def plan(policies_dir, base_dir):
         else:
             policies[pid.lower()] = [pid, path, base, tenant, kind]
 
-    for path in sorted(glob.glob(os.path.join(policies_dir, "*.xml"))):
+    for path in sorted(glob.glob(os.path.join(glob.escape(policies_dir), "*.xml"))):
         marked = has_marker(path)
         parsed = read_policy(path)
         if isinstance(parsed, str):
@@ -189,7 +203,7 @@ def plan(policies_dir, base_dir):
             print(f"{ME}:   {entry}", file=sys.stderr)
     if base_dir:
         found, skipped = set(), []
-        for path in sorted(glob.glob(os.path.join(base_dir, "*.xml"))):
+        for path in sorted(glob.glob(os.path.join(glob.escape(base_dir), "*.xml"))):
             parsed = read_policy(path)
             if isinstance(parsed, str):
                 skipped.append(f"{os.path.basename(path)} ({parsed})")
@@ -207,7 +221,7 @@ def plan(policies_dir, base_dir):
             if want.lower() not in found:
                 errors.append(f"--with-base-policies {base_dir} has no file with PolicyId {want}")
     if not policies and not errors:
-        errors.append(f"no *.xml file carrying the marker {MARKER.pattern} in {policies_dir}")
+        errors.append(f"no *.xml file carrying the marker {MARKER_TEXT} (after the XML declaration) in {policies_dir}")
 
     depth, external = {}, {}
     def chain_depth(key, seen=()):
@@ -233,6 +247,20 @@ def plan(policies_dir, base_dir):
         except ValueError as e:
             errors.append("chain broken: " + e.args[0])
 
+    # The sample values of policies/appsettings.json: a policy rendered from the
+    # sample settings would upload and then fail every sign-in (401 from the
+    # Function App, or no custom attribute).
+    sample = re.compile(r"00000000-0000-0000-0000-00000000000[34]|[?&]code=example-[a-z-]*function-key"
+                        r"|contoso-authy\.azurewebsites\.net")
+    for _, path, _, _, kind in policies.values():
+        if kind != "ours":
+            continue
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            found = sorted(set(m.group(0) for m in sample.finditer(f.read())))
+        if found:
+            shown = ", ".join(found)
+            errors.append(f"{path} holds the sample values of policies/appsettings.json ({shown}):"
+                          " render it with your own settings file (--render NAME --render-settings FILE)")
     tenants = {}
     for _, path, _, tenant, _ in policies.values():
         if not tenant or tenant.lower().startswith("yourtenant."):
@@ -414,7 +442,7 @@ backup() {
         done
     fi
     {
-        printf '# b2c-authy policy backup. Restore: deploy/upload-policies.sh --rollback %s\n' "$dir"
+        printf '# b2c-authy policy backup. Restore: deploy/upload-policies.sh --rollback %s\n' "$(shell_quote "$dir")"
         printf '# Policies in chain order (base first); SAVED: its text before the run is in the\n'
         printf '# file named; ABSENT: the tenant did not have it (a rollback deletes it).\n'
         if ((${#TENANT_CHAIN_IDS[@]} > 0)); then
@@ -467,6 +495,19 @@ if [[ -n "$ROLLBACK_DIR" ]]; then
         die "not signed in to Azure: sign in as the B2C tenant's service principal (see --help)"
     # The current state first, so that this rollback can be rolled back.
     fetch_current "${order[@]}"
+    # A policy to delete must be one of ours: a manifest edited by hand (or
+    # one from --with-base-policies) may list the tenant's own policies.
+    foreign=()
+    for id in "${absent[@]}"; do
+        if ! is_dry_run && ! is_absent_now "$id" && ! py marker "$TMP_DIR/current/$id.xml"; then
+            foreign+=("$id")
+        fi
+    done
+    if ((${#foreign[@]} > 0)); then
+        [[ -n "$FORCE" ]] ||
+            die "the manifest would have these deleted, but their current text lacks the marker $MARKER (not ours): ${foreign[*]}. Nothing was changed. Delete them anyway with --force (they are backed up first)"
+        warn "--force: deleting policies that are not ours: ${foreign[*]}"
+    fi
     backup "$tenant" "${order[@]}"
     undo="$SAVED_TO"
     is_dry_run || log "current state saved in $undo"
@@ -476,7 +517,7 @@ if [[ -n "$ROLLBACK_DIR" ]]; then
         [[ " ${saved[*]} " == *" $id "* ]] || continue
         log "restoring $id"
         graph_put "$id" "$ROLLBACK_DIR/$id.xml" ||
-            die "restoring $id failed; the policies after it in reverse chain order are unchanged. Undo what was restored with --rollback $undo"
+            die "restoring $id failed; the policies after it in reverse chain order are unchanged. Undo what was restored with --rollback $(shell_quote "$undo")"
     done
     for ((i = ${#order[@]} - 1; i >= 0; i--)); do
         id="${order[i]}"
@@ -487,12 +528,12 @@ if [[ -n "$ROLLBACK_DIR" ]]; then
         fi
         log "deleting $id (absent before the backup)"
         graph_delete "$id" ||
-            die "deleting $id failed. Undo what was restored with --rollback $undo"
+            die "deleting $id failed. Undo what was restored with --rollback $(shell_quote "$undo")"
     done
     if is_dry_run; then
         log "dry run: nothing was changed"
     else
-        log "rolled back to $ROLLBACK_DIR; undo this rollback with: $SCRIPT_NAME --rollback $undo"
+        log "rolled back to $ROLLBACK_DIR; undo this rollback with: $SCRIPT_NAME --rollback $(shell_quote "$undo")"
     fi
     exit 0
 fi
@@ -624,7 +665,7 @@ for i in "${!ids[@]}"; do
     if [[ "${kinds[i]}" == base ]]; then
         refused+=("$id (already in the tenant; --with-base-policies is for a tenant that has none)")
     elif ! py marker "$TMP_DIR/current/$id.xml"; then
-        refused+=("$id (its current text lacks the marker $MARKER: not ours)")
+        refused+=("$id (its current text lacks the marker $MARKER after the XML declaration: not ours)")
     fi
 done
 if ((${#refused[@]} > 0)); then
@@ -649,11 +690,11 @@ for i in "${!ids[@]}"; do
     # An upload that fails leaves the policies after it untouched: B2C checks
     # each policy against its already uploaded base.
     graph_put "$id" "$file" ||
-        die "upload of $id ($file) failed; the policies after it were not uploaded. A 403 (Authorization_RequestDenied) means the signed-in identity lacks Policy.ReadWrite.TrustFramework: see --help. Undo the uploads before it with: $SCRIPT_NAME --rollback $SAVED_TO"
+        die "upload of $id ($file) failed; the policies after it were not uploaded. A 403 (Authorization_RequestDenied) means the signed-in identity lacks Policy.ReadWrite.TrustFramework: see --help. Undo the uploads before it with: $SCRIPT_NAME --rollback $(shell_quote "$SAVED_TO")"
 done
 
 if is_dry_run; then
     log "dry run: ${#ids[@]} uploads planned, nothing was changed"
 else
-    log "uploaded ${#ids[@]} policies; undo with: $SCRIPT_NAME --rollback $SAVED_TO"
+    log "uploaded ${#ids[@]} policies; undo with: $SCRIPT_NAME --rollback $(shell_quote "$SAVED_TO")"
 fi

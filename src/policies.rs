@@ -843,7 +843,10 @@ enum Directive<'a> {
 }
 
 fn directive(line: &str) -> Directive<'_> {
-    if !line.contains("{If:") && !line.contains("{EndIf") {
+    // Any case: a directive misspelt `{if:` or `{endif}` must fail, not pass for a comment
+    // whose block is then always kept.
+    let lower = line.to_ascii_lowercase();
+    if !lower.contains("{if:") && !lower.contains("{endif") {
         return Directive::Text;
     }
     let trimmed = line.trim();
@@ -1272,6 +1275,9 @@ mod tests {
             "<!--{If:ApiUrl=}-->",
             "<!--{If:ApiUrl=a||b}-->",
             "<!--{EndIf:x}-->",
+            "<!--{if:ApiUrl=x}-->",
+            "<!--{endif}-->",
+            "<!--{ENDIF}-->",
         ] {
             assert_eq!(
                 conditional_errors(&env, &format!("{malformed}\n<!--{{EndIf}}-->\n"))[0],

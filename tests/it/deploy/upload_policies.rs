@@ -400,6 +400,114 @@ fn upload_policies_refuses_a_foreign_policy_unless_forced() {
     );
 }
 
+/// The marker counts only right after the XML declaration, where our templates put it: a
+/// tenant policy that merely mentions it further down (a comment inside, a CDATA section) is
+/// still someone else's, and a local file that does is not uploaded.
+#[test]
+fn upload_policies_counts_the_marker_only_after_the_declaration() {
+    let sb = Sandbox::new("policies-marker-mention");
+    write_rendered(&sb);
+    let mentions = |id: &str| {
+        policy_xml(id, Some(LAYER), TENANT).replace(
+            "</TrustFrameworkPolicy>",
+            &format!("  {MARKER}\n  <Note><![CDATA[{MARKER}]]></Note>\n</TrustFrameworkPolicy>"),
+        )
+    };
+    let foreign = mentions(SIGNUP);
+    write_tenant(&sb, &[(SIGNUP, foreign.clone())]);
+    upload_rendered(&sb, &[])
+        .assert_failed()
+        .assert_stderr(&format!("{SIGNUP} (its current text lacks the marker"))
+        .assert_stderr("nothing was uploaded");
+    assert!(puts(&sb).is_empty(), "{:?}", sb.az_calls());
+    assert_eq!(tenant_policy(&sb, SIGNUP), Some(foreign));
+
+    // A rendered file that only mentions it is ignored, not uploaded.
+    sb.write("rendered/a_signup.xml", &mentions(SIGNUP));
+    write_tenant(&sb, &[]);
+    fs::remove_file(sb.path(&format!("tenant/{SIGNUP}.xml"))).unwrap();
+    upload_rendered(&sb, &[])
+        .assert_ok()
+        .assert_stderr(&format!("a_signup.xml (PolicyId {SIGNUP}: no marker)"))
+        .assert_stderr("uploaded 2 policies");
+    assert_eq!(tenant_policy(&sb, SIGNUP), None);
+}
+
+/// Policies rendered from the sample settings (policies/appsettings.json: example function
+/// keys, the placeholder b2c-extensions-app ids, the contoso API) would upload and then fail
+/// every sign-in: refused before any call, naming the file and the values.
+#[test]
+fn upload_policies_refuses_the_sample_settings_values() {
+    let sample = b2c_authy::policies::AppSettings::load(
+        &super::repo_root().join("policies/appsettings.json"),
+    )
+    .unwrap();
+    let settings = &sample.environments[0].policy_settings;
+    for key in [
+        "B2cExtensionsAppClientId",
+        "B2cExtensionsAppObjectId",
+        "RegisterFunctionKey",
+        "AuthyApiBaseUrl",
+    ] {
+        let value = &settings[key];
+        let sb = Sandbox::new("policies-sample-values");
+        write_rendered(&sb);
+        write_tenant(&sb, &[]);
+        let text = ours(SIGNUP, Some(LAYER), "new").replace(
+            "</TrustFrameworkPolicy>",
+            &format!("  <Item>https://api.example/x?code={value}</Item>\n</TrustFrameworkPolicy>"),
+        );
+        let text = if key == "RegisterFunctionKey" {
+            text
+        } else {
+            text.replace("?code=", "?c=")
+        };
+        sb.write("rendered/a_signup.xml", &text);
+        for mode in [&[][..], &["--diff"][..]] {
+            upload_rendered(&sb, mode)
+                .assert_failed()
+                .assert_stderr("a_signup.xml holds the sample values of policies/appsettings.json")
+                .assert_stderr(
+                    value
+                        .trim_start_matches("https://")
+                        .trim_end_matches("/api"),
+                );
+        }
+        assert!(sb.az_calls().is_empty(), "{key}: {:?}", sb.az_calls());
+    }
+}
+
+/// Folders whose names hold spaces or glob characters (`[prod]`): the files in them are
+/// found, and the rollback command printed can be pasted back into a shell.
+#[test]
+fn upload_policies_takes_folders_with_spaces_and_brackets() {
+    let sb = Sandbox::new("policies-odd-folders");
+    write_rendered(&sb);
+    write_tenant(&sb, &[]);
+    fs::rename(sb.path("rendered"), sb.path("rendered [prod]")).unwrap();
+    let run = upload(
+        &sb,
+        &[
+            "--policies-dir",
+            "rendered [prod]",
+            "--backup-dir",
+            "my backups",
+        ],
+    );
+    run.assert_ok().assert_stderr("uploaded 3 policies");
+    let dirs = backups(&sb.path("my backups"));
+    assert_eq!(dirs.len(), 1);
+    let name = dirs[0].file_name().unwrap().to_str().unwrap().to_owned();
+    run.assert_stderr(&format!(
+        "undo with: upload-policies.sh --rollback 'my backups/{TENANT}/{name}'"
+    ));
+    let manifest = fs::read_to_string(dirs[0].join("manifest.txt")).unwrap();
+    assert!(
+        manifest.contains(&format!("--rollback 'my backups/{TENANT}/{name}'")),
+        "{manifest}"
+    );
+}
+
 /// Upload over a tenant holding an older layer and profile policy, then roll back: the saved
 /// files are PUT in reverse chain order, the policy that was absent is deleted, and the tenant
 /// is as before.  The rollback backed up the state it replaced, so it can be rolled back too.
@@ -501,6 +609,45 @@ fn upload_policies_rollback_refuses_a_folder_without_manifest() {
     .assert_code(2)
     .assert_stderr("--rollback restores a backup");
     assert!(sb.az_calls().is_empty(), "{:?}", sb.az_calls());
+}
+
+/// A manifest (edited by hand, or from --with-base-policies) that records a policy without
+/// the marker as absent: the rollback does not delete the tenant's own policy, nor change
+/// anything else, unless --force.
+#[test]
+fn upload_policies_rollback_deletes_only_our_policies_unless_forced() {
+    let sb = Sandbox::new("policies-rollback-foreign");
+    write_tenant(&sb, &[(LAYER, ours(LAYER, Some(EXTENSIONS), "old"))]);
+    sb.write(
+        "backup/manifest.txt",
+        &format!(
+            "tenant {TENANT}\ntime 20260101T000000Z\npolicy {EXTENSIONS} ABSENT\npolicy {LAYER} ABSENT\n"
+        ),
+    );
+    upload(&sb, &["--rollback", "backup", "--backup-dir", "backups"])
+        .assert_failed()
+        .assert_stderr(&format!(
+            "lacks the marker {MARKER} (not ours): {EXTENSIONS}."
+        ))
+        .assert_stderr("--force");
+    assert_no_call(&sb.az_calls(), "--method delete");
+    assert!(tenant_policy(&sb, EXTENSIONS).is_some());
+    assert!(tenant_policy(&sb, LAYER).is_some());
+    assert!(backups(&sb.path("backups")).is_empty());
+
+    upload(
+        &sb,
+        &["--rollback", "backup", "--backup-dir", "backups", "--force"],
+    )
+    .assert_ok()
+    .assert_stderr(&format!(
+        "--force: deleting policies that are not ours: {EXTENSIONS}"
+    ));
+    assert_eq!(tenant_policy(&sb, EXTENSIONS), None);
+    assert_eq!(tenant_policy(&sb, LAYER), None);
+    let dirs = backups(&sb.path("backups"));
+    assert_eq!(dirs.len(), 1);
+    assert!(dirs[0].join(format!("{EXTENSIONS}.xml")).is_file());
 }
 
 /// The starter pack folder an admin prepared: Base, Localization, Extensions next to the
@@ -722,6 +869,18 @@ cp "$TEMPLATE"/*.xml "policies/Environments/$env/"
             settings.display()
         )
     );
+    // --render with a folder to upload (here from the environment) would upload something
+    // else than it rendered.
+    fs::remove_file(sb.path("cargo.log")).unwrap();
+    run(sb
+        .command("upload-policies.sh")
+        .args(["--render", "Test", "--backup-dir", "backups"])
+        .env("POLICIES_DIR", sb.path("rendered"))
+        .env("REPO_ROOT", sb.path("repo"))
+        .env("CARGO_STUB_LOG", sb.path("cargo.log")))
+    .assert_code(2)
+    .assert_stderr("give either --render or --policies-dir");
+    assert!(!sb.path("cargo.log").exists());
     let rendered = sb.path("repo/policies/Environments/Test/a_signup.xml");
     assert_in_order(
         &sb.az_calls(),
