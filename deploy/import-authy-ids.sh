@@ -11,8 +11,8 @@ call extension_authyId, in Microsoft Graph extension_<b2c-extensions-app client
 id without dashes>_authyId.  Every row is checked before anything is written;
 then every user is looked up, and only then are the authy ids written (PATCH
 /v1.0/users/{id}).  A user who already has the same authy id is left alone, so
-the script can be run again; a user with a different authy id is refused unless
---overwrite.  With --dry-run the users are looked up and the plan reported, but
+the script can be run again; a user with a different authy id stops it before
+the first write unless --overwrite.  With --dry-run the users are looked up and the plan reported, but
 nothing is written."
 SCRIPT_DETAILS="CSV format: one user a line, 'user,authyId', optionally below a header line
 'user,authyId'.  user is the user's object id, or a local account's sign-in
@@ -24,9 +24,10 @@ quoted fields are not supported (no user or authy id needs them).  Example:
   6a2b7f0e-1c3d-4e5f-8a9b-0c1d2e3f4a5b,123456789
   alice@example.com,234567890
   bob_smith,345678901
-A user listed twice, a malformed row, or a user not found in the tenant stops
-the script before the first write, with every such line reported.  The exit
-status is 1 when any row was refused (or anything failed), 0 otherwise.
+A user listed twice, a malformed row, a user not found in the tenant, or (without
+--overwrite) a user who already has a different authy id stops the script before
+the first write, with every such line reported.  The exit status is 1 then (or
+when anything failed), 0 otherwise; --dry-run reports the same and exits 1 too.
 Sign-in names are shown masked (a***@example.com); authy ids are not shown.
 
 Graph knows the attribute only once a policy has written it for some user:
@@ -50,7 +51,7 @@ opt --tenant B2C_TENANT "" "The B2C tenant's default domain, e.g. contoso.onmicr
 opt --extensions-app-client-id B2C_EXTENSIONS_APP_CLIENT_ID "" "Application (client) id of the tenant's b2c-extensions-app. Default: B2cExtensionsAppClientId of --environment."
 opt --environment POLICY_ENVIRONMENT "" "Take --tenant and --extensions-app-client-id from this environment of --settings."
 opt --settings SETTINGS_FILE "" "Policy settings file for --environment (default: policies/appsettings.json of the repository)."
-flag --overwrite OVERWRITE "Replace a different authy id a user already has (default: refuse that row)."
+flag --overwrite OVERWRITE "Replace a different authy id a user already has (default: stop before the first write)."
 parse_args "$@"
 
 require CSV_FILE
@@ -253,6 +254,9 @@ if ((${#refused[@]} > 0)); then
     for entry in "${refused[@]}"; do
         log "  $entry"
     done
+    # All or nothing, like the checks before: a half-imported file is harder to reason about
+    # than one that was not imported at all.
+    is_dry_run || die "nothing was written (set 0, unchanged $unchanged, refused ${#refused[@]}): remove those rows, or pass --overwrite to replace their authy ids"
 fi
 
 set_count=0

@@ -471,6 +471,11 @@ if [[ -n "$ROLLBACK_DIR" ]]; then
         time) ;;
         policy)
             [[ "$id" =~ ^[A-Za-z0-9_-]+$ && -z "$extra" ]] || die "$manifest: bad policy line for '$id'"
+            # B2C compares PolicyIds case-insensitively: a second line for one policy would
+            # restore or delete it twice (the second DELETE fails half-way through).
+            for seen in "${order[@]}"; do
+                [[ "${seen,,}" != "${id,,}" ]] || die "$manifest: $id is listed twice"
+            done
             order+=("$id")
             case "$state" in
             SAVED)
@@ -550,9 +555,13 @@ if [[ -n "$RENDER_ENVIRONMENT" ]]; then
         # Absolute, because the render command runs in REPO_ROOT.
         render_args=(--settings "$(cd "$(dirname "$RENDER_SETTINGS")" && pwd)/$(basename "$RENDER_SETTINGS")")
     fi
+    # Rendering is local (it writes only policies/Environments/NAME, git-ignored), so it runs
+    # in a dry run too: the plan below is then made from what this run would upload, not from
+    # an older render.
     (
-        cd "$REPO_ROOT"
-        run cargo run --release --locked --bin render-policies -- "${render_args[@]}" "$RENDER_ENVIRONMENT"
+        cd "$REPO_ROOT" || exit
+        is_dry_run && log "rendering for real in a dry run too (local files only)"
+        DRY_RUN=0 run cargo run --release --locked --bin render-policies -- "${render_args[@]}" "$RENDER_ENVIRONMENT"
     )
 fi
 

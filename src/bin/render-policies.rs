@@ -45,8 +45,9 @@ struct Cli {
     /// TrustFrameworkBase, TrustFrameworkLocalization and TrustFrameworkExtensions), or your
     /// tenant's current policies: the tenant-chain/ folder that deploy/upload-policies.sh --diff
     /// (and every upload's backup) saves, or the policies downloaded from the portal.
-    /// Policies in DIR that ours do not build on are ignored; one of ours replaces a policy of
-    /// DIR with the same PolicyId, as the upload would.
+    /// Every *.xml file there must be a well-formed policy; beyond that, policies in DIR that
+    /// ours do not build on are not checked. One of ours replaces a policy of DIR with the same
+    /// PolicyId, as the upload would.
     #[arg(long, value_name = "DIR")]
     check_against: Option<PathBuf>,
 }

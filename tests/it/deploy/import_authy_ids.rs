@@ -303,23 +303,23 @@ fn import_refuses_to_replace_a_different_id_without_overwrite() {
         .assert_stderr(&format!(
             "line 2: b*** ({BOB}) already has a different authy id"
         ))
-        .assert_stderr("set 1, unchanged 1, refused 1");
+        .assert_stderr("nothing was written (set 0, unchanged 1, refused 1)");
     assert_not_shown(&out, &["2002", "2999"]);
-    let written = patches(&sb);
-    assert_eq!(written.len(), 1, "{written:?}");
-    assert!(written[0].contains(ALICE), "{written:?}");
-    assert!(users(&sb).contains(&format!("{BOB}\tbob_smith\t2002\n")));
-    assert_no_call(
-        &sb.az_calls(),
-        &format!("patch --uri https://graph.microsoft.com/v1.0/users/{CAROL}"),
-    );
+    assert!(patches(&sb).is_empty(), "{:?}", patches(&sb));
+    assert_eq!(users(&sb), USERS);
 
-    // --overwrite replaces it; the others are already done.
+    // A dry run reports the same refusal.
+    fs::remove_file(sb.path("az.log")).unwrap();
+    run(import(&sb).arg("--dry-run"))
+        .assert_code(1)
+        .assert_stderr("a real run would: set 1, unchanged 1, refused 1");
+
+    // --overwrite replaces it, and writes the rest.
     fs::remove_file(sb.path("az.log")).unwrap();
     run(import(&sb).arg("--overwrite"))
         .assert_ok()
         .assert_stderr(&format!("line 2: b*** ({BOB}): replaced"))
-        .assert_stderr("set 1, unchanged 2");
+        .assert_stderr("set 2, unchanged 1");
     assert_eq!(
         sb.az_file_after(&format!("users/{BOB} ")),
         format!(r#"{{"{ATTRIBUTE}":"2999"}}"#)

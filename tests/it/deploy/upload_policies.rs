@@ -608,6 +608,20 @@ fn upload_policies_rollback_refuses_a_folder_without_manifest() {
         .args(["--rollback", "bad-backup", "--diff"]))
     .assert_code(2)
     .assert_stderr("--rollback restores a backup");
+    // A manifest that lists one policy twice (in any case).
+    sb.write(
+        "twice-backup/manifest.txt",
+        &format!(
+            "tenant {TENANT}\ntime 20260101T000000Z\npolicy {SIGNUP} ABSENT\npolicy {} ABSENT\n",
+            SIGNUP.to_lowercase()
+        ),
+    );
+    upload(
+        &sb,
+        &["--rollback", "twice-backup", "--backup-dir", "backups"],
+    )
+    .assert_failed()
+    .assert_stderr("is listed twice");
     assert!(sb.az_calls().is_empty(), "{:?}", sb.az_calls());
 }
 
@@ -888,6 +902,26 @@ cp "$TEMPLATE"/*.xml "policies/Environments/$env/"
             &format!("put --uri {GRAPH}/{LAYER}/"),
             &put_call(SIGNUP, rendered.to_str().unwrap()),
         ],
+    );
+
+    // A dry run renders for real (local files only), so its plan is that of this render, not
+    // of an older one left in the folder.
+    fs::remove_dir_all(sb.path("repo/policies")).unwrap();
+    let out = run(sb
+        .command("upload-policies.sh")
+        .args(["--render", "Test", "--backup-dir", "backups", "--dry-run"])
+        .env("AZ_STUB_POLICIES", sb.path("tenant"))
+        .env("REPO_ROOT", sb.path("repo"))
+        .env("TEMPLATE", sb.path("rendered"))
+        .env("CARGO_STUB_LOG", sb.path("cargo.log")));
+    out.assert_ok()
+        .assert_stderr("rendering for real in a dry run too");
+    assert!(sb.path("cargo.log").exists(), "the render did not run");
+    assert!(rendered.is_file(), "the render wrote nothing");
+    assert!(
+        out.stdout.contains(&format!("{GRAPH}/{SIGNUP}/"))
+            || out.stderr.contains(&format!("{GRAPH}/{SIGNUP}/")),
+        "the plan lacks the rendered relying party"
     );
 }
 
