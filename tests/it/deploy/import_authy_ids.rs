@@ -325,6 +325,11 @@ fn import_refuses_to_replace_a_different_id_without_overwrite() {
         format!(r#"{{"{ATTRIBUTE}":"2999"}}"#)
     );
     assert!(users(&sb).contains(&format!("{BOB}\tbob_smith\t2999\n")));
+    // Carol already had hers: left alone.
+    assert_no_call(
+        &sb.az_calls(),
+        &format!("patch --uri https://graph.microsoft.com/v1.0/users/{CAROL}"),
+    );
 }
 
 #[test]
