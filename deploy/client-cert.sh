@@ -173,7 +173,11 @@ if [[ "${UPLOAD_KEYSET:-0}" == 1 ]]; then
     fi
     run az rest --method post --uri "$GRAPH_KEYSETS_URL/$keyset_id/uploadPkcs12" \
         --headers "Content-Type=application/json" --body "@$body_file" --output none
-    log "uploaded to policy key $keyset_id"
+    if is_dry_run; then
+        log "dry run: nothing was uploaded to policy key $keyset_id"
+    else
+        log "uploaded to policy key $keyset_id"
+    fi
 fi
 
 log "SHA-1 thumbprint (for CLIENT_CERT_THUMBPRINTS):"

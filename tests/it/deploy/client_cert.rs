@@ -331,7 +331,13 @@ fn client_cert_dry_run_writes_nothing() {
         .assert_stdout("extendedKeyUsage=clientAuth")
         .assert_stdout("+ openssl pkcs12 -export")
         .assert_stdout("-keypbe PBE-SHA1-3DES -certpbe PBE-SHA1-3DES -macalg sha1")
-        .assert_stdout("+ az rest --method post --uri https://graph.microsoft.com/beta/trustFramework/keySets/B2C_1A_RestApiClientCertificate/uploadPkcs12");
+        .assert_stdout("+ az rest --method post --uri https://graph.microsoft.com/beta/trustFramework/keySets/B2C_1A_RestApiClientCertificate/uploadPkcs12")
+        .assert_stderr("dry run: nothing was uploaded to policy key");
+    assert!(
+        !out.stderr.contains("client-cert.sh: uploaded to policy key"),
+        "a dry run must not say it uploaded: {}",
+        out.stderr
+    );
     assert!(!sb.path("certs").exists());
     assert!(sb.az_calls().is_empty());
 }
