@@ -334,7 +334,8 @@ fn client_cert_dry_run_writes_nothing() {
         .assert_stdout("+ az rest --method post --uri https://graph.microsoft.com/beta/trustFramework/keySets/B2C_1A_RestApiClientCertificate/uploadPkcs12")
         .assert_stderr("dry run: nothing was uploaded to policy key");
     assert!(
-        !out.stderr.contains("client-cert.sh: uploaded to policy key"),
+        !out.stderr
+            .contains("client-cert.sh: uploaded to policy key"),
         "a dry run must not say it uploaded: {}",
         out.stderr
     );
