@@ -198,6 +198,10 @@ const MAX_BODY: usize = 64 * 1024;
 /// Builds the simulator's router (Authy's paths, plus `/simulator/...` to inspect what it
 /// recorded).
 pub fn router(config: SimulatorConfig) -> Router {
+    // The simulator validates phones with libphonenumber's metadata, which loads on first use
+    // (about 2 s in a debug build): load it now, not inside the first `users/new`, whose
+    // caller's deadline it would eat.
+    PhoneNumber::preload_metadata();
     let state = Arc::new(SimulatorState {
         config,
         requests: Mutex::new(HashMap::new()),
