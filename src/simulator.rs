@@ -7,6 +7,12 @@
 //! number, e.g. `+1 425 555 0101` → `14255550101`). See [`TRIGGERS`]; any other number is
 //! approved after [`SimulatorConfig::approve_after`].
 //!
+//! It takes requests in every encoding Authy takes and Twilio's client libraries send (form
+//! with bracket keys, JSON, the query string of a POST; the key in the header, the query or
+//! the body: `AuthyRequest`), answers Authy's error bodies (60001, 60026, 60027, 60049)
+//! and status answers with Authy's fields, and records what it was sent under
+//! `/simulator/...` for tests. docs/simulator.md lists each behaviour with its source.
+//!
 //! It is never enabled silently: only `handler simulator`, `handler demo` or
 //! `AUTHY_SIMULATOR=embedded` start it, each logs a warning, and it refuses to start in Azure
 //! (`WEBSITE_INSTANCE_ID` set).
@@ -174,7 +180,8 @@ struct RegisteredUser {
     /// `send_install_link_via_sms` exactly as sent (`null` when absent).
     send_install_link_via_sms: Value,
     /// Whether Authy would have texted the install link: the field's value, `true` when
-    /// absent ("defaults to true", <https://www.twilio.com/docs/authy/api/users>).
+    /// absent (Twilio's Users docs, <https://www.twilio.com/docs/authy/api/users>, as quoted
+    /// in issue 12; authy-ruby and authy-php also send `true` unless told otherwise).
     install_link_sms_sent: bool,
 }
 
@@ -496,9 +503,8 @@ fn user_object_id(authy_id: u64) -> String {
 }
 
 /// A UUID shaped like Authy's own approval request ids, which are not v4: time-ordered
-/// first groups, version nibble 0 and a non-RFC variant, e.g.
-/// `c31a9c70-4e50-0132-2bd7-0a6d6a7e0c38` (Twilio's push-authentications docs) and
-/// `fd285c30-97f8-0135-cfa7-...` (issue 12's recorded answers).
+/// first groups, version nibble 0 and a non-RFC variant, e.g. `fd285c30-97f8-0135-cfa7-...`
+/// (issue 12's recorded Authy answers).
 fn authy_style_uuid(now: SystemTime) -> uuid::Uuid {
     // 100 ns ticks since 1582-10-15, as a v1 UUID counts them.
     let ticks = now
@@ -540,8 +546,8 @@ fn known_authy_id(state: &SimulatorState, authy_id: u64) -> bool {
 /// `send_install_link_via_sms` (top level as authy-ruby and authy-python send it, or inside
 /// `user` as twilio/authy-php `lib/Authy/AuthyApi.php` does).
 ///
-/// `cellphone` may carry "dashes, periods, spaces or nothing"
-/// (<https://www.twilio.com/docs/authy/api/users>) and parentheses, and is validated with
+/// `cellphone` may carry "dashes, periods, spaces or nothing" (Twilio's Users docs,
+/// <https://www.twilio.com/docs/authy/api/users>, as quoted in issue 12) and parentheses, and is validated with
 /// `country_code` by libphonenumber ([`PhoneNumber`]). An invalid phone or email is 400 /
 /// 60027 "User was not valid" with the field's `"is invalid"` at the top level and in
 /// `errors` (twilio/authy-ruby `spec/authy/api_spec.rb`, "should return the error messages
