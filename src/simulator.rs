@@ -878,3 +878,75 @@ async fn inspect_approval_request(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(s: &str) -> Value {
+        let mut params = Map::new();
+        merge_form(&mut params, s.as_bytes());
+        Value::Object(params)
+    }
+
+    #[test]
+    fn bracket_keys_nest_as_rack_nests_them() {
+        assert_eq!(
+            form("user[email]=a%40b.c&user[country_code]=1&details[A+b]=x&logos[][res]=default&logos[][url]=u1&logos[][res]=low&tags[]=1&tags[]=2"),
+            json!({
+                "user": {"email": "a@b.c", "country_code": "1"},
+                "details": {"A b": "x"},
+                "logos": [{"res": "default", "url": "u1"}, {"res": "low"}],
+                "tags": ["1", "2"],
+            })
+        );
+        // Unclosed or nameless brackets are plain names; a later scalar replaces a nest.
+        assert_eq!(
+            form("a[b=1&[x]=2&c[d]=3&c=4"),
+            json!({"a[b": "1", "[x]": "2", "c": "4"})
+        );
+    }
+
+    #[test]
+    fn a_request_is_final_once_answered_and_zero_ttl_never_expires() {
+        let s = Duration::from_secs;
+        let approve = Behaviour::Approve;
+        assert_eq!(
+            status_at(approve, s(1), s(2), Some(s(10))),
+            ("pending", None)
+        );
+        assert_eq!(
+            status_at(approve, s(3), s(2), Some(s(10))),
+            ("approved", Some(s(2)))
+        );
+        assert_eq!(
+            status_at(approve, s(20), s(2), Some(s(10))),
+            ("approved", Some(s(2)))
+        );
+        assert_eq!(
+            status_at(approve, s(10), s(12), Some(s(10))),
+            ("expired", Some(s(10)))
+        );
+        let never = Behaviour::NeverAnswer;
+        assert_eq!(status_at(never, s(99_999), s(2), None), ("pending", None));
+        assert_eq!(
+            status_at(never, s(5), s(2), Some(s(5))),
+            ("expired", Some(s(5)))
+        );
+        assert_eq!(
+            status_at(Behaviour::Deny, s(3), s(2), None),
+            ("denied", Some(s(2)))
+        );
+    }
+
+    #[test]
+    fn authy_style_uuids_are_not_v4_and_parse_as_approval_request_ids() {
+        let id = authy_style_uuid(SystemTime::now());
+        assert_eq!(id.get_version_num(), 0);
+        assert!(ApprovalRequestId::parse(&id.hyphenated().to_string()).is_ok());
+        assert_eq!(
+            object_id(0x56ad_1873, 0x1170_706b_7f00_e352),
+            "56ad18731170706b7f00e352"
+        );
+    }
+}
