@@ -380,6 +380,18 @@ async fn unknown_users_and_approval_requests_are_authys_404s() {
     );
     assert_eq!(body["errors"]["message"], body["message"]);
     assert_eq!(body["success"], false);
+    // node-authy polls with the key in the query string only.
+    let (status, body) = answer(
+        http()
+            .get(format!(
+                "{base}/onetouch/json/approval_requests/{unknown}?api_key={KEY}"
+            ))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, &body["error_code"]), (404, &json!("60049")));
 }
 
 /// Registers `cellphone` (country code 1) as `email`; returns the authy id.
