@@ -187,6 +187,9 @@ pub struct AuthyClient {
     in_flight: std::sync::Arc<tokio::sync::Semaphore>,
     /// e.g. `https://api.authy.com/`; injected so tests can point it at a mock server.
     base_url: Url,
+    /// Sent as `send_install_link_via_sms` on every `users/new` call (see
+    /// [`AuthyClient::with_send_install_link_via_sms`]).
+    send_install_link_via_sms: bool,
 }
 
 impl std::fmt::Debug for AuthyClient {
@@ -194,6 +197,7 @@ impl std::fmt::Debug for AuthyClient {
         f.debug_struct("AuthyClient")
             .field("base_url", &self.base_url.as_str())
             .field("api_key", &"[REDACTED]")
+            .field("send_install_link_via_sms", &self.send_install_link_via_sms)
             .finish()
     }
 }
@@ -230,7 +234,20 @@ impl AuthyClient {
             http,
             base_url,
             in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
+            send_install_link_via_sms: crate::config::DEFAULT_SEND_INSTALL_LINK_VIA_SMS,
         })
+    }
+
+    /// The same client, telling Authy on every `users/new` call whether to text the user a
+    /// link to install the Authy app (`send_install_link_via_sms=true|false`, a top-level
+    /// form field as twilio/authy-python `authy/api/resources.py` `Users.create` sends it).
+    /// Without this call the client sends
+    /// [`DEFAULT_SEND_INSTALL_LINK_VIA_SMS`](crate::config::DEFAULT_SEND_INSTALL_LINK_VIA_SMS):
+    /// the field is always sent, so the Twilio Console's setting never decides silently.
+    #[must_use]
+    pub fn with_send_install_link_via_sms(mut self, send: bool) -> Self {
+        self.send_install_link_via_sms = send;
+        self
     }
 
     fn url(&self, path: &str) -> Result<Url, AuthyError> {
@@ -240,7 +257,8 @@ impl AuthyClient {
     }
 
     /// Enrols a user: `POST /protected/json/users/new` with `user[email]`,
-    /// `user[cellphone]`, `user[country_code]`. Idempotent at Authy: the same phone gets the
+    /// `user[cellphone]`, `user[country_code]` and `send_install_link_via_sms` (`true` or
+    /// `false`, see [`AuthyClient::with_send_install_link_via_sms`]). Idempotent at Authy: the same phone gets the
     /// same id back.
     ///
     /// # Errors
@@ -255,6 +273,10 @@ impl AuthyClient {
             ("user[email]", email.as_str().to_owned()),
             ("user[cellphone]", phone.cellphone().to_owned()),
             ("user[country_code]", phone.country_code()),
+            (
+                "send_install_link_via_sms",
+                self.send_install_link_via_sms.to_string(),
+            ),
         ];
         let request = self
             .http
@@ -405,8 +427,8 @@ fn classify(status: u16, retry_after: Option<Duration>, bytes: &[u8]) -> Result<
                     message: format!("not a JSON object: {}", body_excerpt(bytes)),
                 });
             };
-            match json.get("success") {
-                Some(Value::Bool(true)) => Ok(json),
+            match json.get("success").and_then(json_bool) {
+                Some(true) => Ok(json),
                 _ => Err(AuthyError::Rejected {
                     status,
                     error_code,
@@ -419,7 +441,7 @@ fn classify(status: u16, retry_after: Option<Duration>, bytes: &[u8]) -> Result<
         // AUTHY_API_URL points somewhere that is not Authy.
         404 if json
             .as_ref()
-            .is_some_and(|j| j.get("success") == Some(&Value::Bool(false))) =>
+            .is_some_and(|j| j.get("success").and_then(json_bool) == Some(false)) =>
         {
             Err(AuthyError::NotFound {
                 error_code,
@@ -481,6 +503,18 @@ fn json_id(value: &Value) -> Option<String> {
     }
 }
 
+/// A boolean Authy writes either as JSON `true`/`false` or as the string `"true"`/`"false"`
+/// (lholden/authy-rs commit ced3c24 met `"success": "true"`). Nothing else is a boolean:
+/// `"1"`, `"yes"`, `"True"`, `1` and `null` are `None`, so they never count as success.
+fn json_bool(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s == "true" => Some(true),
+        Value::String(s) if s == "false" => Some(false),
+        _ => None,
+    }
+}
+
 /// `Retry-After`: delay-seconds or an HTTP date (RFC 9110 §10.2.3).
 fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
@@ -512,6 +546,33 @@ fn body_excerpt(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn success_may_be_the_string_true_and_nothing_else() {
+        assert!(classify(200, None, br#"{"success":"true"}"#).is_ok());
+        for not_true in [
+            r#"{"success":"false"}"#,
+            r#"{"success":"True"}"#,
+            r#"{"success":"1"}"#,
+            r#"{"success":"yes"}"#,
+            r#"{"success":1}"#,
+            r#"{"success":null}"#,
+            r#"{"success":""}"#,
+            r#"{}"#,
+        ] {
+            assert!(
+                matches!(
+                    classify(200, None, not_true.as_bytes()),
+                    Err(AuthyError::Rejected { .. })
+                ),
+                "{not_true}"
+            );
+        }
+        assert!(matches!(
+            classify(404, None, br#"{"success":"false","error_code":"60026","message":"User not found."}"#),
+            Err(AuthyError::NotFound { error_code, .. }) if error_code == "60026"
+        ));
+    }
 
     #[test]
     fn classifies_answers() {
