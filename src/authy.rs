@@ -437,12 +437,9 @@ fn classify(status: u16, retry_after: Option<Duration>, bytes: &[u8]) -> Result<
             }
         }
         401 => Err(AuthyError::InvalidApiKey),
-        // Authy's own 404 is its JSON error; anything else (an HTML page, an empty body) means
-        // AUTHY_API_URL points somewhere that is not Authy.
-        404 if json
-            .as_ref()
-            .is_some_and(|j| j.get("success").and_then(json_bool) == Some(false)) =>
-        {
+        // Authy's own 404 is its JSON error; anything else (an HTML page, an empty body, JSON
+        // without Authy's error fields) means AUTHY_API_URL points somewhere that is not Authy.
+        404 if json.as_ref().is_some_and(is_authy_error) => {
             Err(AuthyError::NotFound {
                 error_code,
                 message,
@@ -469,6 +466,17 @@ fn classify(status: u16, retry_after: Option<Duration>, bytes: &[u8]) -> Result<
             message,
         }),
     }
+}
+
+/// Whether a JSON object is one of Authy's error answers: `success` false, an `error_code`, or
+/// an `errors` object. Authy sends all three (authy-ruby `spec/authy/api_spec.rb`, "user doesn't
+/// exist": `{"message": "User not found.", "success": false, "errors": {"message": …},
+/// "error_code": "60026"}`); twilio/authy-php `tests/Authy/ApiTest.php` records the 404 of an
+/// unknown user as `{"errors": {"message": "User not found."}}` alone.
+fn is_authy_error(json: &Value) -> bool {
+    json.get("success").and_then(json_bool) == Some(false)
+        || json.get("error_code").and_then(json_id).is_some()
+        || json.get("errors").is_some_and(Value::is_object)
 }
 
 fn transport_error(error: reqwest::Error) -> AuthyError {
