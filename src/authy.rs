@@ -1,9 +1,10 @@
 //! The Authy client: the three calls of Authy's REST API this product needs.
 //!
 //! Shapes (Twilio docs "Authy API", "OneTouch API", "Authy Return and Error Codes"):
-//! requests are form-encoded, the key travels in the `X-Authy-API-Key` header, answers are
-//! JSON with `success` and, on failure, a *string* `error_code` (`"60001"` invalid key,
-//! `"60003"` too many requests). Authy does not always label its JSON `application/json`,
+//! requests are form-encoded, the key travels in the `X-Authy-API-Key` header (never the query
+//! string, though Authy accepts `?api_key=`), answers are JSON with `success` (a boolean, or
+//! the string `"true"`/`"false"`) and, on failure, a *string* `error_code` (`"60001"` invalid
+//! key, `"60003"` too many requests). Authy does not always label its JSON `application/json`,
 //! and proxies in front of it answer HTML on 5xx, so the body is parsed whatever the
 //! `Content-Type` says and classified by status first.
 //!
@@ -439,12 +440,10 @@ fn classify(status: u16, retry_after: Option<Duration>, bytes: &[u8]) -> Result<
         401 => Err(AuthyError::InvalidApiKey),
         // Authy's own 404 is its JSON error; anything else (an HTML page, an empty body, JSON
         // without Authy's error fields) means AUTHY_API_URL points somewhere that is not Authy.
-        404 if json.as_ref().is_some_and(is_authy_error) => {
-            Err(AuthyError::NotFound {
-                error_code,
-                message,
-            })
-        }
+        404 if json.as_ref().is_some_and(is_authy_error) => Err(AuthyError::NotFound {
+            error_code,
+            message,
+        }),
         404 => Err(AuthyError::Unavailable {
             status,
             retry_after: None,
@@ -601,6 +600,30 @@ mod tests {
             classify(401, None, br#"{"error_code":"60001"}"#),
             Err(AuthyError::InvalidApiKey)
         );
+        // A 404 is Authy's when it carries Authy's error fields (authy-php records
+        // `{"errors": {...}}` alone); other JSON or HTML means a wrong AUTHY_API_URL.
+        assert!(matches!(
+            classify(404, None, br#"{"errors":{"message":"User not found."}}"#),
+            Err(AuthyError::NotFound { .. })
+        ));
+        assert!(matches!(
+            classify(404, None, br#"{"error_code":"60049","message":"Approval request not found"}"#),
+            Err(AuthyError::NotFound { error_code, .. }) if error_code == "60049"
+        ));
+        for not_authy in [
+            &br#"{"status":404,"title":"Not Found"}"#[..],
+            b"<html>Not Found</html>",
+            b"",
+        ] {
+            assert!(
+                matches!(
+                    classify(404, None, not_authy),
+                    Err(AuthyError::Unavailable { status: 404, .. })
+                ),
+                "{}",
+                String::from_utf8_lossy(not_authy)
+            );
+        }
         assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
         assert_eq!(parse_retry_after("soon"), None);
     }

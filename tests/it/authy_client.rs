@@ -141,7 +141,11 @@ async fn the_install_link_field_is_always_sent_as_configured() {
         assert_eq!(install_link_fields(&authy), [sent], "{client_setting:?}");
     }
     // The handler: AUTHY_SEND_INSTALL_LINK_VIA_SMS reaches Register's call.
-    for (setting, sent) in [(None, "true"), (Some("false"), "false"), (Some("TRUE"), "true")] {
+    for (setting, sent) in [
+        (None, "true"),
+        (Some("false"), "false"),
+        (Some("TRUE"), "true"),
+    ] {
         let authy = FakeAuthy::serve(users_new_authy()).await;
         let settings: Vec<(&str, &str)> = setting
             .map(|v| ("AUTHY_SEND_INSTALL_LINK_VIA_SMS", v))

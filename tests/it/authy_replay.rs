@@ -369,7 +369,11 @@ async fn every_recorded_answer_maps_to_its_documented_code() {
                 format!("/onetouch/json/approval_requests/{V1_UUID}"),
             ),
         };
-        assert!(!sent.is_empty(), "no Authy call for {:?}: {status} {body}", row.body);
+        assert!(
+            !sent.is_empty(),
+            "no Authy call for {:?}: {status} {body}",
+            row.body
+        );
         assert!(
             sent.iter().all(|s| *s == (method.clone(), path.clone())),
             "{sent:?}"
