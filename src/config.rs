@@ -41,13 +41,6 @@ pub const MAX_APPROVAL_WAIT_SECONDS: u64 = 8;
 /// seconds (the two minutes of the classic single-call design).
 pub const DEFAULT_APPROVAL_TTL_SECONDS: u64 = 120;
 
-/// Default of `AUTHY_SEND_INSTALL_LINK_VIA_SMS`: Authy texts a new user a link to install the
-/// Authy app. Authy's own default for `send_install_link_via_sms` (Twilio docs "Authy Users":
-/// true unless turned off in the Twilio Console; npm `authy` README: "defaults to true"), kept
-/// because a push needs the app on the phone and the enrolment page tells users the link comes
-/// (policies/AuthyExtensions.xml, `phoneNumber`'s help text). docs/configuration.md explains.
-pub const DEFAULT_SEND_INSTALL_LINK_VIA_SMS: bool = true;
-
 /// Smallest accepted `APPROVAL_POLL_INTERVAL_MS`, to stay clear of Authy's rate limits.
 pub const MIN_POLL_INTERVAL_MS: u64 = 250;
 
@@ -98,7 +91,7 @@ pub struct Config {
     /// one HTTP call, is how long a user has to approve.
     pub approval_ttl: Duration,
     /// `AUTHY_SEND_INSTALL_LINK_VIA_SMS` (`true` | `false`, default
-    /// [`DEFAULT_SEND_INSTALL_LINK_VIA_SMS`]): sent as `send_install_link_via_sms` on every
+    /// [`crate::authy::DEFAULT_SEND_INSTALL_LINK_VIA_SMS`]): sent as `send_install_link_via_sms` on every
     /// `users/new` call, so Authy's console setting never decides it silently.
     pub send_install_link_via_sms: bool,
     /// `APPROVAL_WAIT_SECONDS`: the budget of one call of any function, Authy calls included.
@@ -221,14 +214,14 @@ impl Config {
             .map(str::to_ascii_lowercase)
             .as_deref()
         {
-            None => DEFAULT_SEND_INSTALL_LINK_VIA_SMS,
+            None => crate::authy::DEFAULT_SEND_INSTALL_LINK_VIA_SMS,
             Some("true") => true,
             Some("false") => false,
             Some(other) => {
                 errors.push(format!(
                     "AUTHY_SEND_INSTALL_LINK_VIA_SMS: '{other}' is not true or false (whether Authy texts a new user a link to install the Authy app)"
                 ));
-                DEFAULT_SEND_INSTALL_LINK_VIA_SMS
+                crate::authy::DEFAULT_SEND_INSTALL_LINK_VIA_SMS
             }
         };
 
