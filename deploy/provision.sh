@@ -53,6 +53,7 @@ opt --approval-poll-interval-ms APPROVAL_POLL_INTERVAL_MS "" "Optional: Authy st
 opt --authy-api-url AUTHY_API_URL "" "Optional: Authy API base URL (handler default when empty)."
 opt --authy-approval-message AUTHY_APPROVAL_MESSAGE "" "Optional: text of the push approval request."
 opt --authy-approval-ttl-seconds AUTHY_APPROVAL_TTL_SECONDS "" "Optional: lifetime of an approval request in seconds, 10-86400."
+opt --authy-send-install-link-via-sms AUTHY_SEND_INSTALL_LINK_VIA_SMS "" "Optional: true or false, whether Authy texts a newly enrolled user a link to install the Authy app (handler default true)."
 env_opt AUTHY_API_KEY "Twilio Authy API key. Required unless --key-vault already holds the secret or the app already has the setting."
 parse_args "$@"
 
@@ -84,6 +85,13 @@ check_range() {
 check_range --approval-wait-seconds "$APPROVAL_WAIT_SECONDS" 1 8 seconds
 check_range --approval-poll-interval-ms "$APPROVAL_POLL_INTERVAL_MS" 250 60000 milliseconds
 check_range --authy-approval-ttl-seconds "$AUTHY_APPROVAL_TTL_SECONDS" 10 86400 seconds
+# The handler accepts true or false in any case (config.rs).
+if [[ -n "$AUTHY_SEND_INSTALL_LINK_VIA_SMS" ]]; then
+    case "${AUTHY_SEND_INSTALL_LINK_VIA_SMS,,}" in
+    true | false) ;;
+    *) die "--authy-send-install-link-via-sms must be true or false, not '$AUTHY_SEND_INSTALL_LINK_VIA_SMS'" ;;
+    esac
+fi
 
 # The wait page of the B2C policies must outlast an approval request: every
 # pending answer counts against its setting.retryLimit, which the policies take
@@ -295,6 +303,7 @@ add_setting AUTHY_API_KEY "$authy_key_setting"
 add_setting AUTHY_API_URL "$AUTHY_API_URL"
 add_setting AUTHY_APPROVAL_MESSAGE "$AUTHY_APPROVAL_MESSAGE"
 add_setting AUTHY_APPROVAL_TTL_SECONDS "$AUTHY_APPROVAL_TTL_SECONDS"
+add_setting AUTHY_SEND_INSTALL_LINK_VIA_SMS "$AUTHY_SEND_INSTALL_LINK_VIA_SMS"
 add_setting APPROVAL_WAIT_SECONDS "$APPROVAL_WAIT_SECONDS"
 add_setting APPROVAL_POLL_INTERVAL_MS "$APPROVAL_POLL_INTERVAL_MS"
 add_setting CLIENT_CERT_MODE required

@@ -1,9 +1,10 @@
 //! The Authy client: the three calls of Authy's REST API this product needs.
 //!
 //! Shapes (Twilio docs "Authy API", "OneTouch API", "Authy Return and Error Codes"):
-//! requests are form-encoded, the key travels in the `X-Authy-API-Key` header, answers are
-//! JSON with `success` and, on failure, a *string* `error_code` (`"60001"` invalid key,
-//! `"60003"` too many requests). Authy does not always label its JSON `application/json`,
+//! requests are form-encoded, the key travels in the `X-Authy-API-Key` header (never the query
+//! string, though Authy accepts `?api_key=`), answers are JSON with `success` (a boolean, or
+//! the string `"true"`/`"false"`) and, on failure, a *string* `error_code` (`"60001"` invalid
+//! key, `"60003"` too many requests). Authy does not always label its JSON `application/json`,
 //! and proxies in front of it answer HTML on 5xx, so the body is parsed whatever the
 //! `Content-Type` says and classified by status first.
 //!
@@ -22,6 +23,14 @@ use crate::domain::{ApprovalRequestId, AuthyId, Email, PhoneNumber};
 
 /// Header that carries the Authy application API key (never the query string).
 pub const API_KEY_HEADER: &str = "X-Authy-API-Key";
+
+/// Default of `AUTHY_SEND_INSTALL_LINK_VIA_SMS`: Authy texts a new user a link to install the
+/// Authy app. Authy's own default for `send_install_link_via_sms` (Twilio docs "Authy Users":
+/// true unless turned off in the Twilio Console; npm `authy` README: "defaults to true"), kept
+/// because a push needs the app on the phone and the enrolment page tells users the link comes
+/// (policies/AuthyExtensions.xml, `phoneNumber`'s help text). docs/configuration.md explains.
+/// Here rather than in [`crate::config`], which reads it, so this module needs nothing of it.
+pub const DEFAULT_SEND_INSTALL_LINK_VIA_SMS: bool = true;
 
 /// Largest Authy answer read, in bytes; anything larger is a malformed answer.
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;
@@ -187,6 +196,9 @@ pub struct AuthyClient {
     in_flight: std::sync::Arc<tokio::sync::Semaphore>,
     /// e.g. `https://api.authy.com/`; injected so tests can point it at a mock server.
     base_url: Url,
+    /// Sent as `send_install_link_via_sms` on every `users/new` call (see
+    /// [`AuthyClient::with_send_install_link_via_sms`]).
+    send_install_link_via_sms: bool,
 }
 
 impl std::fmt::Debug for AuthyClient {
@@ -194,6 +206,7 @@ impl std::fmt::Debug for AuthyClient {
         f.debug_struct("AuthyClient")
             .field("base_url", &self.base_url.as_str())
             .field("api_key", &"[REDACTED]")
+            .field("send_install_link_via_sms", &self.send_install_link_via_sms)
             .finish()
     }
 }
@@ -230,7 +243,20 @@ impl AuthyClient {
             http,
             base_url,
             in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
+            send_install_link_via_sms: DEFAULT_SEND_INSTALL_LINK_VIA_SMS,
         })
+    }
+
+    /// The same client, telling Authy on every `users/new` call whether to text the user a
+    /// link to install the Authy app (`send_install_link_via_sms=true|false`, a top-level
+    /// form field as twilio/authy-python `authy/api/resources.py` `Users.create` sends it).
+    /// Without this call the client sends
+    /// [`DEFAULT_SEND_INSTALL_LINK_VIA_SMS`]:
+    /// the field is always sent, so the Twilio Console's setting never decides silently.
+    #[must_use]
+    pub fn with_send_install_link_via_sms(mut self, send: bool) -> Self {
+        self.send_install_link_via_sms = send;
+        self
     }
 
     fn url(&self, path: &str) -> Result<Url, AuthyError> {
@@ -240,7 +266,8 @@ impl AuthyClient {
     }
 
     /// Enrols a user: `POST /protected/json/users/new` with `user[email]`,
-    /// `user[cellphone]`, `user[country_code]`. Idempotent at Authy: the same phone gets the
+    /// `user[cellphone]`, `user[country_code]` and `send_install_link_via_sms` (`true` or
+    /// `false`, see [`AuthyClient::with_send_install_link_via_sms`]). Idempotent at Authy: the same phone gets the
     /// same id back.
     ///
     /// # Errors
@@ -255,6 +282,10 @@ impl AuthyClient {
             ("user[email]", email.as_str().to_owned()),
             ("user[cellphone]", phone.cellphone().to_owned()),
             ("user[country_code]", phone.country_code()),
+            (
+                "send_install_link_via_sms",
+                self.send_install_link_via_sms.to_string(),
+            ),
         ];
         let request = self
             .http
@@ -405,8 +436,8 @@ fn classify(status: u16, retry_after: Option<Duration>, bytes: &[u8]) -> Result<
                     message: format!("not a JSON object: {}", body_excerpt(bytes)),
                 });
             };
-            match json.get("success") {
-                Some(Value::Bool(true)) => Ok(json),
+            match json.get("success").and_then(json_bool) {
+                Some(true) => Ok(json),
                 _ => Err(AuthyError::Rejected {
                     status,
                     error_code,
@@ -415,17 +446,12 @@ fn classify(status: u16, retry_after: Option<Duration>, bytes: &[u8]) -> Result<
             }
         }
         401 => Err(AuthyError::InvalidApiKey),
-        // Authy's own 404 is its JSON error; anything else (an HTML page, an empty body) means
-        // AUTHY_API_URL points somewhere that is not Authy.
-        404 if json
-            .as_ref()
-            .is_some_and(|j| j.get("success") == Some(&Value::Bool(false))) =>
-        {
-            Err(AuthyError::NotFound {
-                error_code,
-                message,
-            })
-        }
+        // Authy's own 404 is its JSON error; anything else (an HTML page, an empty body, JSON
+        // without Authy's error fields) means AUTHY_API_URL points somewhere that is not Authy.
+        404 if json.as_ref().is_some_and(is_authy_error) => Err(AuthyError::NotFound {
+            error_code,
+            message,
+        }),
         404 => Err(AuthyError::Unavailable {
             status,
             retry_after: None,
@@ -447,6 +473,17 @@ fn classify(status: u16, retry_after: Option<Duration>, bytes: &[u8]) -> Result<
             message,
         }),
     }
+}
+
+/// Whether a JSON object is one of Authy's error answers: `success` false, an `error_code`, or
+/// an `errors` object. Authy sends all three (authy-ruby `spec/authy/api_spec.rb`, "user doesn't
+/// exist": `{"message": "User not found.", "success": false, "errors": {"message": …},
+/// "error_code": "60026"}`); twilio/authy-php `tests/Authy/ApiTest.php` records the 404 of an
+/// unknown user as `{"errors": {"message": "User not found."}}` alone.
+fn is_authy_error(json: &Value) -> bool {
+    json.get("success").and_then(json_bool) == Some(false)
+        || json.get("error_code").and_then(json_id).is_some()
+        || json.get("errors").is_some_and(Value::is_object)
 }
 
 fn transport_error(error: reqwest::Error) -> AuthyError {
@@ -477,6 +514,18 @@ fn json_id(value: &Value) -> Option<String> {
     match value {
         Value::Number(n) => n.as_u64().map(|n| n.to_string()),
         Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// A boolean Authy writes either as JSON `true`/`false` or as the string `"true"`/`"false"`
+/// (lholden/authy-rs commit ced3c24 met `"success": "true"`). Nothing else is a boolean:
+/// `"1"`, `"yes"`, `"True"`, `1` and `null` are `None`, so they never count as success.
+fn json_bool(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s == "true" => Some(true),
+        Value::String(s) if s == "false" => Some(false),
         _ => None,
     }
 }
@@ -514,6 +563,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn success_may_be_the_string_true_and_nothing_else() {
+        assert!(classify(200, None, br#"{"success":"true"}"#).is_ok());
+        for not_true in [
+            r#"{"success":"false"}"#,
+            r#"{"success":"True"}"#,
+            r#"{"success":"1"}"#,
+            r#"{"success":"yes"}"#,
+            r#"{"success":1}"#,
+            r#"{"success":null}"#,
+            r#"{"success":""}"#,
+            r#"{}"#,
+        ] {
+            assert!(
+                matches!(
+                    classify(200, None, not_true.as_bytes()),
+                    Err(AuthyError::Rejected { .. })
+                ),
+                "{not_true}"
+            );
+        }
+        assert!(matches!(
+            classify(404, None, br#"{"success":"false","error_code":"60026","message":"User not found."}"#),
+            Err(AuthyError::NotFound { error_code, .. }) if error_code == "60026"
+        ));
+    }
+
+    #[test]
     fn classifies_answers() {
         assert!(classify(200, None, br#"{"success":true}"#).is_ok());
         assert!(matches!(
@@ -532,6 +608,30 @@ mod tests {
             classify(401, None, br#"{"error_code":"60001"}"#),
             Err(AuthyError::InvalidApiKey)
         );
+        // A 404 is Authy's when it carries Authy's error fields (authy-php records
+        // `{"errors": {...}}` alone); other JSON or HTML means a wrong AUTHY_API_URL.
+        assert!(matches!(
+            classify(404, None, br#"{"errors":{"message":"User not found."}}"#),
+            Err(AuthyError::NotFound { .. })
+        ));
+        assert!(matches!(
+            classify(404, None, br#"{"error_code":"60049","message":"Approval request not found"}"#),
+            Err(AuthyError::NotFound { error_code, .. }) if error_code == "60049"
+        ));
+        for not_authy in [
+            &br#"{"status":404,"title":"Not Found"}"#[..],
+            b"<html>Not Found</html>",
+            b"",
+        ] {
+            assert!(
+                matches!(
+                    classify(404, None, not_authy),
+                    Err(AuthyError::Unavailable { status: 404, .. })
+                ),
+                "{}",
+                String::from_utf8_lossy(not_authy)
+            );
+        }
         assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
         assert_eq!(parse_retry_after("soon"), None);
     }

@@ -54,6 +54,7 @@ pub const SETTING_NAMES: &[&str] = &[
     "AUTHY_API_URL",
     "AUTHY_APPROVAL_MESSAGE",
     "AUTHY_APPROVAL_TTL_SECONDS",
+    "AUTHY_SEND_INSTALL_LINK_VIA_SMS",
     "APPROVAL_WAIT_SECONDS",
     "APPROVAL_POLL_INTERVAL_MS",
     "AUTHY_SIMULATOR",
@@ -89,6 +90,10 @@ pub struct Config {
     /// `AUTHY_APPROVAL_TTL_SECONDS`: `seconds_to_expire` of each approval request; this, not
     /// one HTTP call, is how long a user has to approve.
     pub approval_ttl: Duration,
+    /// `AUTHY_SEND_INSTALL_LINK_VIA_SMS` (`true` | `false`, default
+    /// [`crate::authy::DEFAULT_SEND_INSTALL_LINK_VIA_SMS`]): sent as `send_install_link_via_sms` on every
+    /// `users/new` call, so Authy's console setting never decides it silently.
+    pub send_install_link_via_sms: bool,
     /// `APPROVAL_WAIT_SECONDS`: the budget of one call of any function, Authy calls included.
     pub approval_wait: Duration,
     /// `APPROVAL_POLL_INTERVAL_MS`: pause between two status polls.
@@ -204,6 +209,22 @@ impl Config {
             errors.push("AUTHY_APPROVAL_MESSAGE: at most 200 characters".into());
         }
 
+        let send_install_link_via_sms = match get("AUTHY_SEND_INSTALL_LINK_VIA_SMS")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None => crate::authy::DEFAULT_SEND_INSTALL_LINK_VIA_SMS,
+            Some("true") => true,
+            Some("false") => false,
+            Some(other) => {
+                errors.push(format!(
+                    "AUTHY_SEND_INSTALL_LINK_VIA_SMS: '{other}' is not true or false (whether Authy texts a new user a link to install the Authy app)"
+                ));
+                crate::authy::DEFAULT_SEND_INSTALL_LINK_VIA_SMS
+            }
+        };
+
         let mut number = |name: &str,
                           default: u64,
                           range: std::ops::RangeInclusive<u64>,
@@ -289,6 +310,7 @@ impl Config {
             authy_api_url,
             approval_message,
             approval_ttl: Duration::from_secs(ttl),
+            send_install_link_via_sms,
             approval_wait: Duration::from_secs(wait),
             poll_interval: Duration::from_millis(poll),
             port: u16::try_from(port).unwrap_or(7071),
@@ -368,6 +390,7 @@ mod tests {
         assert_eq!(c.poll_interval, Duration::from_millis(1000));
         assert_eq!(c.approval_ttl, Duration::from_secs(120));
         assert_eq!(c.port, 7071);
+        assert!(c.send_install_link_via_sms);
         assert_eq!(c.authy_api_url.as_str(), "https://api.authy.com/");
         assert!(c.warnings.is_empty());
     }
@@ -392,6 +415,29 @@ mod tests {
             .iter()
             .any(|l| l.starts_with("APPROVAL_POLL_INTERVAL_MS:")));
         assert!(e.0.iter().any(|l| l.contains("must use https")));
+    }
+
+    #[test]
+    fn the_install_link_setting_is_true_or_false_only() {
+        let with = |value: &str| {
+            config(&[
+                ("AUTHY_API_KEY", "k"),
+                ("CLIENT_CERT_THUMBPRINTS", TP),
+                ("AUTHY_SEND_INSTALL_LINK_VIA_SMS", value),
+            ])
+        };
+        assert!(!with("false").unwrap().send_install_link_via_sms);
+        assert!(!with(" FALSE ").unwrap().send_install_link_via_sms);
+        assert!(with("True").unwrap().send_install_link_via_sms);
+        for wrong in ["0", "1", "yes", "no", "off"] {
+            let e = with(wrong).unwrap_err();
+            assert_eq!(e.0.len(), 1, "{e}");
+            assert!(
+                e.0[0].starts_with("AUTHY_SEND_INSTALL_LINK_VIA_SMS: ")
+                    && e.0[0].contains("is not true or false"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -123,6 +123,7 @@ async fn serve(config: Config, demo: Option<&DemoClientCert>) -> Result<(), Stri
         #[cfg(not(feature = "simulator"))]
         AuthyBackend::EmbeddedSimulator => return Err("this build has no Authy simulator".into()),
     };
+    let authy = authy.with_send_install_link_via_sms(config.send_install_link_via_sms);
     let app = Application::build(&config, authy).await?;
     let address = app.address().map_err(|e| e.to_string())?;
     tracing::info!(%address, wait_seconds = config.approval_wait.as_secs(), "custom handler listening");

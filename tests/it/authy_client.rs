@@ -1,5 +1,5 @@
 //! The Authy client against a fake Authy ([`FakeAuthy`]): exact paths, the key header (never
-//! the query string), form fields, and every error shape.
+//! the query string), form fields (the install-link field included), and every error shape.
 
 use std::time::Duration;
 
@@ -96,7 +96,93 @@ async fn register_user_sends_the_form_with_the_key_header_only() {
             ("user[email]", "alice@example.com"),
             ("user[cellphone]", "0612345678"),
             ("user[country_code]", "39"),
+            ("send_install_link_via_sms", "true"),
         ])
+    );
+}
+
+/// `users/new` answered as Authy does; the tests read what was sent.
+fn users_new_authy() -> Router {
+    Router::new().route(
+        USERS_NEW,
+        post(|| async { answer(200, &[], r#"{"user":{"id":1234},"success":true}"#) }),
+    )
+}
+
+/// The `send_install_link_via_sms` values of every `users/new` request `authy` received.
+fn install_link_fields(authy: &FakeAuthy) -> Vec<String> {
+    authy
+        .requests()
+        .iter()
+        .filter(|r| r.path == USERS_NEW)
+        .flat_map(|r| r.form())
+        .filter(|(name, _)| name == "send_install_link_via_sms")
+        .map(|(_, value)| value)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_install_link_field_is_always_sent_as_configured() {
+    // The client: Authy's default (true) unless told otherwise.
+    for (client_setting, sent) in [(None, "true"), (Some(false), "false"), (Some(true), "true")] {
+        let authy = FakeAuthy::serve(users_new_authy()).await;
+        let client = match client_setting {
+            None => client(&authy),
+            Some(send) => client(&authy).with_send_install_link_via_sms(send),
+        };
+        client
+            .register_user(
+                &Email::parse("alice@example.com").unwrap(),
+                &PhoneNumber::parse("+1 425 555 0100").unwrap(),
+                T,
+            )
+            .await
+            .unwrap();
+        assert_eq!(install_link_fields(&authy), [sent], "{client_setting:?}");
+    }
+    // The handler: AUTHY_SEND_INSTALL_LINK_VIA_SMS reaches Register's call.
+    for (setting, sent) in [
+        (None, "true"),
+        (Some("false"), "false"),
+        (Some("TRUE"), "true"),
+    ] {
+        let authy = FakeAuthy::serve(users_new_authy()).await;
+        let settings: Vec<(&str, &str)> = setting
+            .map(|v| ("AUTHY_SEND_INSTALL_LINK_VIA_SMS", v))
+            .into_iter()
+            .collect();
+        let app = crate::support::spawn_app_against(&authy.url, &settings).await;
+        let (status, body) = app
+            .call(
+                "Register",
+                json!({"email": "alice@example.com", "phoneNumber": "+1 425 555 0100"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(install_link_fields(&authy), [sent], "{setting:?}");
+    }
+}
+
+/// The phone page promises the install-link SMS exactly when the handler sends it by default.
+#[test]
+fn the_enrolment_page_matches_the_install_link_default() {
+    let policy = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/AuthyExtensions.xml"
+    ))
+    .unwrap();
+    let start = policy.find(r#"<ClaimType Id="phoneNumber">"#).unwrap();
+    let claim = &policy[start..];
+    let claim = &claim[..claim.find("</ClaimType>").unwrap()];
+    let help = claim
+        .split("<UserHelpText>")
+        .nth(1)
+        .and_then(|rest| rest.split("</UserHelpText>").next())
+        .expect("phoneNumber has a UserHelpText");
+    assert_eq!(
+        help.contains("a link to install the app"),
+        b2c_authy::authy::DEFAULT_SEND_INSTALL_LINK_VIA_SMS,
+        "phoneNumber's help text {help:?} vs AUTHY_SEND_INSTALL_LINK_VIA_SMS's default"
     );
 }
 
@@ -376,6 +462,38 @@ async fn the_whole_journey_runs_against_a_mock_authy() {
     assert_eq!(body["approvalStatus"], "approved");
 
     let requests = authy.requests();
+    // Every call through the handler: parameters only in a form body, the key only in its
+    // header (never in a query string, the path or the body), which Authy also accepts as
+    // `?api_key=` (Twilio docs) but a URL ends up in proxy logs.
+    for request in &requests {
+        assert_eq!(request.query, None, "{request:#?}");
+        assert_eq!(
+            request.header("x-authy-api-key"),
+            Some(crate::support::TEST_API_KEY),
+            "{request:#?}"
+        );
+        assert!(
+            !request.path.contains(crate::support::TEST_API_KEY),
+            "{request:#?}"
+        );
+        assert!(
+            !String::from_utf8_lossy(&request.body).contains(crate::support::TEST_API_KEY),
+            "{request:#?}"
+        );
+        assert!(
+            !request.form().iter().any(|(name, _)| name == "api_key"),
+            "{request:#?}"
+        );
+        if request.method == Method::POST {
+            assert_eq!(
+                request.header("content-type"),
+                Some("application/x-www-form-urlencoded"),
+                "{request:#?}"
+            );
+        } else {
+            assert!(request.body.is_empty(), "{request:#?}");
+        }
+    }
     let register: Vec<_> = requests
         .iter()
         .filter(|r| r.method == Method::POST && r.path == "/protected/json/users/new")
@@ -388,6 +506,9 @@ async fn the_whole_journey_runs_against_a_mock_authy() {
     assert!(register[0]
         .form()
         .contains(&("user[cellphone]".into(), "4255550100".into())));
+    assert!(register[0]
+        .form()
+        .contains(&("send_install_link_via_sms".into(), "true".into())));
     let pushes: Vec<_> = requests
         .iter()
         .filter(|r| {

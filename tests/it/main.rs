@@ -5,6 +5,7 @@
 //! Run one area with a filter: `cargo test --test it journey::`.
 
 mod authy_client;
+mod authy_replay;
 mod bad_input;
 mod client_cert;
 mod connection_limits;

@@ -85,7 +85,9 @@ pub async fn spawn_app_against(authy_url: &str, settings: &[(&str, &str)]) -> Te
         .authy_api_key
         .clone()
         .unwrap_or_else(|| SecretString::from(""));
-    let authy = AuthyClient::new(config.authy_api_url.clone(), key).expect("an Authy client");
+    let authy = AuthyClient::new(config.authy_api_url.clone(), key)
+        .expect("an Authy client")
+        .with_send_install_link_via_sms(config.send_install_link_via_sms);
     let app = Application::build(&config, authy)
         .await
         .expect("app builds");

@@ -410,6 +410,10 @@ fn provision_rejects_settings_the_handler_refuses() {
         ),
         (&["--authy-approval-ttl-seconds", "86401"], "from 10 to 86400"),
         (
+            &["--authy-send-install-link-via-sms", "yes"],
+            "--authy-send-install-link-via-sms must be true or false, not 'yes'",
+        ),
+        (
             &["--client-cert-ca", "/nonexistent/ca.pem"],
             "--client-cert-ca must be PEM text (with '-----BEGIN CERTIFICATE-----') or a local PEM file; '/nonexistent/ca.pem' is neither",
         ),
@@ -439,6 +443,7 @@ fn provision_accepts_what_the_handler_accepts() {
         .args(["--approval-wait-seconds", "8"])
         .args(["--approval-poll-interval-ms", "250"])
         .args(["--authy-approval-ttl-seconds", "86400"])
+        .args(["--authy-send-install-link-via-sms", "False"])
         .arg("--client-cert-ca")
         .arg(&ca))
     .assert_ok();
@@ -451,6 +456,7 @@ fn provision_accepts_what_the_handler_accepts() {
         r#""APPROVAL_WAIT_SECONDS": "8""#.to_owned(),
         r#""APPROVAL_POLL_INTERVAL_MS": "250""#.to_owned(),
         r#""AUTHY_APPROVAL_TTL_SECONDS": "86400""#.to_owned(),
+        r#""AUTHY_SEND_INSTALL_LINK_VIA_SMS": "False""#.to_owned(),
         // The file's text, not its local path.
         r#""CLIENT_CERT_CA": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----""#
             .to_owned(),
