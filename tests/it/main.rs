@@ -7,6 +7,7 @@
 mod authy_client;
 mod bad_input;
 mod client_cert;
+mod conformance;
 mod connection_limits;
 mod corpus_replay;
 mod deploy;
