@@ -123,6 +123,13 @@ for (const [outcome, authyId] of Object.entries(users)) {
   });
 }
 
+for (const outcome of Object.keys(users)) {
+  if (!(outcome in requests)) {
+    failures.push(`getApprovalRequest until ${outcome}`);
+    console.log(`FAIL getApprovalRequest until ${outcome}: not run (createApprovalRequest failed)`);
+  }
+}
+
 for (const [outcome, id] of Object.entries(requests)) {
   await check(`getApprovalRequest until ${outcome}`, async () => {
     const deadline = Date.now() + POLL_TIMEOUT_MS;

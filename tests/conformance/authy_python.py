@@ -116,6 +116,10 @@ if "approved" in users:
 
     check("one_touch.send_request minimal (seconds_to_expire null)", minimal)
 
+for outcome in users:
+    if outcome not in requests_:
+        not_run("one_touch.get_approval_status until {}".format(outcome), "send_request failed")
+
 for outcome, uuid in requests_.items():
 
     def poll(outcome=outcome, uuid=uuid):
