@@ -8,6 +8,7 @@ mod authy_client;
 mod authy_replay;
 mod bad_input;
 mod client_cert;
+mod conformance;
 mod connection_limits;
 mod corpus_replay;
 mod deploy;
