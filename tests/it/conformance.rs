@@ -148,7 +148,6 @@ fn the_pinned_client_libraries_are_installed() {
 }
 
 #[tokio::test]
-#[ignore = "fails until the simulator accepts nested JSON and answers Authy's error codes (issue 12; they pass with branch i12-sim merged): see docs/testing.md"]
 async fn twilio_authy_python_accepts_the_simulator() {
     let Some(python) = python_authy() else {
         return;
@@ -157,7 +156,6 @@ async fn twilio_authy_python_accepts_the_simulator() {
 }
 
 #[tokio::test]
-#[ignore = "fails until the simulator accepts nested JSON, answers Authy's error codes and Authy's approval_request schema (issue 12; they pass with branch i12-sim merged): see docs/testing.md"]
 async fn npm_authy_client_accepts_the_simulator() {
     let Some(prefix) = npm_authy_client() else {
         return;
