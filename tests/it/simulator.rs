@@ -568,3 +568,40 @@ async fn the_status_answer_has_authys_shape_ids_email_and_processed_at() {
     assert_eq!((&o["user_id"], &o["app_id"]), (&r["user_id"], &r["app_id"]));
     assert_ne!(o["_id"], r["_id"]);
 }
+
+/// End to end: the handler's `AUTHY_SEND_INSTALL_LINK_VIA_SMS` reaches the simulator on every
+/// `Register`, and the simulator records whether Authy would text the install link (what a
+/// user notices: an SMS or none). Default: sent.
+#[tokio::test]
+async fn the_handlers_install_link_setting_reaches_the_simulator() {
+    use crate::support::{spawn_app_against, spawn_simulator, TEST_API_KEY};
+    let authy = spawn_simulator(Duration::from_millis(10), TEST_API_KEY).await;
+    for (setting, sms) in [(None, true), (Some("false"), false), (Some("true"), true)] {
+        let settings: Vec<(&str, &str)> = setting
+            .map(|v| ("AUTHY_SEND_INSTALL_LINK_VIA_SMS", v))
+            .into_iter()
+            .collect();
+        let app = spawn_app_against(&authy, &settings).await;
+        let (status, body) = app
+            .call(
+                "Register",
+                json!({"email": "ann@example.com", "phoneNumber": "+1 425 555 0130"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let authy_id = body["authyId"].as_str().expect("authyId").to_owned();
+        let recorded: Value = http()
+            .get(format!("{authy}/simulator/users/{authy_id}"))
+            .header("X-Authy-API-Key", TEST_API_KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            recorded["install_link_sms_sent"], sms,
+            "{setting:?}: {recorded}"
+        );
+    }
+}
