@@ -327,9 +327,10 @@ impl FromRequest<Arc<SimulatorState>> for AuthyRequest {
     ) -> Result<Self, Self::Rejection> {
         let (parts, body) = request.into_parts();
         let mut params = Map::new();
-        if let Some(query) = parts.uri.query() {
-            merge_form(&mut params, query.as_bytes());
-        }
+        let query_ok = parts
+            .uri
+            .query()
+            .is_none_or(|query| merge_form(&mut params, query.as_bytes()));
         let content_type = parts
             .headers
             .get(header::CONTENT_TYPE)
@@ -355,10 +356,7 @@ impl FromRequest<Arc<SimulatorState>> for AuthyRequest {
                 _ => false,
             },
             Ok(bytes) => match content_type.as_deref() {
-                None | Some("application/x-www-form-urlencoded") => {
-                    merge_form(&mut params, &bytes);
-                    true
-                }
+                None | Some("application/x-www-form-urlencoded") => merge_form(&mut params, &bytes),
                 Some(_) => false,
             },
         };
@@ -378,7 +376,7 @@ impl FromRequest<Arc<SimulatorState>> for AuthyRequest {
         if !valid {
             return Err(invalid_api_key());
         }
-        if !body_ok {
+        if !(body_ok && query_ok) {
             return Err(invalid_request());
         }
         params.remove("api_key");
@@ -397,15 +395,26 @@ fn scalar(value: &Value) -> Option<String> {
     }
 }
 
+/// Deepest bracket nesting taken (`a[b][c]` is 3): Rack's `param_depth_limit`, past which
+/// Rack raises `ParamsTooDeepError` and Rails answers 400 (rack/rack
+/// `lib/rack/query_parser.rb`). It also bounds [`insert_bracketed`]'s recursion: a 60 KB
+/// `a[b][b]...` key nests 20 000 deep and overflowed the worker's stack, aborting the
+/// process (the handler's too, with `AUTHY_SIMULATOR=embedded`).
+const MAX_PARAM_DEPTH: usize = 100;
+
 /// Adds a form-encoded string's pairs to `params`, with Rails' bracket keys nested.
-fn merge_form(params: &mut Map<String, Value>, form: &[u8]) {
+/// `false` (and that pair skipped) when a key nests deeper than [`MAX_PARAM_DEPTH`].
+fn merge_form(params: &mut Map<String, Value>, form: &[u8]) -> bool {
+    let mut ok = true;
     for (key, value) in url::form_urlencoded::parse(form) {
-        insert_bracketed(
-            params,
-            &bracket_segments(&key),
-            Value::String(value.into_owned()),
-        );
+        let segments = bracket_segments(&key);
+        if segments.len() > MAX_PARAM_DEPTH {
+            ok = false;
+            continue;
+        }
+        insert_bracketed(params, &segments, Value::String(value.into_owned()));
     }
+    ok
 }
 
 /// `user[email]` → `["user", "email"]`, `logos[][res]` → `["logos", "", "res"]`; a key
@@ -885,8 +894,18 @@ mod tests {
 
     fn form(s: &str) -> Value {
         let mut params = Map::new();
-        merge_form(&mut params, s.as_bytes());
+        assert!(merge_form(&mut params, s.as_bytes()));
         Value::Object(params)
+    }
+
+    #[test]
+    fn bracket_nesting_past_racks_limit_is_refused_not_a_stack_overflow() {
+        let key = |depth: usize| format!("a{}=1", "[b]".repeat(depth - 1));
+        let mut params = Map::new();
+        assert!(merge_form(&mut params, key(MAX_PARAM_DEPTH).as_bytes()));
+        let mut params = Map::new();
+        assert!(!merge_form(&mut params, key(20_000).as_bytes()));
+        assert!(params.is_empty());
     }
 
     #[test]

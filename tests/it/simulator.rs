@@ -605,3 +605,47 @@ async fn the_handlers_install_link_setting_reaches_the_simulator() {
         );
     }
 }
+
+/// A bracket key nested past Rack's depth limit (100) is Authy's 400 / 60002, in the body or
+/// the query string, and the simulator keeps answering: it once recursed once per bracket
+/// and a 60 KB key overflowed the worker's stack, aborting the whole process.
+#[tokio::test]
+async fn bracket_keys_nested_past_racks_limit_are_60002_not_a_crash() {
+    let base = simulator(Duration::from_millis(10)).await;
+    let deep = format!("a{}=1", "[b]".repeat(20_000));
+    let (status, body) = answer(
+        http()
+            .post(format!("{base}/protected/json/users/new"))
+            .header("X-Authy-API-Key", KEY)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(deep.clone())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, &body["error_code"]), (400, &json!("60002")));
+    let (status, body) = answer(
+        http()
+            .post(format!(
+                "{base}/protected/json/users/new?{}",
+                format!("a{}=1", "[b]".repeat(200))
+            ))
+            .header("X-Authy-API-Key", KEY)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, &body["error_code"]), (400, &json!("60002")));
+    let (status, _) = register_form(
+        &base,
+        &[
+            ("user[email]", "a@example.com"),
+            ("user[cellphone]", "202-555-0158"),
+            ("user[country_code]", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "the simulator still answers");
+}
