@@ -512,8 +512,9 @@ fn user_object_id(authy_id: u64) -> String {
 }
 
 /// A UUID shaped like Authy's own approval request ids, which are not v4: time-ordered
-/// first groups, version nibble 0 and a non-RFC variant, e.g. `fd285c30-97f8-0135-cfa7-...`
-/// (issue 12's recorded Authy answers).
+/// first groups, version nibble 0 and a non-RFC variant, e.g.
+/// `fd285c30-97f8-0135-cfa7-1241e5695bb0` (twilio/authy-php `tests/Authy/ApiTest.php`) and
+/// `90c2adc0-b184-0133-7bff-0e67b818e6fb` (ruimarinho/authy-client `test/client_test.js`).
 fn authy_style_uuid(now: SystemTime) -> uuid::Uuid {
     // 100 ns ticks since 1582-10-15, as a v1 UUID counts them.
     let ticks = now
@@ -627,8 +628,9 @@ async fn register_user(
 }
 
 /// `users/{authy_id}/approval_requests`. An authy id the simulator does not know
-/// ([`known_authy_id`]) is 404 / 60026 "User not found." (twilio/authy-ruby
-/// `spec/authy/api_spec.rb`). `details`, `hidden_details` and `logos` come as JSON or as
+/// ([`known_authy_id`]) is 404 / 60026 "User not found." (twilio/authy-php
+/// `tests/Authy/ApiTest.php`, `testRequestOneTouchApprovalWithInvalidUser`; the full body
+/// as twilio/authy-ruby `spec/authy/api_spec.rb` records it for other endpoints). `details`, `hidden_details` and `logos` come as JSON or as
 /// form brackets (`details[Key]=...`, `logos[][res]=...`); `seconds_to_expire` absent,
 /// `null` or empty is one day, `0` never expires, larger values are capped at one day
 /// ([`DEFAULT_TTL_SECONDS`]). The answer is `{"approval_request": {"uuid"}, "success":
@@ -760,7 +762,9 @@ fn status_at(
 }
 
 /// `approval_requests/{uuid}`. Unknown (or malformed) ids are 404 / 60049 "Approval request
-/// not found: <uuid>" (issue 12's recorded answers). The answer carries every field
+/// not found: <uuid>" (twilio/authy-php `tests/Authy/ApiTest.php`,
+/// `testCheckOneTouchApprovalWithInvalidUuid`; the code from Twilio's "Authy Return and
+/// Error Codes"). The answer carries every field
 /// ruimarinho/authy-client's `getApprovalRequest` schema requires (`src/client.js`; values
 /// as in `test/mocks/get-approval-request-mock.js`): 24-hex `_id`, `app_id` and `user_id`,
 /// the enrolled email in `_user_email`, `processed_at` `null` while pending and the moment

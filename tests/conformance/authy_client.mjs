@@ -18,9 +18,11 @@
 //   a date, `status` one of approved/denied/expired/pending, `user_id` and `uuid` strings.
 // - Any status but 200, or a body without a truthy `success`, rejects with an `HttpError` whose
 //   `code` is the HTTP status (500 for a 200 with `success` false) and whose `body` is Authy's.
-// The error codes asserted are Authy's (issue 12's sources): 401 60001 for a bad key, 404
-// 60026 for an unknown user, 404 60049 for an unknown approval request. An invalid phone never
-// reaches Authy: the library refuses it with a ValidationFailedError.
+// The error codes asserted are Authy's, not the library's (it checks none; sources:
+// twilio/authy-ruby spec/authy/api_spec.rb, twilio/authy-php tests/Authy/ApiTest.php, Twilio's
+// docs): 401 60001 for a bad key, 404 60026 for an unknown user, 404 60049 for an unknown
+// approval request. An invalid phone never reaches Authy: the library refuses it with a
+// ValidationFailedError.
 //
 // Prints one line per check (`ok <name>` / `FAIL <name>: <why>`) and exits 1 if any failed.
 // The simulator's behaviour is chosen by the phone's last four digits (docs/simulator.md):

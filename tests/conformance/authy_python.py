@@ -14,8 +14,9 @@ authy/api/resources.py and tests/test_users.py, tests/test_one_touch.py):
   `content["approval_request"]["uuid"]`, `status()` is `content["success"]`.
 - `OneTouch.get_approval_status` GETs `approval_requests/<uuid>`; the status is
   `content["approval_request"]["status"]`.
-- On errors, `errors()` is the body's `errors` object. The codes asserted are Authy's
-  (issue 12's sources: authy-python and authy-ruby specs, Twilio's docs): 401 60001 for a bad
+- On errors, `errors()` is the body's `errors` object. The codes asserted are Authy's, not
+  the library's (it checks none; sources: twilio/authy-ruby spec/authy/api_spec.rb,
+  twilio/authy-php tests/Authy/ApiTest.php, Twilio's docs): 401 60001 for a bad
   key, 404 60026 for an unknown user, 400 60027 with `errors.cellphone == "is invalid"` for an
   invalid phone, 404 60049 for an unknown approval request.
 
