@@ -94,7 +94,8 @@ const RECORDED: &[Row] = &[
         expect: Expect::Ok("authyId", "123"),
     },
     // authy-ruby spec/authy/api_spec.rb, "should return the error messages as a hash" (its mock
-    // answers with status 200; Twilio's codes table says 400 for a bad request: both rows).
+    // answers with status 400); the same body with status 200, which the handler must not take
+    // for a success either (`success` is false).
     Row {
         call: Call::Register,
         status: 400,
