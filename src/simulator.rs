@@ -33,7 +33,7 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 use crate::authy::API_KEY_HEADER;
-use crate::domain::{ApprovalRequestId, PhoneNumber};
+use crate::domain::{ApprovalRequestId, Email, PhoneNumber};
 
 /// What the simulator does for a phone number / authy id, by its last four digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -558,7 +558,9 @@ fn known_authy_id(state: &SimulatorState, authy_id: u64) -> bool {
 ///
 /// `cellphone` may carry "dashes, periods, spaces or nothing" (Twilio's Users docs,
 /// <https://www.twilio.com/docs/authy/api/users>, as quoted in issue 12) and parentheses, and is validated with
-/// `country_code` by libphonenumber ([`PhoneNumber`]). An invalid phone or email is 400 /
+/// `country_code` by libphonenumber ([`PhoneNumber`]); the email as the handler checks it
+/// ([`Email`]: a mailbox at a DNS name, so not `a@`, which authy-client's `is.email()` would
+/// then refuse in `_user_email`). An invalid phone or email is 400 /
 /// 60027 "User was not valid" with the field's `"is invalid"` at the top level and in
 /// `errors` (twilio/authy-ruby `spec/authy/api_spec.rb`, "should return the error messages
 /// as a hash"). The answer is `{"message": "User created successfully.", "user": {"id"},
@@ -585,7 +587,7 @@ async fn register_user(
         .and_then(|c| PhoneNumber::parse(&format!("+{country_code} {c}")).ok())
         .filter(|p| p.country_code() == country_code.trim_start_matches('0'));
     let mut invalid = Map::new();
-    if !email.contains('@') || email.chars().any(char::is_whitespace) {
+    if Email::parse(&email).is_err() {
         invalid.insert("email".into(), "is invalid".into());
     }
     if phone.is_none() {
