@@ -395,9 +395,9 @@ fn scalar(value: &Value) -> Option<String> {
     }
 }
 
-/// Deepest bracket nesting taken (`a[b][c]` is 3): Rack's `param_depth_limit`, past which
-/// Rack raises `ParamsTooDeepError` and Rails answers 400 (rack/rack
-/// `lib/rack/query_parser.rb`). It also bounds [`insert_bracketed`]'s recursion: a 60 KB
+/// Deepest bracket nesting taken (`a[b][c]` is 3): Rack 2's default `param_depth_limit`
+/// (rack/rack `lib/rack/utils.rb`, `QueryParser.make_default(65536, 100)`), past which Rack
+/// raises a `RangeError` and Rails answers 400. It also bounds [`insert_bracketed`]'s recursion: a 60 KB
 /// `a[b][b]...` key nests 20 000 deep and overflowed the worker's stack, aborting the
 /// process (the handler's too, with `AUTHY_SIMULATOR=embedded`).
 const MAX_PARAM_DEPTH: usize = 100;
