@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequest, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -384,6 +385,13 @@ impl FromRequest<Arc<SimulatorState>> for AuthyRequest {
     }
 }
 
+/// A path segment as text; one that is not UTF-8 (`%FF`) is empty, so that it is Authy's
+/// 404 for an unknown user or approval request, after the API key check, not axum's
+/// plain-text 400 before it.
+fn path_text(segment: Result<Path<String>, PathRejection>) -> String {
+    segment.map(|Path(text)| text).unwrap_or_default()
+}
+
 /// A scalar parameter as text (`"1"`, `1` and `true` alike); `None` for null, absent,
 /// objects and arrays.
 fn scalar(value: &Value) -> Option<String> {
@@ -639,9 +647,10 @@ async fn register_user(
 /// true}` (ruimarinho/authy-client `test/mocks/create-approval-request-mock.js`).
 async fn create_approval_request(
     State(state): State<Arc<SimulatorState>>,
-    Path(authy_id): Path<String>,
+    authy_id: Result<Path<String>, PathRejection>,
     AuthyRequest { params, .. }: AuthyRequest,
 ) -> Response {
+    let authy_id = path_text(authy_id);
     let Some(id) = authy_id
         .parse::<u64>()
         .ok()
@@ -773,9 +782,10 @@ fn status_at(
 /// of the answer (or of expiry) after, `updated_at` likewise, dates in RFC 3339 UTC.
 async fn approval_request_status(
     State(state): State<Arc<SimulatorState>>,
-    Path(uuid): Path<String>,
+    uuid: Result<Path<String>, PathRejection>,
     _request: AuthyRequest,
 ) -> Response {
+    let uuid = path_text(uuid);
     let found = ApprovalRequestId::parse(&uuid).ok().and_then(|id| {
         let requests = state.requests.lock().ok()?;
         let r = requests.get(&id)?;
@@ -853,9 +863,10 @@ async fn approval_request_status(
 /// or 404 / 60026.
 async fn inspect_user(
     State(state): State<Arc<SimulatorState>>,
-    Path(authy_id): Path<String>,
+    authy_id: Result<Path<String>, PathRejection>,
     _request: AuthyRequest,
 ) -> Response {
+    let authy_id = path_text(authy_id);
     let user = authy_id.parse::<u64>().ok().and_then(|id| {
         let users = state.users.lock().ok()?;
         users.get(&id).cloned().map(|u| (id, u))
@@ -877,9 +888,10 @@ async fn inspect_user(
 /// "seconds_to_expire"}` as parsed (form brackets nested) — or 404 / 60049.
 async fn inspect_approval_request(
     State(state): State<Arc<SimulatorState>>,
-    Path(uuid): Path<String>,
+    uuid: Result<Path<String>, PathRejection>,
     _request: AuthyRequest,
 ) -> Response {
+    let uuid = path_text(uuid);
     let sent = ApprovalRequestId::parse(&uuid).ok().and_then(|id| {
         let requests = state.requests.lock().ok()?;
         requests.get(&id).map(|r| r.sent.clone())

@@ -663,3 +663,35 @@ async fn bracket_keys_nested_past_racks_limit_are_60002_not_a_crash() {
     .await;
     assert_eq!(status, 200, "the simulator still answers");
 }
+
+/// A path segment that is not UTF-8 is checked for the key first (401 60001), then is Authy's
+/// 404 (60026 for an authy id, 60049 for an approval request), never axum's plain-text 400.
+#[tokio::test]
+async fn a_path_that_is_not_utf8_is_authys_404_after_the_key_check() {
+    let base = simulator(Duration::from_millis(10)).await;
+    let push = format!("{base}/onetouch/json/users/%FF/approval_requests");
+    let (status, body) = answer(
+        http()
+            .post(&push)
+            .header("X-Authy-API-Key", "wrong")
+            .form(&[("message", "x")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, &body["error_code"]), (401, &json!("60001")));
+    let (status, body) = answer(
+        http()
+            .post(&push)
+            .header("X-Authy-API-Key", KEY)
+            .form(&[("message", "x")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, &body["error_code"]), (404, &json!("60026")));
+    let (status, body) = get_json(&base, "/onetouch/json/approval_requests/%FF").await;
+    assert_eq!((status, &body["error_code"]), (404, &json!("60049")));
+}
