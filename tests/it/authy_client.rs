@@ -180,7 +180,7 @@ fn the_enrolment_page_matches_the_install_link_default() {
         .and_then(|rest| rest.split("</UserHelpText>").next())
         .expect("phoneNumber has a UserHelpText");
     assert_eq!(
-        help.contains("a link to install the app"),
+        help.contains("a link to install the Authy app"),
         b2c_authy::authy::DEFAULT_SEND_INSTALL_LINK_VIA_SMS,
         "phoneNumber's help text {help:?} vs AUTHY_SEND_INSTALL_LINK_VIA_SMS's default"
     );
