@@ -14,6 +14,7 @@
 //! (one `ok`/`FAIL` line per library call) unless it exits 0. Without the installs the tests
 //! skip with a message, except under `CI=true`, where they fail.
 
+use crate::support::{repo_root, skip_or_fail};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -24,19 +25,6 @@ const APPROVE_AFTER: Duration = Duration::from_millis(500);
 const KEY: &str = "conformance-key-7d2e";
 /// A script that takes longer has hung (each polls for at most 20 s per request).
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(90);
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// For a missing install: skip with a message on a developer's machine, fail under
-/// `CI=true` (`.ci/run` installs both libraries).
-fn skip_or_fail(why: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{why}, and CI=true: .ci/run must provide it");
-    }
-    eprintln!("SKIPPED: {why}");
-}
 
 /// `var` if set, else `default` under the repository; `None` (after [`skip_or_fail`]) when
 /// `probe` (a file inside it; empty: the path itself) is missing.

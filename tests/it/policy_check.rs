@@ -11,12 +11,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::support::{repo_root as repo, skip_or_fail};
 use b2c_authy::policies::{self, AppSettings, Environment, StarterPack};
 use b2c_authy::policy_check::{self, PolicyFile};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn policies_dir() -> PathBuf {
     repo().join("policies")
@@ -31,13 +28,6 @@ fn temp_dir(label: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn skip_or_fail(why: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{why}, and CI=true: CI must run this check");
-    }
-    eprintln!("SKIPPED: {why}");
 }
 
 /// The starter pack folder an environment is built on (its `StarterPack` setting), or `None`

@@ -47,6 +47,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
+use crate::support::{repo_root as repo, skip_or_fail};
 use b2c_authy::authy::ApprovalStatus;
 use b2c_authy::config::{DEFAULT_APPROVAL_TTL_SECONDS, DEFAULT_APPROVAL_WAIT_SECONDS};
 use b2c_authy::error::ApiError;
@@ -203,10 +204,6 @@ fn every_function_has_a_contract_and_a_folder() {
 // ---------------------------------------------------------------------------------------------
 // The policy files
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn policies_dir() -> PathBuf {
     repo().join("policies")
 }
@@ -349,13 +346,6 @@ fn starter_pack(pack: StarterPack) -> Option<Vec<PolicyText>> {
             .map(|f| read_policy(&dir.join(f)))
             .collect(),
     )
-}
-
-fn skip_or_fail(why: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{why}, and CI=true: CI must run this check");
-    }
-    eprintln!("SKIPPED: {why}");
 }
 
 /// Our own files, parsed (by the library the user-facing check uses); they must be well-formed.

@@ -324,3 +324,18 @@ pub fn rfc3339_ago(seconds: u64) -> String {
     let when = std::time::SystemTime::now() - Duration::from_secs(seconds);
     humantime::format_rfc3339_seconds(when).to_string()
 }
+
+/// The repository's root folder (where Cargo.toml is).
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// For a test whose tool or input is missing (xmllint, `../shared`, the Azure CLI, the client
+/// libraries): skip with a message on a developer's machine, fail under `CI=true`, where
+/// `.ci/run` provides all of them.
+pub fn skip_or_fail(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{why}, and CI=true: .ci/run must provide it");
+    }
+    eprintln!("SKIPPED: {why}");
+}

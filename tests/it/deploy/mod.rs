@@ -22,6 +22,7 @@ mod provision;
 mod real_az;
 mod upload_policies;
 
+use crate::support::{repo_root, skip_or_fail};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -42,19 +43,6 @@ const SCRIPTS: &[&str] = &[
 const THUMBPRINT: &str = "653BDBCB798D29A8CF69076D5B107851B7D44640";
 /// The B2C tenant of the policy fixtures.
 const TENANT: &str = "contoso.onmicrosoft.com";
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// For a test whose tool or input is missing: skip with a message on a developer's machine,
-/// fail under `CI=true` (`.ci/run` installs every tool these tests need).
-fn skip_or_fail(why: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{why}, and CI=true: .ci/run must provide it");
-    }
-    eprintln!("SKIPPED: {why}");
-}
 
 /// This folder, relative to the repository: the tests' shell and Python files are here.
 const TEST_DIR: &str = "tests/it/deploy";
