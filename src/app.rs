@@ -31,6 +31,7 @@ use crate::config::Config;
 use crate::domain::PhoneNumber;
 use crate::error::{ApiError, OutcomeCode, INVOCATION_ID};
 use crate::functions::{self, ApprovalSettings, Deadline, FunctionsState, FUNCTION_NAMES};
+use crate::push_limits::PushLimits;
 
 /// Kept free at the end of each invocation's budget, for writing the answer, so the caller
 /// has it strictly inside `APPROVAL_WAIT_SECONDS`.
@@ -323,13 +324,19 @@ pub struct Application {
 impl Application {
     /// Binds `127.0.0.1:<config.port>` (listen queue [`LISTEN_BACKLOG`]) and starts loading
     /// the phone-number metadata on a thread of its own. `authy` is the one Authy client, ready:
-    /// the caller (`main`) decides whether it talks to Authy or to a simulator.
+    /// the caller (`main`) decides whether it talks to Authy or to a simulator. `push_limits`
+    /// holds its store, ready (the storage account, or memory for the demo).
     ///
     /// # Errors
     /// Binding failures, and a thread that cannot be started.
-    pub async fn build(config: &Config, authy: AuthyClient) -> Result<Self, String> {
+    pub async fn build(
+        config: &Config,
+        authy: AuthyClient,
+        push_limits: Arc<PushLimits>,
+    ) -> Result<Self, String> {
         let state = FunctionsState {
             authy,
+            push_limits,
             approvals: Arc::new(ApprovalSettings {
                 message: config.approval_message.clone(),
                 ttl: config.approval_ttl,

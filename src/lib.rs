@@ -13,6 +13,8 @@
 //!   `WaitForAuthyApproval`): request claims, response claims, handler.
 //! - [`domain`] — parsed values: [`domain::PhoneNumber`], [`domain::Email`],
 //!   [`domain::AuthyId`], [`domain::ApprovalRequestId`], [`domain::CorrelationId`].
+//! - [`push_limits`] — per-authy-id push limits, the pause after a denial and one push per
+//!   journey, in a store shared by every instance (the app's storage account).
 //! - [`authy`] — the Authy REST client.
 //! - [`error`] — [`error::ApiError`], the B2C error contract.
 //! - [`config`] — settings from the environment, validated at startup.
@@ -39,5 +41,6 @@ pub mod functions;
 pub mod logging;
 pub mod policies;
 pub mod policy_check;
+pub mod push_limits;
 #[cfg(feature = "simulator")]
 pub mod simulator;

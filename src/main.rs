@@ -7,12 +7,15 @@
 //! [`Application::build`], then serve until stopped.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use b2c_authy::app::Application;
 use b2c_authy::authy::AuthyClient;
 use b2c_authy::config::{AuthyBackend, Config};
+use b2c_authy::push_limits::store::{MemoryStore, PushStore};
+use b2c_authy::push_limits::{PushLimitSettings, PushLimits};
 use clap::{Parser, Subcommand};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 #[cfg(feature = "simulator")]
 use b2c_authy::dev;
@@ -124,7 +127,18 @@ async fn serve(config: Config, demo: Option<&DemoClientCert>) -> Result<(), Stri
         AuthyBackend::EmbeddedSimulator => return Err("this build has no Authy simulator".into()),
     };
     let authy = authy.with_send_install_link_via_sms(config.send_install_link_via_sms);
-    let app = Application::build(&config, authy).await?;
+    // TEMPORARY wiring (the storage branch selects the store from AzureWebJobsStorage).
+    let secret = config
+        .authy_api_key
+        .as_ref()
+        .map(|k| k.expose_secret().as_bytes().to_vec())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().as_bytes().to_vec());
+    let push_limits = Arc::new(PushLimits::new(
+        PushLimitSettings::default(),
+        PushStore::Memory(MemoryStore::default()),
+        &secret,
+    ));
+    let app = Application::build(&config, authy, push_limits).await?;
     let address = app.address().map_err(|e| e.to_string())?;
     tracing::info!(%address, wait_seconds = config.approval_wait.as_secs(), "custom handler listening");
     #[cfg(feature = "simulator")]

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use crate::authy::{AuthyClient, NewApprovalRequest};
 use crate::domain::{CorrelationId, Email};
 use crate::error::ApiError;
+use crate::push_limits::PushLimits;
 
 pub mod create_approval_request;
 pub mod register;
@@ -65,6 +66,8 @@ pub struct FunctionsState {
     pub authy: AuthyClient,
     /// Approval request and polling settings.
     pub approvals: Arc<ApprovalSettings>,
+    /// Per-authy-id push limits and one push per journey.
+    pub push_limits: Arc<PushLimits>,
 }
 
 /// How approval requests are created and awaited.

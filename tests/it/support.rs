@@ -88,7 +88,12 @@ pub async fn spawn_app_against(authy_url: &str, settings: &[(&str, &str)]) -> Te
     let authy = AuthyClient::new(config.authy_api_url.clone(), key)
         .expect("an Authy client")
         .with_send_install_link_via_sms(config.send_install_link_via_sms);
-    let app = Application::build(&config, authy)
+    let push_limits = std::sync::Arc::new(b2c_authy::push_limits::PushLimits::new(
+        b2c_authy::push_limits::PushLimitSettings::default(),
+        b2c_authy::push_limits::store::PushStore::Memory(Default::default()),
+        TEST_API_KEY.as_bytes(),
+    ));
+    let app = Application::build(&config, authy, push_limits)
         .await
         .expect("app builds");
     let base = format!("http://{}", app.address().unwrap());

@@ -1,0 +1,191 @@
+//! Where push-limit state lives: a small key → JSON document store with optimistic
+//! concurrency, the shape of Azure Blob Storage's conditional requests (`ETag`, `If-Match`,
+//! `If-None-Match: *`).
+//!
+//! Two stores, one enum ([`PushStore`]), no trait objects:
+//! - [`MemoryStore`]: one process only — the demo, a bare `handler` and unit tests;
+//! - [`super::blob::BlobStore`]: the Function App's storage account (`AzureWebJobsStorage`),
+//!   shared by every instance the host scales out to.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// An entity tag: the version of one stored document, opaque. A write conditioned on it
+/// succeeds only while nobody else has written the document since it was read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Etag(pub String);
+
+/// One document as read: its body (JSON, a few hundred bytes) and its version.
+#[derive(Clone, Debug)]
+pub struct Versioned {
+    /// The document's bytes.
+    pub body: Vec<u8>,
+    /// Its version, for the next conditional write.
+    pub etag: Etag,
+}
+
+/// The precondition of a write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Condition {
+    /// The document must not exist (`If-None-Match: *`).
+    Absent,
+    /// The document must still be at this version (`If-Match`).
+    Matches(Etag),
+}
+
+/// A conditional write lost the race: the document was created or changed since it was
+/// read (HTTP 409 `BlobAlreadyExists` / 412 `ConditionNotMet` in Blob Storage). Not an
+/// error of the store: read again and decide again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conflict;
+
+/// The store could not answer: unreachable, refused our credentials, answered 5xx, or the
+/// answer made no sense. The message is for logs (never for `userMessage`) and must not
+/// carry keys, SAS tokens or connection strings.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("push-limit store: {0}")]
+pub struct StoreError(pub String);
+
+/// The push-limit store in use; see the module docs.
+#[derive(Debug)]
+pub enum PushStore {
+    /// One process only.
+    Memory(MemoryStore),
+    /// Azure Blob Storage (or Azurite).
+    Blob(super::blob::BlobStore),
+}
+
+impl PushStore {
+    /// Reads one document; `None` when it does not exist.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        match self {
+            Self::Memory(store) => Ok(store.get(key)),
+            Self::Blob(store) => store.get(key).await,
+        }
+    }
+
+    /// Writes one document if `condition` holds; `Ok(Err(Conflict))` when it does not.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        condition: Condition,
+    ) -> Result<Result<Etag, Conflict>, StoreError> {
+        match self {
+            Self::Memory(store) => Ok(store.put(key, body, &condition)),
+            Self::Blob(store) => store.put(key, body, &condition).await,
+        }
+    }
+
+    /// Deletes one document if it is still at `etag`; a document already gone or changed
+    /// since is left alone (`Ok`).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn delete(&self, key: &str, etag: &Etag) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(store) => {
+                store.delete(key, etag);
+                Ok(())
+            }
+            Self::Blob(store) => store.delete(key, etag).await,
+        }
+    }
+
+    /// What the startup log line says about the store: kind and account/endpoint, never a
+    /// key or token.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Memory(_) => "in-memory (this process only)".into(),
+            Self::Blob(store) => store.describe(),
+        }
+    }
+}
+
+/// The documents of one process, behind one lock; versions are a counter. For the demo, a
+/// bare `handler` without storage settings, and unit tests: limits then hold per process.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<MemoryInner>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryInner {
+    next_version: u64,
+    documents: HashMap<String, (Vec<u8>, Etag)>,
+}
+
+impl MemoryStore {
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
+        // A panic while holding the lock cannot leave a document half-written (every
+        // update is one insert), so a poisoned lock is still consistent.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, key: &str) -> Option<Versioned> {
+        self.lock()
+            .documents
+            .get(key)
+            .map(|(body, etag)| Versioned {
+                body: body.clone(),
+                etag: etag.clone(),
+            })
+    }
+
+    fn put(&self, key: &str, body: Vec<u8>, condition: &Condition) -> Result<Etag, Conflict> {
+        let mut inner = self.lock();
+        let current = inner.documents.get(key).map(|(_, etag)| etag);
+        let holds = match condition {
+            Condition::Absent => current.is_none(),
+            Condition::Matches(expected) => current == Some(expected),
+        };
+        if !holds {
+            return Err(Conflict);
+        }
+        inner.next_version += 1;
+        let etag = Etag(format!("\"{}\"", inner.next_version));
+        inner.documents.insert(key.to_owned(), (body, etag.clone()));
+        Ok(etag)
+    }
+
+    fn delete(&self, key: &str, etag: &Etag) {
+        let mut inner = self.lock();
+        if inner.documents.get(key).map(|(_, e)| e) == Some(etag) {
+            inner.documents.remove(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_store_honours_conditions() {
+        let store = MemoryStore::default();
+        let first = store.put("k", b"1".to_vec(), &Condition::Absent).unwrap();
+        assert_eq!(
+            store.put("k", b"2".to_vec(), &Condition::Absent),
+            Err(Conflict)
+        );
+        let second = store
+            .put("k", b"2".to_vec(), &Condition::Matches(first.clone()))
+            .unwrap();
+        assert_eq!(
+            store.put("k", b"3".to_vec(), &Condition::Matches(first.clone())),
+            Err(Conflict)
+        );
+        store.delete("k", &first);
+        assert_eq!(store.get("k").unwrap().body, b"2");
+        store.delete("k", &second);
+        assert!(store.get("k").is_none());
+    }
+}
