@@ -24,6 +24,7 @@
 //! link to a user. Times are Unix milliseconds.
 
 pub mod blob;
+pub mod sas;
 pub mod store;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
