@@ -239,6 +239,21 @@ impl PushLimits {
         }
     }
 
+    /// The limits over the store `store` selects (see [`PushStore::connect`]): what the
+    /// handler builds at startup. `secret` as in [`PushLimits::new`].
+    ///
+    /// # Errors
+    /// The storage account cannot be reached or refuses the credentials (no secret in the
+    /// message).
+    pub async fn connect(
+        settings: PushLimitSettings,
+        store: &store::StoreSettings,
+        secret: &[u8],
+    ) -> Result<Self, StoreError> {
+        let store = PushStore::connect(store, settings.store_timeout).await?;
+        Ok(Self::new(settings, store, secret))
+    }
+
     /// The settings in force.
     pub fn settings(&self) -> &PushLimitSettings {
         &self.settings
