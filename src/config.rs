@@ -361,6 +361,11 @@ impl Config {
     }
 }
 
+/// Largest accepted `PUSH_LIMIT_BURST_COUNT` and `PUSH_LIMIT_DAILY_COUNT`: in effect no
+/// limit (load tests, the integration tests), while a push history stays a few hundred
+/// kilobytes at most.
+pub const MAX_PUSH_COUNT: u64 = 100_000;
+
 /// Default of `PUSH_LIMITS_STORE_TIMEOUT_MS`, in milliseconds (lowered to the largest
 /// accepted value when `APPROVAL_WAIT_SECONDS` is below 4).
 pub const DEFAULT_STORE_TIMEOUT_MS: u64 = 2000;
@@ -429,7 +434,14 @@ fn push_limit_settings(
     warnings: &mut Vec<String>,
 ) -> PushLimitSettings {
     let defaults = PushLimitSettings::default();
-    let burst_count = whole(get, "PUSH_LIMIT_BURST_COUNT", 3, 1..=100, "pushes", errors);
+    let burst_count = whole(
+        get,
+        "PUSH_LIMIT_BURST_COUNT",
+        3,
+        1..=MAX_PUSH_COUNT,
+        "pushes",
+        errors,
+    );
     let burst_window = whole(
         get,
         "PUSH_LIMIT_BURST_WINDOW_SECONDS",
@@ -795,6 +807,7 @@ fn parse_authy_url(raw: &str) -> Result<Url, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
     use std::collections::HashMap;
 
     const TP: &str = "ABCDEF0123456789ABCDEF0123456789ABCDEF01";
@@ -938,5 +951,279 @@ mod tests {
             .warnings
             .iter()
             .any(|w| w.contains("CLIENT_CERT_MODE=disabled")));
+    }
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut all = vec![("AUTHY_API_KEY", "k"), ("CLIENT_CERT_THUMBPRINTS", TP)];
+        all.extend_from_slice(pairs);
+        config(&all)
+    }
+
+    fn one_error(pairs: &[(&str, &str)], starts: &str) -> String {
+        let e = with(pairs).unwrap_err();
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert!(e.0[0].starts_with(starts), "{e}");
+        e.0[0].clone()
+    }
+
+    const KEY: &str = "c2VjcmV0LWFjY291bnQta2V5LWZvci10ZXN0cw==";
+
+    #[test]
+    fn push_limit_defaults_and_ranges() {
+        let c = with(&[]).unwrap();
+        assert_eq!(c.push_limits, PushLimitSettings::default());
+        assert!(matches!(c.push_store, StoreSettings::Memory));
+        let c = with(&[
+            ("PUSH_LIMIT_BURST_COUNT", "5"),
+            ("PUSH_LIMIT_BURST_WINDOW_SECONDS", "2"),
+            ("PUSH_LIMIT_DAILY_COUNT", "20"),
+            ("PUSH_LIMIT_DAILY_WINDOW_SECONDS", "3600"),
+            ("PUSH_PAUSE_AFTER_DENIAL_SECONDS", "60"),
+            ("PUSH_LIMITS_STORE_TIMEOUT_MS", "3500"),
+            ("PUSH_LIMITS_ON_STORE_FAILURE", "Closed"),
+        ])
+        .unwrap();
+        let p = &c.push_limits;
+        assert_eq!((p.burst.count, p.burst.window), (5, Duration::from_secs(2)));
+        assert_eq!(
+            (p.daily.count, p.daily.window),
+            (20, Duration::from_secs(3600))
+        );
+        assert_eq!(p.pause_after_denial, Duration::from_secs(60));
+        assert_eq!(p.store_timeout, Duration::from_millis(3500));
+        assert_eq!(p.on_store_failure, OnStoreFailure::Closed);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        for (name, bad) in [
+            ("PUSH_LIMIT_BURST_COUNT", "0"),
+            ("PUSH_LIMIT_BURST_COUNT", "100001"),
+            ("PUSH_LIMIT_BURST_WINDOW_SECONDS", "0"),
+            ("PUSH_LIMIT_BURST_WINDOW_SECONDS", "86401"),
+            ("PUSH_LIMIT_DAILY_COUNT", "-1"),
+            ("PUSH_LIMIT_DAILY_WINDOW_SECONDS", "604801"),
+            ("PUSH_PAUSE_AFTER_DENIAL_SECONDS", "86401"),
+            ("PUSH_PAUSE_AFTER_DENIAL_SECONDS", "ten"),
+            ("PUSH_LIMITS_STORE_TIMEOUT_MS", "99"),
+        ] {
+            let line = one_error(
+                &[(name, bad)],
+                &format!("{name}: '{bad}' is not a whole number"),
+            );
+            assert!(line.contains(" from "), "{line}");
+        }
+        let line = one_error(
+            &[("PUSH_LIMITS_ON_STORE_FAILURE", "maybe")],
+            "PUSH_LIMITS_ON_STORE_FAILURE: 'maybe' is not one of open",
+        );
+        assert!(line.contains("closed"), "{line}");
+        one_error(
+            &[("PUSH_LIMITS_ALLOW_IN_MEMORY", "yes")],
+            "PUSH_LIMITS_ALLOW_IN_MEMORY: 'yes' is not true or false",
+        );
+        one_error(
+            &[("PUSH_LIMITS_CONTAINER", "Bad_Name")],
+            "PUSH_LIMITS_CONTAINER: 'Bad_Name' is not a container name",
+        );
+        for bad in ["ab", "-abc", "abc-", "a--b"] {
+            one_error(&[("PUSH_LIMITS_CONTAINER", bad)], "PUSH_LIMITS_CONTAINER:");
+        }
+        let c = with(&[
+            ("PUSH_PAUSE_AFTER_DENIAL_SECONDS", "0"),
+            ("PUSH_LIMIT_DAILY_COUNT", "2"),
+        ])
+        .unwrap();
+        assert!(c
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("PUSH_PAUSE_AFTER_DENIAL_SECONDS=0")));
+        assert!(c
+            .warnings
+            .iter()
+            .any(|w| w.contains("the burst limit never applies")));
+    }
+
+    #[test]
+    fn the_store_budget_leaves_room_in_the_call_budget() {
+        // Half of APPROVAL_WAIT_SECONDS at most: twice per CreateApprovalRequest, plus Authy.
+        let line = one_error(
+            &[("PUSH_LIMITS_STORE_TIMEOUT_MS", "3501")],
+            "PUSH_LIMITS_STORE_TIMEOUT_MS: '3501' is not a whole number of milliseconds from 100 to 3500",
+        );
+        assert!(line.contains("APPROVAL_WAIT_SECONDS (7 s)"), "{line}");
+        one_error(
+            &[("APPROVAL_WAIT_SECONDS", "2"), ("PUSH_LIMITS_STORE_TIMEOUT_MS", "1500")],
+            "PUSH_LIMITS_STORE_TIMEOUT_MS: '1500' is not a whole number of milliseconds from 100 to 1000",
+        );
+        // Unset, the default (2 s) shrinks to fit a short wait.
+        let c = with(&[("APPROVAL_WAIT_SECONDS", "3")]).unwrap();
+        assert_eq!(c.push_limits.store_timeout, Duration::from_millis(1500));
+        let c = with(&[("APPROVAL_WAIT_SECONDS", "8")]).unwrap();
+        assert_eq!(c.push_limits.store_timeout, Duration::from_millis(2000));
+    }
+
+    #[test]
+    fn in_azure_the_limits_need_a_shared_store_unless_allowed_per_instance() {
+        let azure = [
+            ("WEBSITE_INSTANCE_ID", "abc"),
+            ("AUTHY_API_KEY", "k"),
+            ("CLIENT_CERT_THUMBPRINTS", TP),
+        ];
+        let e = config(&azure).unwrap_err();
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert!(e.0[0].starts_with("AzureWebJobsStorage: not set"), "{e}");
+        assert!(e.0[0].contains("PUSH_LIMITS_ALLOW_IN_MEMORY=true"), "{e}");
+        let mut allowed = azure.to_vec();
+        allowed.push(("PUSH_LIMITS_ALLOW_IN_MEMORY", "true"));
+        let c = config(&allowed).unwrap();
+        assert!(matches!(c.push_store, StoreSettings::Memory));
+        assert!(
+            c.warnings.iter().any(|w| w.contains("per instance only")),
+            "{:?}",
+            c.warnings
+        );
+        let mut stored = azure.to_vec();
+        stored.push(("AzureWebJobsStorage__accountName", "contosoauthy"));
+        let c = config(&stored).unwrap();
+        assert!(matches!(c.push_store, StoreSettings::Blob(_)));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        // Outside Azure, memory is the quiet default.
+        assert!(with(&[]).unwrap().warnings.is_empty());
+    }
+
+    fn blob(pairs: &[(&str, &str)]) -> BlobSettings {
+        match with(pairs).unwrap().push_store {
+            StoreSettings::Blob(b) => b,
+            StoreSettings::Memory => panic!("memory"),
+        }
+    }
+
+    #[test]
+    fn connection_strings() {
+        let b = blob(&[("AzureWebJobsStorage", "UseDevelopmentStorage=true")]);
+        assert_eq!(
+            b.endpoint.as_str(),
+            "http://127.0.0.1:10000/devstoreaccount1"
+        );
+        assert_eq!(b.account, "devstoreaccount1");
+        assert_eq!(b.container, "b2c-authy-push-limits");
+        assert!(matches!(&b.auth, BlobAuth::AccountKey(k) if k.expose_secret() == AZURITE_KEY));
+
+        let full = format!(
+            "DefaultEndpointsProtocol=https;AccountName=contoso;AccountKey={KEY};EndpointSuffix=core.windows.net"
+        );
+        let b = blob(&[
+            ("AzureWebJobsStorage", &full),
+            ("PUSH_LIMITS_CONTAINER", "limits-1"),
+        ]);
+        assert_eq!(
+            b.endpoint.as_str(),
+            "https://contoso.blob.core.windows.net/"
+        );
+        assert_eq!(b.account, "contoso");
+        assert_eq!(b.container, "limits-1");
+        assert!(matches!(&b.auth, BlobAuth::AccountKey(k) if k.expose_secret() == KEY));
+        assert!(!format!("{b:?}").contains(KEY), "Debug shows the key");
+
+        let b = blob(&[(
+            "AzureWebJobsStorage",
+            &format!("AccountName=contoso;AccountKey={KEY};EndpointSuffix=core.chinacloudapi.cn"),
+        )]);
+        assert_eq!(
+            b.endpoint.as_str(),
+            "https://contoso.blob.core.chinacloudapi.cn/"
+        );
+
+        // Azurite spelled out, as its docs give it (explicit BlobEndpoint, path-style).
+        let b = blob(&[(
+            "AzureWebJobsStorage",
+            &format!("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"),
+        )]);
+        assert_eq!(
+            b.endpoint.as_str(),
+            "http://127.0.0.1:10000/devstoreaccount1"
+        );
+
+        let b = blob(&[(
+            "AzureWebJobsStorage",
+            "BlobEndpoint=https://contoso.blob.core.windows.net/;SharedAccessSignature=sv=2025-05-05&ss=b&srt=co&sp=rwdc&se=2030-01-01T00:00:00Z&sig=abc%2B",
+        )]);
+        assert_eq!(b.account, "contoso");
+        assert!(matches!(&b.auth, BlobAuth::Sas(s) if s.expose_secret().ends_with("sig=abc%2B")));
+    }
+
+    #[test]
+    fn bad_connection_strings_name_the_setting_never_the_value() {
+        let secret_key = "U0VDUkVULUtFWS1ET05PVExFQUs=";
+        for (raw, says) in [
+            (format!("AccountName=contoso;AccountKey={secret_key};DefaultEndpointsProtocol=http"), "must use https"),
+            ("AccountName=contoso".to_string(), "neither AccountKey nor SharedAccessSignature"),
+            (format!("AccountKey={secret_key}"), "neither AccountName nor BlobEndpoint"),
+            ("AccountName=contoso;AccountKey=not base64!!".to_string(), "AccountKey is not base64"),
+            (secret_key.to_string(), "neither AccountName nor BlobEndpoint"),
+            ("just some text".to_string(), "is not a connection string"),
+            ("BlobEndpoint=https://contoso.blob.core.windows.net;SharedAccessSignature=sv=1&sp=r".to_string(), "no sig="),
+            (format!("AccountName=c;AccountKey={secret_key};BlobEndpoint=ftp://x"), "BlobEndpoint must use https"),
+        ] {
+            let line = one_error(&[("AzureWebJobsStorage", &raw)], "AzureWebJobsStorage: ");
+            assert!(line.contains(says), "{line}");
+            assert!(!line.contains(secret_key) && !line.contains("not base64!!") && !line.contains("sp=r"), "{line}");
+        }
+    }
+
+    #[test]
+    fn identity_based_storage_settings() {
+        let b = blob(&[("AzureWebJobsStorage__accountName", "contosoauthy")]);
+        assert_eq!(
+            b.endpoint.as_str(),
+            "https://contosoauthy.blob.core.windows.net/"
+        );
+        assert_eq!(b.account, "contosoauthy");
+        assert!(matches!(
+            b.auth,
+            BlobAuth::ManagedIdentity { client_id: None }
+        ));
+        let id = "6f1e2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b";
+        let b = blob(&[
+            (
+                "AzureWebJobsStorage__blobServiceUri",
+                "https://contosoauthy.blob.core.windows.net",
+            ),
+            ("AzureWebJobsStorage__credential", "managedidentity"),
+            ("AzureWebJobsStorage__clientId", id),
+        ]);
+        assert_eq!(b.account, "contosoauthy");
+        assert!(matches!(&b.auth, BlobAuth::ManagedIdentity { client_id: Some(c) } if c == id));
+        one_error(
+            &[("AzureWebJobsStorage__accountName", "Contoso_Authy")],
+            "AzureWebJobsStorage__accountName: 'Contoso_Authy' is not a storage account name",
+        );
+        one_error(
+            &[(
+                "AzureWebJobsStorage__blobServiceUri",
+                "http://contoso.blob.core.windows.net",
+            )],
+            "AzureWebJobsStorage__blobServiceUri: must be an https URL",
+        );
+        one_error(
+            &[
+                ("AzureWebJobsStorage__accountName", "contoso"),
+                ("AzureWebJobsStorage__credential", "clientsecret"),
+            ],
+            "AzureWebJobsStorage__credential: only managedidentity",
+        );
+        one_error(
+            &[
+                ("AzureWebJobsStorage__accountName", "contoso"),
+                ("AzureWebJobsStorage__clientId", "me"),
+            ],
+            "AzureWebJobsStorage__clientId: is not a client id",
+        );
+        // A connection string wins, with a warning.
+        let c = with(&[
+            ("AzureWebJobsStorage", "UseDevelopmentStorage=true"),
+            ("AzureWebJobsStorage__accountName", "contoso"),
+        ])
+        .unwrap();
+        assert!(matches!(&c.push_store, StoreSettings::Blob(b) if b.account == "devstoreaccount1"));
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
     }
 }

@@ -21,6 +21,7 @@ mod policy_check;
 mod policy_contract;
 mod properties;
 mod push_bombing;
+mod push_limits;
 mod shutdown;
 mod simulator;
 mod support;
