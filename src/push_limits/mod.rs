@@ -27,6 +27,7 @@ pub mod blob;
 pub mod sas;
 pub mod store;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ring::hmac;
@@ -297,7 +298,11 @@ impl PushLimits {
     /// against both limits, atomically, and may be sent.
     ///
     /// All store calls share [`PushLimitSettings::store_timeout`]. When the store fails,
-    /// [`OnStoreFailure`] decides (an ERROR line either way).
+    /// [`OnStoreFailure`] decides (an ERROR line either way). When the budget ends while the
+    /// store *is* answering but parallel calls for the same authy id keep winning the race,
+    /// the push is refused ([`Refusal::Unavailable`], a WARN line) whatever
+    /// [`OnStoreFailure`] says: contention is what a push-bombing burst causes, and failing
+    /// open on it would switch the limits off for exactly that burst.
     ///
     /// # Errors
     /// [`Refusal`].
@@ -306,9 +311,18 @@ impl PushLimits {
         authy_id: &AuthyId,
         journey: Option<&CorrelationId>,
     ) -> Result<PushDecision, Refusal> {
-        let work = self.begin_push_at(authy_id, journey, now_ms);
+        let contended = AtomicBool::new(false);
+        let work = self.begin_push_at(authy_id, journey, now_ms, &contended);
         match tokio::time::timeout(self.settings.store_timeout, work).await {
             Ok(Ok(decision)) => decision,
+            _ if contended.load(Ordering::Relaxed) => {
+                tracing::warn!(
+                    store = %self.store.describe(),
+                    "push refused: parallel calls for the same authy id kept conflicting within the store budget ({} ms)",
+                    self.settings.store_timeout.as_millis()
+                );
+                Err(Refusal::Unavailable)
+            }
             Ok(Err(e)) => self.store_failed(&e.to_string()),
             Err(_) => self.store_failed(&format!(
                 "no answer within {} ms",
@@ -344,16 +358,20 @@ impl PushLimits {
         authy_id: &AuthyId,
         journey: Option<&CorrelationId>,
         now: fn() -> u64,
+        contended: &AtomicBool,
     ) -> Result<Result<PushDecision, Refusal>, StoreError> {
         let history_key = self.history_key(authy_id);
         let Some(journey) = journey else {
             let code = SignInCode::draw();
-            return Ok(self.count_push(&history_key, now).await?.map(|()| {
-                PushDecision::Send(PushTicket {
-                    sign_in_code: code,
-                    journey: None,
-                })
-            }));
+            return Ok(self
+                .count_push(&history_key, now, contended)
+                .await?
+                .map(|()| {
+                    PushDecision::Send(PushTicket {
+                        sign_in_code: code,
+                        journey: None,
+                    })
+                }));
         };
         let journey_key = self.journey_key(authy_id, journey);
         let mut attempt = 0u32;
@@ -398,11 +416,12 @@ impl PushLimits {
                 .map_err(|e| StoreError(e.to_string()))?;
             match self.store.put(&journey_key, claim, condition).await? {
                 Err(Conflict) => {
+                    contended.store(true, Ordering::Relaxed);
                     attempt += 1;
                     backoff(attempt).await;
                     continue;
                 }
-                Ok(etag) => match self.count_push(&history_key, now).await? {
+                Ok(etag) => match self.count_push(&history_key, now, contended).await? {
                     Ok(()) => {
                         return Ok(Ok(PushDecision::Send(PushTicket {
                             sign_in_code: SignInCode::draw(),
@@ -433,6 +452,7 @@ impl PushLimits {
         &self,
         history_key: &str,
         now: fn() -> u64,
+        contended: &AtomicBool,
     ) -> Result<Result<(), Refusal>, StoreError> {
         let settings = &self.settings;
         self.update_history(
@@ -467,17 +487,20 @@ impl PushLimits {
                 Ok(())
             },
             now,
+            contended,
         )
         .await
     }
 
     /// Read, change, write back conditionally; again on conflict until the store budget
-    /// (the caller's timeout) ends. `change` returns `Err` to write nothing.
+    /// (the caller's timeout) ends, setting `contended`. `change` returns `Err` to write
+    /// nothing.
     async fn update_history<T>(
         &self,
         history_key: &str,
         change: impl Fn(&mut PushHistory, u64) -> Result<T, Refusal>,
         now: fn() -> u64,
+        contended: &AtomicBool,
     ) -> Result<Result<T, Refusal>, StoreError> {
         let keep = ms(self.settings.burst.window.max(self.settings.daily.window));
         let mut attempt = 0u32;
@@ -509,6 +532,7 @@ impl PushLimits {
             match round {
                 Round::Done(result) => return Ok(result),
                 Round::Retry => {
+                    contended.store(true, Ordering::Relaxed);
                     attempt += 1;
                     backoff(attempt).await;
                 }
@@ -585,6 +609,7 @@ impl PushLimits {
                         Ok(())
                     },
                     now_ms,
+                    &AtomicBool::new(false),
                 )
                 .await?;
             debug_assert!(set.is_ok());
@@ -853,6 +878,29 @@ mod tests {
             sent += usize::from(task.await.unwrap());
         }
         assert_eq!(sent, 3);
+    }
+
+    /// A burst of parallel calls for one authy id makes every write lose the race; when that
+    /// outlasts the store budget the push is refused, not sent without the limits, even with
+    /// `OnStoreFailure::Open` (else the attacker's burst would switch the limits off).
+    #[tokio::test]
+    async fn contention_past_the_budget_refuses_even_when_failing_open() {
+        let limits = PushLimits::new(
+            PushLimitSettings {
+                store_timeout: Duration::from_millis(100),
+                on_store_failure: OnStoreFailure::Open,
+                ..Default::default()
+            },
+            PushStore::AlwaysConflicting(MemoryStore::default()),
+            b"secret",
+        );
+        let journey = CorrelationId::parse("j-contended").unwrap();
+        for journey in [None, Some(&journey)] {
+            assert!(matches!(
+                limits.begin_push(&authy_id("13"), journey).await,
+                Err(Refusal::Unavailable)
+            ));
+        }
     }
 
     #[test]

@@ -63,6 +63,10 @@ pub enum PushStore {
     Memory(MemoryStore),
     /// Azure Blob Storage (or Azurite).
     Blob(super::blob::BlobStore),
+    /// Unit tests: reads as [`MemoryStore`], but every write loses the race, as under a
+    /// burst of parallel calls.
+    #[cfg(test)]
+    AlwaysConflicting(MemoryStore),
 }
 
 impl PushStore {
@@ -89,6 +93,8 @@ impl PushStore {
         match self {
             Self::Memory(store) => Ok(store.get(key)),
             Self::Blob(store) => store.get(key).await,
+            #[cfg(test)]
+            Self::AlwaysConflicting(store) => Ok(store.get(key)),
         }
     }
 
@@ -105,6 +111,8 @@ impl PushStore {
         match self {
             Self::Memory(store) => Ok(store.put(key, body, &condition)),
             Self::Blob(store) => store.put(key, body, &condition).await,
+            #[cfg(test)]
+            Self::AlwaysConflicting(_) => Ok(Err(Conflict)),
         }
     }
 
@@ -120,6 +128,8 @@ impl PushStore {
                 Ok(())
             }
             Self::Blob(store) => store.delete(key, etag).await,
+            #[cfg(test)]
+            Self::AlwaysConflicting(_) => Ok(()),
         }
     }
 
@@ -129,6 +139,8 @@ impl PushStore {
         match self {
             Self::Memory(_) => "in-memory (this process only)".into(),
             Self::Blob(store) => store.describe(),
+            #[cfg(test)]
+            Self::AlwaysConflicting(_) => "always conflicting (unit tests)".into(),
         }
     }
 }

@@ -334,6 +334,9 @@ async fn three_handlers(
                 ("APPROVAL_POLL_INTERVAL_MS", "250"),
                 ("AzureWebJobsStorage", azurite),
                 ("PUSH_LIMITS_CONTAINER", container),
+                // The largest budget APPROVAL_WAIT_SECONDS (7 s) allows: 20 writers
+                // contending on two CPUs need a few rounds.
+                ("PUSH_LIMITS_STORE_TIMEOUT_MS", "3500"),
             ])
             .await,
         );
