@@ -183,7 +183,6 @@ impl BlobStore {
                         retry: retry_options(timeout),
                         ..Default::default()
                     },
-                    ..Default::default()
                 };
                 credential = Some(
                     ManagedIdentityCredential::new(Some(options))
@@ -344,9 +343,7 @@ fn scrub(message: &str) -> String {
         out.push_str(&rest[..at + 4]);
         out.push_str("REDACTED");
         rest = &rest[at + 4..];
-        let end = rest
-            .find(|c: char| c == '&' || c == ' ' || c == ')' || c == '"')
-            .unwrap_or(rest.len());
+        let end = rest.find(['&', ' ', ')', '"']).unwrap_or(rest.len());
         rest = &rest[end..];
     }
     out.push_str(rest);
@@ -362,13 +359,16 @@ fn endpoint_for_log(url: &Url) -> String {
     url.to_string()
 }
 
+/// A SAS as query pairs, decoded.
+type QueryPairs = Vec<(String, String)>;
+
 /// The account SAS signed with the key, renewed after [`RENEW_AFTER`].
 struct SignedSas {
     account: String,
     key: Vec<u8>,
     allow_http: bool,
-    /// The query pairs of the current SAS and when it was made.
-    current: Mutex<Option<(Instant, Vec<(String, String)>)>>,
+    /// The current SAS and when it was made.
+    current: Mutex<Option<(Instant, QueryPairs)>>,
 }
 
 impl SignedSas {
