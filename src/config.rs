@@ -588,6 +588,7 @@ fn store_settings(
             account,
             auth,
             container,
+            extra_root_ca_pem: None,
         }),
         None => StoreSettings::Memory,
     }
