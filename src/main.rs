@@ -133,8 +133,16 @@ async fn serve(config: Config, demo: Option<&DemoClientCert>) -> Result<(), Stri
         .as_ref()
         .map(|k| k.expose_secret().as_bytes().to_vec())
         .unwrap_or_else(|| uuid::Uuid::new_v4().as_bytes().to_vec());
+    let mut settings = PushLimitSettings::default();
+    let count = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
+    if let Some(n) = count("PUSH_LIMIT_BURST_COUNT") {
+        settings.burst.count = n;
+    }
+    if let Some(n) = count("PUSH_LIMIT_DAILY_COUNT") {
+        settings.daily.count = n;
+    }
     let push_limits = Arc::new(PushLimits::new(
-        PushLimitSettings::default(),
+        settings,
         PushStore::Memory(MemoryStore::default()),
         &secret,
     ));

@@ -139,8 +139,9 @@ impl SignInCode {
         &self.0
     }
 
-    /// A code read back from the store: exactly two ASCII digits.
-    fn parse(s: &str) -> Option<Self> {
+    /// Exactly two ASCII digits (a code read back from the store, or the `signInCode` claim);
+    /// `None` otherwise.
+    pub fn parse(s: &str) -> Option<Self> {
         (s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit())).then(|| Self(s.to_owned()))
     }
 }

@@ -88,8 +88,17 @@ pub async fn spawn_app_against(authy_url: &str, settings: &[(&str, &str)]) -> Te
     let authy = AuthyClient::new(config.authy_api_url.clone(), key)
         .expect("an Authy client")
         .with_send_install_link_via_sms(config.send_install_link_via_sms);
+    // Tests send many pushes for one authy id; the limits have tests of their own.
+    let unlimited = b2c_authy::push_limits::Limit {
+        count: 100_000,
+        window: std::time::Duration::from_secs(60),
+    };
     let push_limits = std::sync::Arc::new(b2c_authy::push_limits::PushLimits::new(
-        b2c_authy::push_limits::PushLimitSettings::default(),
+        b2c_authy::push_limits::PushLimitSettings {
+            burst: unlimited,
+            daily: unlimited,
+            ..Default::default()
+        },
         b2c_authy::push_limits::store::PushStore::Memory(Default::default()),
         TEST_API_KEY.as_bytes(),
     ));
@@ -226,6 +235,9 @@ impl HandlerProcess {
             ("CLIENT_CERT_THUMBPRINTS", &thumbprint),
             ("APPROVAL_WAIT_SECONDS", wait_seconds),
             ("APPROVAL_POLL_INTERVAL_MS", "250"),
+            // Tests send many pushes for one authy id; the limits have tests of their own.
+            ("PUSH_LIMIT_BURST_COUNT", "100000"),
+            ("PUSH_LIMIT_DAILY_COUNT", "100000"),
         ])
         .await;
         (handler, cert)
