@@ -69,7 +69,7 @@ use b2c_authy::policy_check::{
     self, child, closure, descendants, is, is_rest, merged, metadata, profiles, text, Parsed,
     PolicyFile,
 };
-use b2c_authy::push_limits::PushLimitSettings;
+use b2c_authy::push_limits::{PushLimitSettings, SignInCode};
 use roxmltree::{Document, Node};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -232,6 +232,21 @@ fn every_function_has_a_contract_and_a_folder() {
     assert!(api["WaitForAuthyApproval"]
         .returns
         .contains("approvalStatus"));
+    // The push's claims (issue 13): the wait page passes CreateApprovalRequest's on to the wait.
+    for claim in ["approvalRequestId", "signInCode", "newApprovalRequest"] {
+        assert!(
+            api["CreateApprovalRequest"].returns.contains(claim),
+            "{claim}"
+        );
+        assert!(api["WaitForAuthyApproval"].reads.contains(claim), "{claim}");
+    }
+    for claim in ["correlationId", "ipAddress", "applicationName"] {
+        assert!(
+            api["CreateApprovalRequest"].reads.contains(claim),
+            "{claim}"
+        );
+    }
+    assert!(api["WaitForAuthyApproval"].reads.contains("ipAddress"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1448,6 +1463,22 @@ fn renaming_a_field_in_the_api_breaks_the_contract() {
         "{problems:#?}"
     );
 
+    // The sign-in code no longer returned: the page could not show it.
+    let mut api = api_contract();
+    api.get_mut("CreateApprovalRequest")
+        .unwrap()
+        .returns
+        .remove("signInCode");
+    let problems = check_all(&files, None, &api);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("REST-Authy-CreateApprovalRequest")
+                && p.contains("'signInCode'")
+                && p.contains("never returns")),
+        "{problems:#?}"
+    );
+
     let mut api = api_contract();
     api.get_mut("WaitForAuthyApproval")
         .unwrap()
@@ -1655,16 +1686,166 @@ fn policy_templates_hold_no_function_keys() {
     }
 }
 
-#[test]
-fn the_wait_page_template_waits_for_the_apis_pending_message() {
-    let template = wait_template();
-    let (_, rest) = template
-        .split_once("var PENDING_MESSAGE = \"")
+/// One `userMessage` of every way the API can answer a user-facing error, pending ones with and
+/// without a sign-in code: (code, message).
+fn every_user_message() -> Vec<(&'static str, String)> {
+    let minutes = std::time::Duration::from_secs(600);
+    let detail = || "detail".to_owned();
+    let mut errors = vec![
+        ApiError::MissingClaim { claim: "authyId" },
+        ApiError::InvalidPhoneNumber { reason: detail() },
+        ApiError::InvalidEmail,
+        ApiError::InvalidAuthyId,
+        ApiError::InvalidApprovalRequestId,
+        ApiError::ApprovalPending { sign_in_code: None },
+        ApiError::ApprovalDenied {
+            pause: Some(minutes),
+        },
+        ApiError::ApprovalDenied { pause: None },
+        ApiError::ApprovalExpired,
+        ApiError::PushLimitReached {
+            retry_after: minutes,
+        },
+        ApiError::PushesPaused {
+            retry_after: minutes,
+        },
+        ApiError::PushRequestInProgress,
+        ApiError::PushLimitsUnavailable,
+        ApiError::ApprovalRequestNotFound { detail: detail() },
+        ApiError::ApprovalRequestMismatch,
+        ApiError::AuthyUserNotFound { detail: detail() },
+        ApiError::AuthyThrottled { detail: detail() },
+        ApiError::AuthyUnavailable { detail: detail() },
+        ApiError::AuthyRejected { detail: detail() },
+        ApiError::AuthyApiKeyRejected,
+        ApiError::MalformedRequest { detail: detail() },
+        ApiError::UnsupportedMediaType,
+        ApiError::PayloadTooLarge,
+        ApiError::MethodNotAllowed,
+        ApiError::RequestTimeout,
+        ApiError::NotFound,
+        ApiError::Internal,
+        ApiError::ClientCertificateRejected { reason: detail() },
+    ];
+    for code in ["00", "07", "47", "99"] {
+        errors.push(ApiError::ApprovalPending {
+            sign_in_code: Some(SignInCode::parse(code).expect("a two-digit sign-in code")),
+        });
+    }
+    errors
+        .iter()
+        .map(|e| (e.code(), e.user_message().into_owned()))
+        .collect()
+}
+
+/// The template script's definitions, from `var PENDING_MESSAGE` up to (not including)
+/// `function pendingShown`: constants and pure functions, no DOM access.
+fn template_definitions(template: &str) -> &str {
+    let start = template
+        .find("var PENDING_MESSAGE = ")
         .expect("PENDING_MESSAGE in authy-wait.html");
-    let message = rest.split('"').next().unwrap();
+    let end = template[start..]
+        .find("function pendingShown()")
+        .expect("function pendingShown in authy-wait.html");
+    &template[start..start + end]
+}
+
+/// `isPendingMessage(text)` of the script `definitions`, run by Node for each of `texts`;
+/// `None` (after [`skip_or_fail`]) without Node.
+fn run_is_pending_message(definitions: &str, texts: &[String]) -> Option<Vec<bool>> {
+    let script = format!(
+        "{definitions}\nprocess.stdout.write(JSON.stringify(JSON.parse(process.argv[1]).map(isPendingMessage)));"
+    );
+    let output = match Command::new("node")
+        .arg("-e")
+        .arg(&script)
+        .arg(serde_json::to_string(texts).unwrap())
+        .output()
+    {
+        Ok(output) => output,
+        Err(e) => {
+            skip_or_fail(&format!("node is not installed ({e})"));
+            return None;
+        }
+    };
+    assert!(
+        output.status.success(),
+        "node: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(serde_json::from_slice(&output.stdout).expect("a JSON array of booleans"))
+}
+
+/// The texts whose `isPendingMessage` differs from "is an ApprovalPending userMessage".
+fn pending_matcher_problems(template: &str) -> Option<Vec<String>> {
+    let messages = every_user_message();
+    let texts: Vec<String> = messages.iter().map(|(_, m)| m.clone()).collect();
+    let answers = run_is_pending_message(template_definitions(template), &texts)?;
+    assert_eq!(answers.len(), messages.len());
+    Some(
+        messages
+            .iter()
+            .zip(answers)
+            .filter(|((code, _), pending)| (*code == "ApprovalPending") != *pending)
+            .map(|((code, message), pending)| {
+                format!("{code}: isPendingMessage({message:?}) is {pending}")
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn the_wait_page_template_continues_after_exactly_the_apis_pending_messages() {
+    let template = wait_template();
+    // The constants are the API's own messages.
+    let constant = |name: &str| {
+        let (_, rest) = template
+            .split_once(&format!("var {name} = \""))
+            .unwrap_or_else(|| panic!("{name} in authy-wait.html"));
+        rest.split('"').next().unwrap().to_owned()
+    };
     assert_eq!(
-        message,
+        constant("PENDING_MESSAGE"),
         ApiError::ApprovalPending { sign_in_code: None }.user_message()
+    );
+    assert_eq!(
+        constant("PENDING_MESSAGE_WITH_CODE").replace("{code}", "47"),
+        ApiError::ApprovalPending {
+            sign_in_code: SignInCode::parse("47")
+        }
+        .user_message()
+    );
+    // Run by Node on every userMessage: pending exactly for ApprovalPending, so never after
+    // PushLimitReached, PushesPaused, ApprovalDenied or any other answer.
+    let Some(problems) = pending_matcher_problems(&template) else {
+        return;
+    };
+    assert_eq!(problems, Vec::<String>::new());
+    // White space as a page may lay it out still matches; near misses do not.
+    let texts = [
+        "  Approve the request in the Authy app only if it shows code 47,\n then select Continue. ",
+        "Approve the request in the Authy app only if it shows code , then select Continue.",
+        "Approve the request in the Authy app only if it shows code 4a, then select Continue.",
+        "Approve the request in the Authy app only if it shows code 47, then select Continue. Or not.",
+    ]
+    .map(str::to_owned);
+    let answers = run_is_pending_message(template_definitions(&template), &texts).unwrap();
+    assert_eq!(answers, [true, false, false, false], "{texts:#?}");
+
+    // Mutated: a matcher that takes any message starting like the pending one would select
+    // Continue after a limit message too ("Too many sign-in requests" does not, but a loose
+    // suffix test would take PushRequestInProgress's "..., then select Continue.").
+    let loose = template.replace(
+        "if (message === PENDING_MESSAGE) {",
+        "if (/then select Continue\\.$/.test(message)) {",
+    );
+    assert_ne!(loose, template, "the mutation must change the template");
+    let problems = pending_matcher_problems(&loose).unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("PushRequestInProgress: ") && p.ends_with(" is true")),
+        "{problems:#?}"
     );
 }
 
