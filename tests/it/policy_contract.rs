@@ -257,7 +257,7 @@ fn policies_dir() -> PathBuf {
 }
 
 /// A policy file: its name and text.
-type PolicyText = (String, String);
+pub(crate) type PolicyText = (String, String);
 
 /// Every environment of `policies/appsettings.json`, rendered (in a temporary folder, removed
 /// again): environment name → its policy files.
@@ -279,8 +279,9 @@ fn rendered() -> &'static [(String, Vec<PolicyText>)] {
     })
 }
 
-/// The first environment's rendered policies: the base of the mutation tests.
-fn sample() -> Vec<PolicyText> {
+/// The first environment's rendered policies: the base of the mutation tests (and of the
+/// journey tests' wait page, `journey::WaitPage`).
+pub(crate) fn sample() -> Vec<PolicyText> {
     rendered()[0].1.clone()
 }
 
@@ -397,7 +398,7 @@ fn starter_pack(pack: StarterPack) -> Option<Vec<PolicyText>> {
 }
 
 /// Our own files, parsed (by the library the user-facing check uses); they must be well-formed.
-fn parse(files: &[PolicyText]) -> Vec<Parsed<'_>> {
+pub(crate) fn parse(files: &[PolicyText]) -> Vec<Parsed<'_>> {
     let (docs, problems) = policy_check::parse(
         files
             .iter()
