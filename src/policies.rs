@@ -116,8 +116,10 @@ pub const WAIT_PAGE_LOAD_URI_KEY: &str = "AuthyWaitPageLoadUri";
 /// `PolicySettings` key: the application name the push shows ("Application"), optional.
 pub const APPLICATION_NAME_KEY: &str = "AuthyApplicationName";
 
-/// The longest `AuthyApplicationName`, in characters: what the API shows of an `applicationName`.
-pub const APPLICATION_NAME_MAX_CHARS: usize = crate::functions::MAX_APPLICATION_NAME_CHARS;
+/// The longest `AuthyApplicationName`, in characters: what the API shows of an `applicationName`
+/// (`functions::MAX_APPLICATION_NAME_CHARS`; this module stays below the API in the layering, so
+/// `tests/it/policy_contract.rs` checks that the two agree).
+pub const APPLICATION_NAME_MAX_CHARS: usize = 64;
 
 /// The `PolicySettings` keys that may be absent or empty: `{If:Key}` tests whether one is set.
 pub const OPTIONAL_KEYS: [&str; 1] = [APPLICATION_NAME_KEY];

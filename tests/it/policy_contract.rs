@@ -1257,6 +1257,11 @@ fn the_application_name_is_sent_only_when_set() {
         .collect();
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(create_inputs(&files).contains("applicationName"));
+    // render-policies allows the names the API shows in full.
+    assert_eq!(
+        policies::APPLICATION_NAME_MAX_CHARS,
+        b2c_authy::functions::MAX_APPLICATION_NAME_CHARS
+    );
     let (_, layer) = files.iter().find(|(f, _)| f == LAYER_FILE).unwrap();
     assert!(layer.contains(r#"ClaimTypeReferenceId="applicationName" DefaultValue="Contoso Shop""#));
     let pack = starter_pack(StarterPack::SocialAndLocalAccounts);
