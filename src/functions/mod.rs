@@ -350,7 +350,7 @@ async fn send_counted_push(
         Ok(id) => {
             state
                 .push_limits
-                .sent(ticket, &id, state.approvals.ttl)
+                .sent(authy_id, ticket, &id, state.approvals.ttl)
                 .await;
             Ok((id, code))
         }
@@ -382,8 +382,91 @@ async fn send_push(
     Ok(id)
 }
 
+/// Who denied what, for the pause and the WARN line.
+pub(super) struct Denial<'a> {
+    pub authy_id: &'a AuthyId,
+    pub journey: Option<&'a CorrelationId>,
+    pub approval_request_id: &'a ApprovalRequestId,
+    /// The masked email / sign-in name.
+    pub user: Option<String>,
+    pub ip_address: Option<std::net::IpAddr>,
+    /// The function that saw the denial.
+    pub seen_by: &'static str,
+}
+
+/// Pauses pushes for the authy id and logs the denial at WARN — the line a SOC alerts on
+/// (`message` starts with "possible push bombing"; the invocation id and correlation id are
+/// on the invocation's span). Returns the pause, or `None` when the store failed (logged at
+/// ERROR: the pause is lost).
+pub(super) async fn record_denial(state: &FunctionsState, denial: Denial<'_>) -> Option<Duration> {
+    let pause = match state
+        .push_limits
+        .record_denial(denial.authy_id, denial.journey, denial.approval_request_id)
+        .await
+    {
+        Ok(pause) => Some(pause),
+        Err(e) => {
+            tracing::error!("push pause after a denial NOT recorded: {e}");
+            None
+        }
+    };
+    tracing::warn!(
+        event = "approval_request_denied",
+        approval_request_id = %denial.approval_request_id,
+        authy_id = %denial.authy_id,
+        user = denial.user.as_deref().unwrap_or("unknown"),
+        ip_address = %denial.ip_address.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
+        pause_seconds = pause.map_or(0, |p| p.as_secs()),
+        seen_by = denial.seen_by,
+        "possible push bombing: the user denied an approval request; new pushes for this authy id are paused"
+    );
+    pause
+}
+
+/// Longest wait for Authy's status of the authy id's last push before a new one, in
+/// milliseconds; on a timeout or an error the push goes ahead (the limits still hold).
+const LAST_PUSH_CHECK_MS: u64 = 1500;
+
+/// Whether the user denied the authy id's last push, which nobody may have waited for: then
+/// the pause is recorded now (WARN line) and `Some(pause)` returned. Errors and timeouts count
+/// as "not denied".
+async fn last_push_denied(
+    state: &FunctionsState,
+    authy_id: &AuthyId,
+    context: &PushContext<'_>,
+    deadline: Deadline,
+) -> Option<Option<Duration>> {
+    let last = state.push_limits.last_push(authy_id).await?;
+    let timeout = deadline
+        .remaining()
+        .min(Duration::from_millis(LAST_PUSH_CHECK_MS));
+    let status = match state.authy.approval_request_status(&last, timeout).await {
+        Ok(status) => status,
+        Err(e) => {
+            tracing::warn!(approval_request_id = %last, "status of the last push not known: {e}");
+            return None;
+        }
+    };
+    if status.status != crate::authy::ApprovalStatus::Denied
+        || status.authy_id.as_ref() != Some(authy_id)
+    {
+        return None;
+    }
+    let denial = Denial {
+        authy_id,
+        journey: None,
+        approval_request_id: &last,
+        user: context.email.map(Email::masked),
+        ip_address: context.ip_address,
+        seen_by: "CreateApprovalRequest",
+    };
+    Some(record_denial(state, denial).await)
+}
+
 /// A push for `authy_id` in this journey, within the limits: this journey's live approval
-/// request again (`false`: nothing sent), or a new one (`true`).
+/// request again (`false`: nothing sent), or a new one (`true`). A denial of the authy id's
+/// last push that nobody waited for is found here first (Authy's status of it) and pauses
+/// pushes like any denial.
 ///
 /// # Errors
 /// The limits' refusals ([`ApiError::PushLimitReached`], …) and Authy's errors.
@@ -393,6 +476,12 @@ async fn push_within_limits(
     context: PushContext<'_>,
     deadline: Deadline,
 ) -> Result<(ApprovalRequestId, SignInCode, bool), ApiError> {
+    if let Some(pause) = last_push_denied(state, authy_id, &context, deadline).await {
+        return Err(match pause {
+            Some(retry_after) => ApiError::PushesPaused { retry_after },
+            None => ApiError::ApprovalDenied { pause: None },
+        });
+    }
     match state
         .push_limits
         .begin_push(authy_id, context.correlation_id)
