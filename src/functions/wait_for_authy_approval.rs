@@ -28,8 +28,9 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    application_name, correlation_id, email_claim, push_within_limits, record_denial, required,
-    BoolClaim, Claim, ClaimsJson, Deadline, Denial, FunctionsState, PushContext,
+    application_name, correlation_id, email_claim, finish_detached, push_within_limits,
+    record_denial, required, BoolClaim, Claim, ClaimsJson, Deadline, Denial, FunctionsState,
+    PushContext,
 };
 use crate::authy::{ApprovalStatus, AuthyError};
 use crate::domain::{ApprovalRequestId, AuthyId};
@@ -125,22 +126,22 @@ pub async fn wait_for_authy_approval(
         }
         Err(ApiError::ApprovalDenied { .. }) => {
             let who = Denial {
-                authy_id: &authy_id,
-                journey: correlation_id.as_ref(),
-                approval_request_id: &id,
+                authy_id: authy_id.clone(),
+                journey: correlation_id.clone(),
+                approval_request_id: id,
                 user: email.as_ref().map(crate::domain::Email::masked),
                 ip_address,
                 seen_by: NAME,
             };
             return Err(ApiError::ApprovalDenied {
-                pause: record_denial(&state, who).await,
+                pause: record_denial(&state, who, deadline).await,
             });
         }
         Err(ApiError::ApprovalExpired) => {
-            state
-                .push_limits
-                .record_expiry(&authy_id, correlation_id.as_ref(), &id)
-                .await;
+            let limits = state.push_limits.clone();
+            let (owner, journey) = (authy_id.clone(), correlation_id.clone());
+            let forget = async move { limits.record_expiry(&owner, journey.as_ref(), &id).await };
+            finish_detached(forget, deadline).await;
             return Err(ApiError::ApprovalExpired);
         }
         Err(other) => return Err(other),
