@@ -20,6 +20,7 @@ mod layout;
 mod policy_check;
 mod policy_contract;
 mod properties;
+mod push_bombing;
 mod shutdown;
 mod simulator;
 mod support;
