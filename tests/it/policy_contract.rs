@@ -35,7 +35,9 @@
 //!   stays above the wait page template's own limit of automatic Continues;
 //! - the optional wait page template's `isPendingMessage`, run with Node, takes exactly the API's
 //!   two "pending" messages for pending and no other `userMessage` of the API (so it never selects
-//!   Continue after a limit, a pause or a denial); it keeps its script in `<head>`, and its
+//!   Continue after a limit, a pause or a denial); the whole script, run by Node on a faked
+//!   page, selects Continue only after pending answers, never after any other answer nor after
+//!   one that replaced a pending answer during its pause; it keeps its script in `<head>`, and its
 //!   automatic Continues outlast the approval request;
 //! - `../shared/tools/check-b2c-policies --pack NAME` (XSD and references through the whole chain)
 //!   passes for every environment and every variant.
@@ -1853,6 +1855,124 @@ fn the_wait_page_template_continues_after_exactly_the_apis_pending_messages() {
             .any(|p| p.starts_with("PushRequestInProgress: ") && p.ends_with(" is true")),
         "{problems:#?}"
     );
+}
+
+/// A page B2C would render, faked for Node around the template's whole script: the Continue
+/// button, one page-level error, a `MutationObserver` and timers run in order. Each click of
+/// Continue is answered with the next entry of `answers` (the messages shown one after the
+/// other before any timer runs); no entry left ends the run. Prints `{"clicks": n}`.
+const FAKE_PAGE: &str = r#"
+const answers = JSON.parse(process.argv[1]);
+let clicks = 0, clicked = false, observer = null;
+const timers = [];
+const error = { nodeType: 1, textContent: "", style: {}, attrs: { "aria-hidden": "true" },
+  getAttribute(n) { return n in this.attrs ? this.attrs[n] : null; },
+  closest(selector) { return selector === ".error.pageLevel" ? this : null; } };
+const button = { disabled: false, listeners: [],
+  addEventListener(type, f) { if (type === "click") this.listeners.push(f); },
+  click() { clicks++; clicked = true; this.listeners.forEach(f => f({ isTrusted: false })); } };
+global.document = { readyState: "complete", addEventListener() {},
+  getElementById(id) { return id === "continue" ? button : id === "api" ? {} : null; },
+  querySelectorAll(selector) { return selector === ".error.pageLevel" ? [error] : []; } };
+global.window = { setTimeout(f) { timers.push(f); } };
+global.MutationObserver = class { constructor(f) { observer = f; } observe() {} };
+function show(message) {
+  error.textContent = message;
+  error.attrs["aria-hidden"] = "false";
+  observer([{ target: error }]);
+}
+/*SCRIPT*/
+for (let step = 0; step < 10000; step++) {
+  if (clicked) {
+    clicked = false;
+    const answer = answers.shift();
+    if (answer === undefined) break;
+    answer.forEach(show);
+    continue;
+  }
+  const timer = timers.shift();
+  if (!timer) break;
+  timer();
+}
+process.stdout.write(JSON.stringify({ clicks }));
+"#;
+
+/// How many times the template's script (from `template`) selects Continue on [`FAKE_PAGE`]
+/// given `answers`; `None` (after [`skip_or_fail`]) without Node.
+fn clicks_on_fake_page(template: &str, answers: &[Vec<String>]) -> Option<u64> {
+    let start = template.find("<script>").expect("<script>") + "<script>".len();
+    let end = template.find("</script>").expect("</script>");
+    let script = FAKE_PAGE.replace("/*SCRIPT*/", &template[start..end]);
+    let output = match Command::new("node")
+        .arg("-e")
+        .arg(&script)
+        .arg(serde_json::to_string(answers).unwrap())
+        .output()
+    {
+        Ok(output) => output,
+        Err(e) => {
+            skip_or_fail(&format!("node is not installed ({e})"));
+            return None;
+        }
+    };
+    assert!(
+        output.status.success(),
+        "node: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    Some(answer["clicks"].as_u64().unwrap())
+}
+
+#[test]
+fn the_wait_page_script_stops_at_the_first_answer_that_is_not_pending() {
+    let template = wait_template();
+    let pending = ApiError::ApprovalPending {
+        sign_in_code: SignInCode::parse("47"),
+    }
+    .user_message()
+    .into_owned();
+    let one = |m: &str| vec![m.to_owned()];
+    // Pending all along: the first Continue, then one per pending answer, up to MAX_CONTINUES.
+    let max = template_max_continues(&template);
+    let Some(clicks) = clicks_on_fake_page(&template, &vec![one(&pending); 40]) else {
+        return;
+    };
+    assert_eq!(clicks, max);
+    // Two pending answers, then any other answer: 3 Continues, none after it, though the page
+    // would answer pending again (a new push after an expired request, say).
+    for (code, message) in every_user_message() {
+        if code == "ApprovalPending" {
+            continue;
+        }
+        let answers = [
+            one(&pending),
+            one(&pending),
+            one(&message),
+            one(&pending),
+            one(&pending),
+        ];
+        let clicks = clicks_on_fake_page(&template, &answers).unwrap();
+        assert_eq!(clicks, 3, "{code}: {message}");
+    }
+    // An answer that replaces a pending one during the pause before the next Continue (the
+    // pending message was still shown when B2C answered ApprovalExpired): no Continue for it.
+    let expired = ApiError::ApprovalExpired.user_message().into_owned();
+    let answers = [
+        one(&pending),
+        vec![pending.clone(), expired.clone()],
+        one(&pending),
+    ];
+    assert_eq!(clicks_on_fake_page(&template, &answers), Some(2));
+    // Mutated: the old script continued after the pause whatever the page then showed, and so
+    // would have sent a new push after the expired request.
+    let old = template.replace(
+        "window.setTimeout(continueIfStillPending, PAUSE_MS);",
+        "window.setTimeout(selectContinue, PAUSE_MS);",
+    );
+    assert_ne!(old, template, "the mutation must change the template");
+    // (The third Continue is that push, answered pending, and the fourth follows it.)
+    assert_eq!(clicks_on_fake_page(&old, &answers), Some(4));
 }
 
 /// Checks the wait pages of `files` (no starter pack needed: the wait page is ours).
