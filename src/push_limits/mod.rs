@@ -185,13 +185,23 @@ pub struct PushLimits {
 /// (SIGKILL by the host) — longer than any call lives (B2C's 10 s).
 const STALE_CLAIM: Duration = Duration::from_secs(15);
 
-/// Per authy id: push times and the end of a pause, Unix ms.
+/// Per authy id: push times, the end of a pause, and the last approval request sent; Unix ms.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct PushHistory {
     #[serde(default)]
     sent: Vec<u64>,
     #[serde(default, rename = "pausedUntil")]
     paused_until: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last: Option<LastPush>,
+}
+
+/// The last approval request sent to an authy id, until it expires.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LastPush {
+    approval_request_id: String,
+    expires_at: u64,
 }
 
 /// Per journey: being sent (claimed at), or sent.
@@ -540,21 +550,45 @@ impl PushLimits {
         }
     }
 
-    /// Records that `approval_request_id` of this journey was sent (so a retry reuses it).
-    /// A store failure is logged, not returned: the push is out either way.
+    /// Records that `approval_request_id` was sent to `authy_id`: as the authy id's last push
+    /// ([`Self::last_push`]) and as this journey's request (so a retry reuses it). A store
+    /// failure is logged, not returned: the push is out either way.
     pub async fn sent(
         &self,
+        authy_id: &AuthyId,
         ticket: PushTicket,
         approval_request_id: &ApprovalRequestId,
         lifetime: Duration,
     ) {
+        let expires_at = now_ms().saturating_add(ms(lifetime));
+        let last = async {
+            self.update_history(
+                &self.history_key(authy_id),
+                |history, _| {
+                    history.last = Some(LastPush {
+                        approval_request_id: approval_request_id.to_string(),
+                        expires_at,
+                    });
+                    Ok(())
+                },
+                now_ms,
+            )
+            .await
+        };
+        match tokio::time::timeout(self.settings.store_timeout, last).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(%approval_request_id, "last push not recorded: {e}"),
+            Err(_) => {
+                tracing::error!(%approval_request_id, "last push not recorded: store timeout")
+            }
+        }
         let Some((key, etag)) = ticket.journey else {
             return;
         };
         let state = JourneyState::Sent {
             approval_request_id: approval_request_id.to_string(),
             code: ticket.sign_in_code.as_str().to_owned(),
-            expires_at: now_ms().saturating_add(ms(lifetime)),
+            expires_at,
         };
         let write = async {
             let body = serde_json::to_vec(&state).map_err(|e| StoreError(e.to_string()))?;
@@ -569,6 +603,32 @@ impl PushLimits {
             Ok(Err(e)) => tracing::error!(%approval_request_id, "journey not recorded: {e}"),
             Err(_) => tracing::error!(%approval_request_id, "journey not recorded: store timeout"),
         }
+    }
+
+    /// The last approval request sent to `authy_id`, while it lives: before a new push the
+    /// functions ask Authy whether the user denied it, so that a denial pauses pushes even
+    /// when nobody waited for the answer (an attacker abandons each journey after its push).
+    /// `None` also when the store fails (logged; the push decision then follows
+    /// [`OnStoreFailure`]).
+    pub async fn last_push(&self, authy_id: &AuthyId) -> Option<ApprovalRequestId> {
+        let key = self.history_key(authy_id);
+        let read = self.store.get(&key);
+        let doc = match tokio::time::timeout(self.settings.store_timeout, read).await {
+            Ok(Ok(doc)) => doc?,
+            Ok(Err(e)) => {
+                tracing::warn!("last push not read: {e}");
+                return None;
+            }
+            Err(_) => {
+                tracing::warn!("last push not read: store timeout");
+                return None;
+            }
+        };
+        let last = read_history(&doc.body).last?;
+        if now_ms() >= last.expires_at {
+            return None;
+        }
+        ApprovalRequestId::parse(&last.approval_request_id).ok()
     }
 
     /// The push could not be sent: release this journey's claim, so the next call may try
@@ -783,7 +843,10 @@ mod tests {
             send(&limits, &who, Some(&journey)).await,
             Err(Refusal::InProgress)
         ));
-        limits.sent(ticket, &id(1), Duration::from_secs(120)).await;
+        limits
+            .sent(&who, ticket, &id(1), Duration::from_secs(120))
+            .await;
+        assert_eq!(limits.last_push(&who).await, Some(id(1)));
         for _ in 0..3 {
             match send(&limits, &who, Some(&journey)).await {
                 Ok(PushDecision::Reuse {
@@ -835,7 +898,9 @@ mod tests {
         let Ok(PushDecision::Send(ticket)) = send(&limits, &who, Some(&journey)).await else {
             panic!()
         };
-        limits.sent(ticket, &id(2), Duration::from_secs(120)).await;
+        limits
+            .sent(&who, ticket, &id(2), Duration::from_secs(120))
+            .await;
         let pause = limits
             .record_denial(&who, Some(&journey), &id(2))
             .await
