@@ -572,6 +572,7 @@ impl PushLimits {
                     Ok(())
                 },
                 now_ms,
+                &AtomicBool::new(false),
             )
             .await
         };

@@ -254,7 +254,7 @@ async fn a_denial_seen_by_one_instance_pauses_the_others() {
     };
     let id = ApprovalRequestId::parse("0000000a-aaaa-4aaa-8aaa-aaaaaaaaaaaa").unwrap();
     instances[0]
-        .sent(ticket, &id, Duration::from_secs(120))
+        .sent(&who, ticket, &id, Duration::from_secs(120))
         .await;
     let pause = instances[1]
         .record_denial(&who, Some(&journey), &id)
