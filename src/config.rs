@@ -602,6 +602,11 @@ fn store_settings(
 /// `AccountKey` / `SharedAccessSignature`, `DefaultEndpointsProtocol` (https), `EndpointSuffix`
 /// (core.windows.net), `BlobEndpoint`. Errors never quote the value.
 pub fn parse_connection_string(raw: &str) -> Result<(Url, String, BlobAuth), String> {
+    // App Service passes a Key Vault reference it could not resolve through as its own text
+    // (as for AUTHY_API_KEY above).
+    if raw.trim_start().starts_with("@Microsoft.KeyVault(") {
+        return Err("is an unresolved Key Vault reference: give the Function App's managed identity the 'Key Vault Secrets User' role on the vault and check the secret URI".into());
+    }
     let mut fields = std::collections::HashMap::new();
     for part in raw.split(';').map(str::trim).filter(|p| !p.is_empty()) {
         let Some((key, value)) = part.split_once('=') else {
@@ -1163,6 +1168,10 @@ mod tests {
             ("AccountName=contoso;AccountKey=not base64!!".to_string(), "AccountKey is not base64"),
             (secret_key.to_string(), "neither AccountName nor BlobEndpoint"),
             ("just some text".to_string(), "is not a connection string"),
+            (
+                "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/storage/)".to_string(),
+                "unresolved Key Vault reference",
+            ),
             ("BlobEndpoint=https://contoso.blob.core.windows.net;SharedAccessSignature=sv=1&sp=r".to_string(), "no sig="),
             (format!("AccountName=c;AccountKey={secret_key};BlobEndpoint=ftp://x"), "BlobEndpoint must use https"),
         ] {
