@@ -678,3 +678,41 @@ async fn a_managed_identity_token_reaches_an_https_azurite() {
     azurite.kill().await.ok();
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A connection string with `SharedAccessSignature=` instead of a key: the SAS is used as
+/// given. The SAS here is one the store would sign itself (src/push_limits/sas.rs); a wrong
+/// signature is refused at connect time.
+#[tokio::test]
+async fn a_connection_string_with_a_sas_works_and_a_bad_sas_is_refused() {
+    use base64::Engine as _;
+    let Some(azurite) = azurite() else { return };
+    let (endpoint, account, _) = parse_connection_string(&azurite).unwrap();
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(b2c_authy::config::AZURITE_KEY)
+        .unwrap();
+    let sas = b2c_authy::push_limits::sas::AccountSas::for_push_limits(
+        std::time::SystemTime::now(),
+        true,
+    )
+    .to_query(&account, &key);
+    let with_sas = format!("BlobEndpoint={endpoint};SharedAccessSignature={sas}");
+    let name = container("sas");
+    let store = blob_store(&with_sas, &name).await;
+    assert!(store.describe().contains("shared access signature"));
+    let etag = store
+        .put("pushes/sas", b"{}".to_vec(), Condition::Absent)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.get("pushes/sas").await.unwrap().unwrap().etag, etag);
+
+    let forged = with_sas.replace("sig=", "sig=AAAA");
+    let e = PushStore::connect(
+        &blob_settings(&forged, &container("forged")),
+        Duration::from_secs(2),
+    )
+    .await
+    .expect_err("a forged SAS is refused");
+    assert!(e.to_string().contains("403"), "{e}");
+    assert!(!e.to_string().contains("sig="), "{e}");
+}
