@@ -439,7 +439,12 @@ impl PushLimits {
                         })))
                     }
                     Err(refusal) => {
-                        self.store.delete(&journey_key, &etag).await?;
+                        // The refusal stands even if the claim cannot be released: a store
+                        // error here must not turn it into a push sent without the limits
+                        // (OnStoreFailure::Open). The claim then goes stale in 15 s.
+                        if let Err(e) = self.store.delete(&journey_key, &etag).await {
+                            tracing::warn!("journey claim not released after a refusal: {e}");
+                        }
                         return Ok(Err(refusal));
                     }
                 },
@@ -967,6 +972,35 @@ mod tests {
                 Err(Refusal::Unavailable)
             ));
         }
+    }
+
+    /// A refusal stays a refusal when releasing the journey's claim fails: the store error
+    /// must not reach `OnStoreFailure::Open` and send the push after all.
+    #[tokio::test]
+    async fn a_refusal_survives_a_failed_release_of_the_claim() {
+        let limits = PushLimits::new(
+            PushLimitSettings {
+                burst: Limit {
+                    count: 1,
+                    window: Duration::from_secs(600),
+                },
+                on_store_failure: OnStoreFailure::Open,
+                ..Default::default()
+            },
+            PushStore::FailingDeletes(MemoryStore::default()),
+            b"secret",
+        );
+        let who = authy_id("14");
+        let first = CorrelationId::parse("j-first").unwrap();
+        let second = CorrelationId::parse("j-second").unwrap();
+        assert!(matches!(
+            limits.begin_push(&who, Some(&first)).await,
+            Ok(PushDecision::Send(_))
+        ));
+        assert!(matches!(
+            limits.begin_push(&who, Some(&second)).await,
+            Err(Refusal::LimitReached { .. })
+        ));
     }
 
     #[test]

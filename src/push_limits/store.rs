@@ -67,6 +67,9 @@ pub enum PushStore {
     /// burst of parallel calls.
     #[cfg(test)]
     AlwaysConflicting(MemoryStore),
+    /// Unit tests: [`MemoryStore`] whose deletes fail.
+    #[cfg(test)]
+    FailingDeletes(MemoryStore),
 }
 
 impl PushStore {
@@ -94,7 +97,7 @@ impl PushStore {
             Self::Memory(store) => Ok(store.get(key)),
             Self::Blob(store) => store.get(key).await,
             #[cfg(test)]
-            Self::AlwaysConflicting(store) => Ok(store.get(key)),
+            Self::AlwaysConflicting(store) | Self::FailingDeletes(store) => Ok(store.get(key)),
         }
     }
 
@@ -113,6 +116,8 @@ impl PushStore {
             Self::Blob(store) => store.put(key, body, &condition).await,
             #[cfg(test)]
             Self::AlwaysConflicting(_) => Ok(Err(Conflict)),
+            #[cfg(test)]
+            Self::FailingDeletes(store) => Ok(store.put(key, body, &condition)),
         }
     }
 
@@ -130,6 +135,8 @@ impl PushStore {
             Self::Blob(store) => store.delete(key, etag).await,
             #[cfg(test)]
             Self::AlwaysConflicting(_) => Ok(()),
+            #[cfg(test)]
+            Self::FailingDeletes(_) => Err(StoreError("delete failed (test)".into())),
         }
     }
 
@@ -141,6 +148,8 @@ impl PushStore {
             Self::Blob(store) => store.describe(),
             #[cfg(test)]
             Self::AlwaysConflicting(_) => "always conflicting (unit tests)".into(),
+            #[cfg(test)]
+            Self::FailingDeletes(_) => "failing deletes (unit tests)".into(),
         }
     }
 }
