@@ -24,7 +24,7 @@ fn azurite() -> Option<String> {
         Ok(s) if !s.trim().is_empty() => Some(s),
         _ => {
             support::skip_or_fail(
-                "B2C_AUTHY_AZURITE (Azurite's connection string) is not set; see docs/testing.md, \"Azurite\"",
+                "B2C_AUTHY_AZURITE (Azurite's connection string) is not set; see docs/testing.md, \"The push-limit store against Azurite\"",
             );
             None
         }
@@ -500,7 +500,7 @@ async fn a_managed_identity_token_reaches_an_https_azurite() {
         KeyUsagePurpose,
     };
     let Ok(azurite_blob) = std::env::var("B2C_AUTHY_AZURITE_BLOB") else {
-        support::skip_or_fail("B2C_AUTHY_AZURITE_BLOB (the azurite-blob binary) is not set; see docs/testing.md, \"Azurite\"");
+        support::skip_or_fail("B2C_AUTHY_AZURITE_BLOB (the azurite-blob binary) is not set; see docs/testing.md, \"The push-limit store against Azurite\"");
         return;
     };
 
