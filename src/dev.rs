@@ -15,7 +15,8 @@ use crate::config::Config;
 use crate::simulator::{self, SimulatorConfig, TRIGGERS};
 
 /// The demo's configuration: the environment's settings, with the embedded simulator and
-/// client-certificate validation on, accepting exactly `cert`.
+/// client-certificate validation on, accepting exactly `cert`, and the push limits in memory
+/// (this process only; no storage account).
 ///
 /// # Errors
 /// The configuration's own errors, one per line.
@@ -25,6 +26,8 @@ pub fn demo_config(cert: &DemoClientCert) -> Result<Config, String> {
         "CLIENT_CERT_MODE" => Some("required".into()),
         "CLIENT_CERT_THUMBPRINTS" => Some(cert.thumbprint.clone()),
         "CLIENT_CERT_SUBJECT" | "CLIENT_CERT_ISSUER" | "CLIENT_CERT_CA" => None,
+        // The demo keeps its push limits in memory, whatever the shell has for storage.
+        name if name.starts_with("AzureWebJobsStorage") => None,
         _ => std::env::var(name).ok(),
     })
     .map_err(|e| e.to_string())
@@ -149,6 +152,9 @@ A phone number is approved 2 s after the push, unless it ends in a trigger (last
 {triggers}
 Client certificates are checked as in Azure: the calls below send an ephemeral demo
 certificate (thumbprint {thumbprint}) in X-ARR-ClientCert, from {header}.
+Push limits are kept in memory (this process only; no storage account): past the burst
+limit (PUSH_LIMIT_BURST_COUNT, default 3 pushes per authy id in 10 minutes),
+CreateApprovalRequest answers 409 PushLimitReached.
 
 1. Enrol a phone (answers {{"authyId": "..."}}):
   curl -s -X POST {base}/Register -H @{header} -H 'Content-Type: application/json' \

@@ -8,7 +8,9 @@
 //! `userMessage`. `userMessage` is a `&'static str` chosen per variant, so no exception text,
 //! URL or key can ever reach a user; details go to `developerMessage`.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -17,6 +19,7 @@ use serde::Serialize;
 
 use crate::authy::AuthyError;
 use crate::domain::{InvalidApprovalRequestId, InvalidAuthyId, InvalidEmail, InvalidPhoneNumber};
+use crate::push_limits::{Refusal, SignInCode};
 
 tokio::task_local! {
     /// The invocation id of the request being served (the host's
@@ -51,12 +54,37 @@ pub enum ApiError {
     InvalidAuthyId,
     /// `approvalRequestId` is not a canonical (8-4-4-4-12, hyphenated) UUID.
     InvalidApprovalRequestId,
-    /// The wait budget ran out while the approval request was still pending.
-    ApprovalPending,
+    /// The wait budget ran out while the approval request was still pending (or the request
+    /// was sent by this very submission: the page shows its code before the user approves).
+    ApprovalPending {
+        /// The code the push shows, quoted in `userMessage` when known.
+        sign_in_code: Option<SignInCode>,
+    },
     /// The user denied the push in the Authy app.
-    ApprovalDenied,
-    /// The approval request outlived its `seconds_to_expire`.
+    ApprovalDenied {
+        /// How long new pushes for this authy id are paused (`None`: the store failed and no
+        /// pause could be recorded).
+        pause: Option<Duration>,
+    },
+    /// The approval request outlived its `seconds_to_expire`; the journey's next
+    /// `CreateApprovalRequest` sends a new push.
     ApprovalExpired,
+    /// The authy id reached its burst or daily push limit; no push was sent.
+    PushLimitReached {
+        /// When a push is possible again.
+        retry_after: Duration,
+    },
+    /// The authy id denied a push recently: new pushes are paused; no push was sent.
+    PushesPaused {
+        /// Until the pause ends.
+        retry_after: Duration,
+    },
+    /// Another call of this journey is sending its push right now (B2C's retry of a call
+    /// still in flight); no push was sent.
+    PushRequestInProgress,
+    /// The push-limit store is down and `PUSH_LIMITS_ON_STORE_FAILURE=closed`, or parallel
+    /// updates kept conflicting for the whole store budget; no push was sent.
+    PushLimitsUnavailable,
     /// Authy does not know this approval request (or this authy id).
     ApprovalRequestNotFound {
         /// Authy's `error_code` and message.
@@ -124,8 +152,9 @@ struct Contract {
     code: &'static str,
     /// [`ApiError::http_status`].
     status: StatusCode,
-    /// [`ApiError::user_message`].
-    user_message: &'static str,
+    /// [`ApiError::user_message`]: a fixed text, or one built from typed values only (a
+    /// [`SignInCode`], a number of minutes).
+    user_message: Cow<'static, str>,
     /// Whether the answer goes out before the request body was read (refused on its headers
     /// or path alone), which makes the connection unusable for a next request.
     leaves_body_unread: bool,
@@ -137,100 +166,146 @@ impl ApiError {
     /// free of internals) and whether the body is left unread.
     fn contract(&self) -> Contract {
         use StatusCode as S;
-        let (code, status, user_message, leaves_body_unread) = match self {
-            Self::MissingClaim { .. } => ("MissingClaim", S::CONFLICT, SOMETHING_WENT_WRONG, false),
+        let (code, status, user_message, leaves_body_unread): (_, _, Cow<'static, str>, _) = match self {
+            Self::MissingClaim { .. } => ("MissingClaim", S::CONFLICT, SOMETHING_WENT_WRONG.into(), false),
             Self::InvalidPhoneNumber { .. } => (
                 "InvalidPhoneNumber",
                 S::CONFLICT,
-                "Enter your mobile phone number with its country code, for example +1 425 555 0100.",
+                "Enter your mobile phone number with its country code, for example +1 425 555 0100.".into(),
                 false,
             ),
-            Self::InvalidEmail => ("InvalidEmail", S::CONFLICT, "Enter a valid email address.", false),
-            Self::InvalidAuthyId => ("InvalidAuthyId", S::CONFLICT, SOMETHING_WENT_WRONG, false),
+            Self::InvalidEmail => ("InvalidEmail", S::CONFLICT, "Enter a valid email address.".into(), false),
+            Self::InvalidAuthyId => ("InvalidAuthyId", S::CONFLICT, SOMETHING_WENT_WRONG.into(), false),
             Self::InvalidApprovalRequestId => {
-                ("InvalidApprovalRequestId", S::CONFLICT, SOMETHING_WENT_WRONG, false)
+                ("InvalidApprovalRequestId", S::CONFLICT, SOMETHING_WENT_WRONG.into(), false)
             }
-            Self::ApprovalPending => (
+            Self::ApprovalPending { sign_in_code } => (
                 "ApprovalPending",
                 S::CONFLICT,
-                "Approve the request in the Authy app, then select Continue.",
+                match sign_in_code {
+                    Some(code) => format!(
+                        "Approve the request in the Authy app only if it shows code {}, then select Continue.",
+                        code.as_str()
+                    )
+                    .into(),
+                    None => "Approve the request in the Authy app, then select Continue.".into(),
+                },
                 false,
             ),
-            Self::ApprovalDenied => (
+            Self::ApprovalDenied { pause } => (
                 "ApprovalDenied",
                 S::CONFLICT,
-                "The sign-in request was denied in the Authy app. Sign in again to send a new request.",
+                match pause {
+                    Some(pause) => format!(
+                        "The sign-in request was denied in the Authy app. New requests are paused for {}. If you did not try to sign in, change your password.",
+                        minutes(*pause)
+                    )
+                    .into(),
+                    None => "The sign-in request was denied in the Authy app. If you did not try to sign in, change your password.".into(),
+                },
                 false,
             ),
             Self::ApprovalExpired => (
                 "ApprovalExpired",
                 S::CONFLICT,
-                "The sign-in request expired before it was approved. Sign in again to send a new request.",
+                "The sign-in request expired before it was approved. Select Continue to send a new one.".into(),
+                false,
+            ),
+            Self::PushLimitReached { retry_after } => (
+                "PushLimitReached",
+                S::CONFLICT,
+                format!(
+                    "Too many sign-in requests were sent to your phone. Try again in {}.",
+                    minutes(*retry_after)
+                )
+                .into(),
+                false,
+            ),
+            Self::PushesPaused { retry_after } => (
+                "PushesPaused",
+                S::CONFLICT,
+                format!(
+                    "A sign-in request was denied in the Authy app, so new requests are paused for {}. If you did not try to sign in, change your password.",
+                    minutes(*retry_after)
+                )
+                .into(),
+                false,
+            ),
+            Self::PushRequestInProgress => (
+                "PushRequestInProgress",
+                S::CONFLICT,
+                "A sign-in request is being sent to your phone. Wait a moment, then select Continue.".into(),
+                false,
+            ),
+            Self::PushLimitsUnavailable => (
+                "PushLimitsUnavailable",
+                S::CONFLICT,
+                "Sign-in requests can't be sent right now. Wait a few minutes, then try again.".into(),
                 false,
             ),
             Self::ApprovalRequestNotFound { .. } => (
                 "ApprovalRequestNotFound",
                 S::CONFLICT,
-                REQUEST_NO_LONGER_VALID,
+                REQUEST_NO_LONGER_VALID.into(),
                 false,
             ),
             Self::ApprovalRequestMismatch => (
                 "ApprovalRequestMismatch",
                 S::CONFLICT,
-                REQUEST_NO_LONGER_VALID,
+                REQUEST_NO_LONGER_VALID.into(),
                 false,
             ),
             Self::AuthyUserNotFound { .. } => (
                 "AuthyUserNotFound",
                 S::CONFLICT,
-                "Your phone is no longer enrolled for sign-in approval. Contact support to enrol it again.",
+                "Your phone is no longer enrolled for sign-in approval. Contact support to enrol it again.".into(),
                 false,
             ),
             Self::AuthyThrottled { .. } => (
                 "AuthyThrottled",
                 S::CONFLICT,
-                "Too many sign-in requests right now. Wait a moment, then select Continue.",
+                "Too many sign-in requests right now. Wait a moment, then select Continue.".into(),
                 false,
             ),
             Self::AuthyUnavailable { .. } => (
                 "AuthyUnavailable",
                 S::CONFLICT,
-                "The approval service is not responding right now. Wait a moment, then select Continue.",
+                "The approval service is not responding right now. Wait a moment, then select Continue.".into(),
                 false,
             ),
             Self::AuthyRejected { .. } => (
                 "AuthyRejected",
                 S::CONFLICT,
-                "The approval service could not process this request. Check your phone number, then try again.",
+                "The approval service could not process this request. Check your phone number, then try again.".into(),
                 false,
             ),
             Self::AuthyApiKeyRejected => {
-                ("AuthyApiKeyRejected", S::CONFLICT, SOMETHING_WENT_WRONG, false)
+                ("AuthyApiKeyRejected", S::CONFLICT, SOMETHING_WENT_WRONG.into(), false)
             }
             Self::MalformedRequest { .. } => {
-                ("MalformedRequest", S::BAD_REQUEST, SOMETHING_WENT_WRONG, false)
+                ("MalformedRequest", S::BAD_REQUEST, SOMETHING_WENT_WRONG.into(), false)
             }
             Self::UnsupportedMediaType => (
                 "UnsupportedMediaType",
                 S::UNSUPPORTED_MEDIA_TYPE,
-                SOMETHING_WENT_WRONG,
+                SOMETHING_WENT_WRONG.into(),
                 true,
             ),
             Self::PayloadTooLarge => {
-                ("PayloadTooLarge", S::PAYLOAD_TOO_LARGE, SOMETHING_WENT_WRONG, true)
+                ("PayloadTooLarge", S::PAYLOAD_TOO_LARGE, SOMETHING_WENT_WRONG.into(), true)
             }
             Self::MethodNotAllowed => {
-                ("MethodNotAllowed", S::METHOD_NOT_ALLOWED, SOMETHING_WENT_WRONG, true)
+                ("MethodNotAllowed", S::METHOD_NOT_ALLOWED, SOMETHING_WENT_WRONG.into(), true)
             }
             Self::RequestTimeout => {
-                ("RequestTimeout", S::REQUEST_TIMEOUT, SOMETHING_WENT_WRONG, true)
+                ("RequestTimeout", S::REQUEST_TIMEOUT, SOMETHING_WENT_WRONG.into(), true)
             }
-            Self::NotFound => ("NotFound", S::NOT_FOUND, SOMETHING_WENT_WRONG, true),
-            Self::Internal => ("InternalError", S::CONFLICT, SOMETHING_WENT_WRONG, false),
+            Self::NotFound => ("NotFound", S::NOT_FOUND, SOMETHING_WENT_WRONG.into(), true),
+            Self::Internal => ("InternalError", S::CONFLICT, SOMETHING_WENT_WRONG.into(), false),
             Self::ClientCertificateRejected { .. } => (
                 "ClientCertificateRejected",
                 S::FORBIDDEN,
-                SOMETHING_WENT_WRONG,
+                SOMETHING_WENT_WRONG.into(),
                 true,
             ),
         };
@@ -253,8 +328,9 @@ impl ApiError {
         self.contract().status
     }
 
-    /// The text B2C shows the user: fixed per variant, actionable, free of internals.
-    pub fn user_message(&self) -> &'static str {
+    /// The text B2C shows the user: fixed per variant, actionable, free of internals; the
+    /// only values ever put into it are typed (a [`SignInCode`], a number of minutes).
+    pub fn user_message(&self) -> Cow<'static, str> {
         self.contract().user_message
     }
 
@@ -269,9 +345,29 @@ impl ApiError {
             Self::InvalidApprovalRequestId => {
                 "approvalRequestId must be a hyphenated UUID (8-4-4-4-12).".into()
             }
-            Self::ApprovalPending => "The approval request is still pending.".into(),
-            Self::ApprovalDenied => "The user denied the approval request.".into(),
+            Self::ApprovalPending { .. } => "The approval request is still pending.".into(),
+            Self::ApprovalDenied { pause: Some(pause) } => format!(
+                "The user denied the approval request; pushes for this authy id pause for {} s.",
+                pause.as_secs()
+            ),
+            Self::ApprovalDenied { pause: None } => {
+                "The user denied the approval request; the pause could not be recorded (push-limit store failed; see the handler's logs).".into()
+            }
             Self::ApprovalExpired => "The approval request expired.".into(),
+            Self::PushLimitReached { retry_after } => format!(
+                "The authy id reached PUSH_LIMIT_BURST_COUNT or PUSH_LIMIT_DAILY_COUNT; next push possible in {} s.",
+                retry_after.as_secs()
+            ),
+            Self::PushesPaused { retry_after } => format!(
+                "Pushes for this authy id are paused after a denial (PUSH_PAUSE_AFTER_DENIAL_SECONDS) for {} s more.",
+                retry_after.as_secs()
+            ),
+            Self::PushRequestInProgress => {
+                "Another call of this journey (same correlationId) is sending its push.".into()
+            }
+            Self::PushLimitsUnavailable => {
+                "The push-limit store failed or stayed contended (PUSH_LIMITS_ON_STORE_FAILURE=closed); see the handler's logs.".into()
+            }
             Self::ApprovalRequestNotFound { detail } => {
                 format!("Authy does not know this approval request: {detail}")
             }
@@ -340,7 +436,7 @@ pub struct B2cErrorBody {
     /// [`ApiError::code`].
     pub code: &'static str,
     /// [`ApiError::user_message`].
-    pub user_message: &'static str,
+    pub user_message: Cow<'static, str>,
     /// [`ApiError::developer_message`].
     pub developer_message: String,
     /// The invocation id, to find the call in the logs.
@@ -368,6 +464,26 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+/// A duration as the user reads it: whole minutes, rounded up, at least one
+/// (`"1 minute"`, `"15 minutes"`).
+fn minutes(duration: Duration) -> String {
+    match duration.as_secs().div_ceil(60).max(1) {
+        1 => "1 minute".into(),
+        n => format!("{n} minutes"),
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::LimitReached { retry_after } => Self::PushLimitReached { retry_after },
+            Refusal::Paused { retry_after } => Self::PushesPaused { retry_after },
+            Refusal::InProgress => Self::PushRequestInProgress,
+            Refusal::Unavailable => Self::PushLimitsUnavailable,
+        }
     }
 }
 

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use b2c_authy::app::Application;
 use b2c_authy::authy::AuthyClient;
 use b2c_authy::config::{AuthyBackend, Config};
-use b2c_authy::push_limits::store::{MemoryStore, PushStore};
-use b2c_authy::push_limits::{PushLimitSettings, PushLimits};
+use b2c_authy::push_limits::store::PushStore;
+use b2c_authy::push_limits::PushLimits;
 use clap::{Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -127,17 +127,18 @@ async fn serve(config: Config, demo: Option<&DemoClientCert>) -> Result<(), Stri
         AuthyBackend::EmbeddedSimulator => return Err("this build has no Authy simulator".into()),
     };
     let authy = authy.with_send_install_link_via_sms(config.send_install_link_via_sms);
-    // TEMPORARY wiring (the storage branch selects the store from AzureWebJobsStorage).
+    // The HMAC secret that names the push-limit documents: the Authy API key, the same on
+    // every instance (random for the embedded simulator, whose key is random too).
     let secret = config
         .authy_api_key
         .as_ref()
         .map(|k| k.expose_secret().as_bytes().to_vec())
         .unwrap_or_else(|| uuid::Uuid::new_v4().as_bytes().to_vec());
-    let push_limits = Arc::new(PushLimits::new(
-        PushLimitSettings::default(),
-        PushStore::Memory(MemoryStore::default()),
-        &secret,
-    ));
+    let push_limits = PushLimits::connect(config.push_limits.clone(), &config.push_store, &secret)
+        .await
+        .map_err(|e| e.to_string())?;
+    log_push_limits(&push_limits);
+    let push_limits = Arc::new(push_limits);
     let app = Application::build(&config, authy, push_limits).await?;
     let address = app.address().map_err(|e| e.to_string())?;
     tracing::info!(%address, wait_seconds = config.approval_wait.as_secs(), "custom handler listening");
@@ -152,6 +153,30 @@ async fn serve(config: Config, demo: Option<&DemoClientCert>) -> Result<(), Stri
     app.run_until_stopped(shutdown_signal())
         .await
         .map_err(|e| format!("server error: {e}"))
+}
+
+/// The one startup line about the push limits: the store (kind, account, endpoint; no secret)
+/// and the limits.
+fn log_push_limits(push_limits: &PushLimits) {
+    let s = push_limits.settings();
+    let store = push_limits.store().describe();
+    let limits = format!(
+        "{} pushes in {} s, {} in {} s, pause {} s after a denial",
+        s.burst.count,
+        s.burst.window.as_secs(),
+        s.daily.count,
+        s.daily.window.as_secs(),
+        s.pause_after_denial.as_secs()
+    );
+    match push_limits.store() {
+        PushStore::Memory(_) => tracing::info!(
+            %store, %limits,
+            "push limits kept in memory: they hold for this process only (set AzureWebJobsStorage to share them between instances)"
+        ),
+        PushStore::Blob(_) => {
+            tracing::info!(%store, %limits, "push limits kept in the storage account")
+        }
+    }
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM, as a shell, systemd or a container runtime stop a process.

@@ -19,10 +19,10 @@ use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
-use crate::authy::{AuthyClient, NewApprovalRequest};
-use crate::domain::{CorrelationId, Email};
+use crate::authy::{AuthyClient, AuthyError, NewApprovalRequest};
+use crate::domain::{ApprovalRequestId, AuthyId, CorrelationId, Email};
 use crate::error::ApiError;
-use crate::push_limits::PushLimits;
+use crate::push_limits::{PushDecision, PushLimits, PushTicket, SignInCode};
 
 pub mod create_approval_request;
 pub mod register;
@@ -202,6 +202,61 @@ fn claim<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D
     deserializer.deserialize_option(ClaimVisitor)
 }
 
+/// A boolean input claim: B2C sends a `boolean` claim as JSON `true`/`false`; the strings
+/// `"true"`/`"false"` (any case) are accepted too. `None` when absent, `null` or `""`;
+/// anything else makes [`ClaimsJson`] answer `MalformedRequest`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BoolClaim(pub Option<bool>);
+
+impl<'de> serde::Deserialize<'de> for BoolClaim {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BoolVisitor;
+        impl<'de> Visitor<'de> for BoolVisitor {
+            type Value = Option<bool>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a boolean claim (true or false) or null")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Some(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                match v.trim().to_ascii_lowercase().as_str() {
+                    "" => Ok(None),
+                    "true" => Ok(Some(true)),
+                    "false" => Ok(Some(false)),
+                    _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+                }
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_any(self)
+            }
+        }
+        deserializer.deserialize_option(BoolVisitor).map(Self)
+    }
+}
+
+/// Longest `applicationName` shown in a push, in characters; longer names are cut.
+pub const MAX_APPLICATION_NAME_CHARS: usize = 64;
+
+/// The `applicationName` claim as shown in a push: control characters dropped, at most
+/// [`MAX_APPLICATION_NAME_CHARS`] characters; `None` when nothing is left.
+fn application_name(raw: &Option<String>) -> Option<String> {
+    let name: String = raw
+        .as_deref()?
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_APPLICATION_NAME_CHARS)
+        .collect();
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
 /// A required claim, or [`ApiError::MissingClaim`].
 fn required<'a>(value: &'a Option<String>, claim: &'static str) -> Result<&'a str, ApiError> {
     value.as_deref().ok_or(ApiError::MissingClaim { claim })
@@ -230,33 +285,129 @@ fn correlation_id(raw: &Option<String>) -> Option<CorrelationId> {
     id
 }
 
-/// The push for one sign-in: title from settings, the account shown in the details, and
-/// B2C's correlation id and the user's IP address kept hidden for support.
-fn approval_request(
-    settings: &ApprovalSettings,
-    email: Option<&Email>,
-    correlation_id: Option<&CorrelationId>,
+/// What one push shows and carries, besides the title from the settings.
+#[derive(Debug, Default)]
+struct PushContext<'a> {
+    /// The account, shown as `Account`.
+    email: Option<&'a Email>,
+    /// B2C's correlation id, hidden (for support).
+    correlation_id: Option<&'a CorrelationId>,
+    /// The IP address B2C saw (`{Context:IPAddress}`), shown as `IP address`.
     ip_address: Option<std::net::IpAddr>,
-) -> NewApprovalRequest {
+    /// The application's name, when the policy sends one, shown as `Application`.
+    application_name: Option<String>,
+    /// The code to compare, shown first as `Sign-in code`.
+    sign_in_code: Option<&'a SignInCode>,
+}
+
+/// The push for one sign-in: title from settings; visible details the user can judge it by
+/// (the code to compare, the account, the IP address B2C saw, the application); B2C's
+/// correlation id hidden for support. Detail keys stay within Authy's 20 characters (Twilio
+/// docs "OneTouch API: create approval request", `details`).
+fn approval_request(settings: &ApprovalSettings, context: PushContext<'_>) -> NewApprovalRequest {
     let mut request = NewApprovalRequest {
         message: settings.message.clone(),
         seconds_to_expire: settings.ttl.as_secs(),
         ..Default::default()
     };
-    if let Some(email) = email {
+    if let Some(code) = context.sign_in_code {
+        request
+            .details
+            .push(("Sign-in code".into(), code.as_str().to_owned()));
+    }
+    if let Some(email) = context.email {
         request
             .details
             .push(("Account".into(), email.as_str().to_owned()));
     }
-    if let Some(id) = correlation_id {
+    if let Some(ip) = context.ip_address {
+        request.details.push(("IP address".into(), ip.to_string()));
+    }
+    if let Some(name) = context.application_name {
+        request.details.push(("Application".into(), name));
+    }
+    if let Some(id) = context.correlation_id {
         request
             .hidden_details
             .push(("correlation_id".into(), id.as_str().to_owned()));
     }
-    if let Some(ip) = ip_address {
-        request
-            .hidden_details
-            .push(("ip_address".into(), ip.to_string()));
-    }
     request
+}
+
+/// Sends the push for `ticket` (the limits allowed it): records the sent approval request
+/// for the journey, or releases the journey's claim when Authy failed.
+async fn send_counted_push(
+    state: &FunctionsState,
+    authy_id: &AuthyId,
+    ticket: PushTicket,
+    mut context: PushContext<'_>,
+    deadline: Deadline,
+) -> Result<(ApprovalRequestId, SignInCode), ApiError> {
+    let code = ticket.sign_in_code.clone();
+    context.sign_in_code = Some(&code);
+    let push = approval_request(&state.approvals, context);
+    match send_push(state, authy_id, push, deadline).await {
+        Ok(id) => {
+            state
+                .push_limits
+                .sent(ticket, &id, state.approvals.ttl)
+                .await;
+            Ok((id, code))
+        }
+        Err(e) => {
+            state.push_limits.failed(ticket).await;
+            Err(e)
+        }
+    }
+}
+
+/// Creates the approval request; an unknown authy id is `AuthyUserNotFound`.
+async fn send_push(
+    state: &FunctionsState,
+    authy_id: &AuthyId,
+    request: NewApprovalRequest,
+    deadline: Deadline,
+) -> Result<ApprovalRequestId, ApiError> {
+    let id = state
+        .authy
+        .create_approval_request(authy_id, &request, deadline.remaining())
+        .await
+        .map_err(|e| match e {
+            AuthyError::NotFound { .. } => ApiError::AuthyUserNotFound {
+                detail: e.to_string(),
+            },
+            other => other.into(),
+        })?;
+    tracing::info!(approval_request_id = %id, "approval request sent");
+    Ok(id)
+}
+
+/// A push for `authy_id` in this journey, within the limits: this journey's live approval
+/// request again (`false`: nothing sent), or a new one (`true`).
+///
+/// # Errors
+/// The limits' refusals ([`ApiError::PushLimitReached`], …) and Authy's errors.
+async fn push_within_limits(
+    state: &FunctionsState,
+    authy_id: &AuthyId,
+    context: PushContext<'_>,
+    deadline: Deadline,
+) -> Result<(ApprovalRequestId, SignInCode, bool), ApiError> {
+    match state
+        .push_limits
+        .begin_push(authy_id, context.correlation_id)
+        .await?
+    {
+        PushDecision::Reuse {
+            approval_request_id,
+            sign_in_code,
+        } => {
+            tracing::info!(%approval_request_id, "approval request of this journey reused: no push sent");
+            Ok((approval_request_id, sign_in_code, false))
+        }
+        PushDecision::Send(ticket) => {
+            let (id, code) = send_counted_push(state, authy_id, ticket, context, deadline).await?;
+            Ok((id, code, true))
+        }
+    }
 }

@@ -9,8 +9,15 @@
 //! `approvalRequestId`.
 //!
 //! Without `approvalRequestId` the call first creates an approval request (the classic
-//! single-call policy). A pending answer then loses that request: the next call sends a new
-//! push. Policies should call `CreateApprovalRequest` first and pass its id.
+//! single-call policy), within the push limits and once per journey like
+//! `CreateApprovalRequest`: a later call of the same journey waits for the same request.
+//!
+//! **A denial pauses pushes.** When Authy says `denied`, new pushes for the authy id pause
+//! for `PUSH_PAUSE_AFTER_DENIAL_SECONDS` on every instance ([`crate::push_limits`]), and a
+//! WARN line "possible push bombing" names the invocation, the correlation id, the masked
+//! user, the authy id and the IP address B2C saw — a line a SOC can alert on (README
+//! "Push bombing"). When Authy says `expired`, the journey's next `CreateApprovalRequest`
+//! sends a new push.
 //!
 //! If B2C disconnects, the server drops this handler's future, and polling stops with it.
 
@@ -20,14 +27,14 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
-use super::create_approval_request::send_push;
 use super::{
-    approval_request, correlation_id, email_claim, required, Claim, ClaimsJson, Deadline,
-    FunctionsState,
+    application_name, correlation_id, email_claim, push_within_limits, required, BoolClaim, Claim,
+    ClaimsJson, Deadline, FunctionsState, PushContext,
 };
 use crate::authy::{ApprovalStatus, AuthyError};
-use crate::domain::{ApprovalRequestId, AuthyId};
+use crate::domain::{ApprovalRequestId, AuthyId, CorrelationId};
 use crate::error::ApiError;
+use crate::push_limits::SignInCode;
 
 /// The function's name: its folder, its `function.json` route and its URL, `/api/WaitForAuthyApproval`.
 pub const NAME: &str = "WaitForAuthyApproval";
@@ -40,12 +47,23 @@ pub struct WaitForAuthyApprovalRequest {
     pub authy_id: Claim,
     /// The approval request to wait for; absent → create one first.
     pub approval_request_id: Claim,
-    /// Shown in the push when one is created here.
+    /// The code `CreateApprovalRequest` returned: quoted in the pending `userMessage`. Ignored
+    /// unless two digits.
+    pub sign_in_code: Claim,
+    /// `CreateApprovalRequest`'s `newApprovalRequest`: `true` → answer `ApprovalPending` at
+    /// once, without waiting, so that the page shows the code before the user approves.
+    pub new_approval_request: BoolClaim,
+    /// Shown in the push when one is created here; masked in the denial's WARN line.
     pub email: Claim,
     /// Used when `email` is missing.
     pub sign_in_name: Claim,
-    /// B2C's correlation id.
+    /// B2C's correlation id: the journey.
     pub correlation_id: Claim,
+    /// The user's IP address (`{Context:IPAddress}`): in the denial's WARN line, and in the
+    /// push when one is created here.
+    pub ip_address: Claim,
+    /// Shown in the push when one is created here.
+    pub application_name: Claim,
 }
 
 /// Output claims: only ever sent when the user approved.
@@ -61,9 +79,11 @@ pub struct WaitForAuthyApprovalResponse {
 /// The handler.
 ///
 /// # Errors
-/// `ApprovalPending` (budget ran out), `ApprovalDenied`, `ApprovalExpired`,
-/// `ApprovalRequestNotFound`, `ApprovalRequestMismatch` (the request belongs to another
-/// authy id), `MissingClaim`, `InvalidAuthyId`, `InvalidApprovalRequestId`, Authy errors.
+/// `ApprovalPending` (budget ran out, or the request was sent by this submission),
+/// `ApprovalDenied` (pushes now paused), `ApprovalExpired`, `ApprovalRequestNotFound`,
+/// `ApprovalRequestMismatch` (the request belongs to another authy id), `MissingClaim`,
+/// `InvalidAuthyId`, `InvalidApprovalRequestId`, the limits' refusals when a push is created
+/// here, Authy errors.
 pub async fn wait_for_authy_approval(
     State(state): State<FunctionsState>,
     Extension(deadline): Extension<Deadline>,
@@ -71,27 +91,102 @@ pub async fn wait_for_authy_approval(
 ) -> Result<Json<WaitForAuthyApprovalResponse>, ApiError> {
     let correlation_id = correlation_id(&request.correlation_id);
     let authy_id = AuthyId::parse(required(&request.authy_id, "authyId")?)?;
-    let id = match request.approval_request_id.as_deref() {
-        Some(id) => ApprovalRequestId::parse(id)?,
+    let email = email_claim(&request.email, &request.sign_in_name)
+        .ok()
+        .flatten();
+    let ip_address: Option<std::net::IpAddr> =
+        request.ip_address.as_deref().and_then(|ip| ip.parse().ok());
+    let (id, sign_in_code, just_sent) = match request.approval_request_id.as_deref() {
+        Some(id) => (
+            ApprovalRequestId::parse(id)?,
+            request.sign_in_code.as_deref().and_then(SignInCode::parse),
+            request.new_approval_request.0 == Some(true),
+        ),
         None => {
-            let email = email_claim(&request.email, &request.sign_in_name)
-                .ok()
-                .flatten();
-            let push = approval_request(
-                &state.approvals,
-                email.as_ref(),
-                correlation_id.as_ref(),
-                None,
-            );
-            send_push(&state, &authy_id, push, deadline).await?
+            let context = PushContext {
+                email: email.as_ref(),
+                correlation_id: correlation_id.as_ref(),
+                ip_address,
+                application_name: application_name(&request.application_name),
+                sign_in_code: None,
+            };
+            let (id, code, sent) = push_within_limits(&state, &authy_id, context, deadline).await?;
+            // Without a journey the next call could not find this request again: wait now.
+            (id, Some(code), sent && correlation_id.is_some())
         }
     };
-    await_approval(&state, &authy_id, &id, deadline).await?;
+    if just_sent {
+        return Err(ApiError::ApprovalPending { sign_in_code });
+    }
+    match await_approval(&state, &authy_id, &id, deadline).await {
+        Ok(()) => {}
+        Err(ApiError::ApprovalPending { .. }) => {
+            return Err(ApiError::ApprovalPending { sign_in_code })
+        }
+        Err(ApiError::ApprovalDenied { .. }) => {
+            let who = Denial {
+                authy_id: &authy_id,
+                journey: correlation_id.as_ref(),
+                approval_request_id: &id,
+                user: email.as_ref().map(crate::domain::Email::masked),
+                ip_address,
+            };
+            return Err(ApiError::ApprovalDenied {
+                pause: record_denial(&state, who).await,
+            });
+        }
+        Err(ApiError::ApprovalExpired) => {
+            state
+                .push_limits
+                .record_expiry(&authy_id, correlation_id.as_ref(), &id)
+                .await;
+            return Err(ApiError::ApprovalExpired);
+        }
+        Err(other) => return Err(other),
+    }
     tracing::info!(approval_request_id = %id, "approval request approved");
     Ok(Json(WaitForAuthyApprovalResponse {
         approval_request_id: id.to_string(),
         approval_status: ApprovalStatus::Approved.as_str().to_owned(),
     }))
+}
+
+/// Who denied what, for the pause and the WARN line.
+struct Denial<'a> {
+    authy_id: &'a AuthyId,
+    journey: Option<&'a CorrelationId>,
+    approval_request_id: &'a ApprovalRequestId,
+    /// The masked email / sign-in name.
+    user: Option<String>,
+    ip_address: Option<std::net::IpAddr>,
+}
+
+/// Pauses pushes for the authy id and logs the denial at WARN — the line a SOC alerts on
+/// (`message` starts with "possible push bombing"; the invocation id and correlation id are
+/// on the invocation's span). Returns the pause, or `None` when the store failed (logged at
+/// ERROR: the pause is lost).
+async fn record_denial(state: &FunctionsState, denial: Denial<'_>) -> Option<Duration> {
+    let pause = match state
+        .push_limits
+        .record_denial(denial.authy_id, denial.journey, denial.approval_request_id)
+        .await
+    {
+        Ok(pause) => Some(pause),
+        Err(e) => {
+            tracing::error!("push pause after a denial NOT recorded: {e}");
+            None
+        }
+    };
+    tracing::warn!(
+        event = "approval_request_denied",
+        approval_request_id = %denial.approval_request_id,
+        authy_id = %denial.authy_id,
+        user = denial.user.as_deref().unwrap_or("unknown"),
+        ip_address = %denial.ip_address.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
+        pause_seconds = pause.map_or(0, |p| p.as_secs()),
+        "possible push bombing: the user denied an approval request; new pushes for this authy id are paused"
+    );
+    pause
 }
 
 /// Allowance for the difference between Authy's clock and ours.
@@ -144,7 +239,7 @@ async fn await_approval(
                         return Err(ApiError::ApprovalExpired)
                     }
                     ApprovalStatus::Approved => return Ok(()),
-                    ApprovalStatus::Denied => return Err(ApiError::ApprovalDenied),
+                    ApprovalStatus::Denied => return Err(ApiError::ApprovalDenied { pause: None }),
                     ApprovalStatus::Expired => return Err(ApiError::ApprovalExpired),
                     ApprovalStatus::Pending => said_pending = true,
                 }
@@ -161,7 +256,7 @@ async fn await_approval(
         let remaining = deadline.remaining();
         match failure {
             Some(AuthyError::Timeout) if said_pending && remaining.is_zero() => {
-                return Err(ApiError::ApprovalPending)
+                return Err(ApiError::ApprovalPending { sign_in_code: None })
             }
             Some(e) => {
                 let pause = interval.max(e.retry_after().unwrap_or_default());
@@ -173,7 +268,7 @@ async fn await_approval(
             }
             None if interval >= remaining => {
                 tokio::time::sleep(remaining).await;
-                return Err(ApiError::ApprovalPending);
+                return Err(ApiError::ApprovalPending { sign_in_code: None });
             }
             None => tokio::time::sleep(interval).await,
         }

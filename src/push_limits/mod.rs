@@ -24,6 +24,7 @@
 //! link to a user. Times are Unix milliseconds.
 
 pub mod blob;
+pub mod sas;
 pub mod store;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -139,8 +140,9 @@ impl SignInCode {
         &self.0
     }
 
-    /// A code read back from the store: exactly two ASCII digits.
-    fn parse(s: &str) -> Option<Self> {
+    /// Exactly two ASCII digits (a code read back from the store, or the `signInCode` claim);
+    /// `None` otherwise.
+    pub fn parse(s: &str) -> Option<Self> {
         (s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit())).then(|| Self(s.to_owned()))
     }
 }
@@ -236,6 +238,21 @@ impl PushLimits {
             store,
             key: hmac::Key::new(hmac::HMAC_SHA256, secret),
         }
+    }
+
+    /// The limits over the store `store` selects (see [`PushStore::connect`]): what the
+    /// handler builds at startup. `secret` as in [`PushLimits::new`].
+    ///
+    /// # Errors
+    /// The storage account cannot be reached or refuses the credentials (no secret in the
+    /// message).
+    pub async fn connect(
+        settings: PushLimitSettings,
+        store: &store::StoreSettings,
+        secret: &[u8],
+    ) -> Result<Self, StoreError> {
+        let store = PushStore::connect(store, settings.store_timeout).await?;
+        Ok(Self::new(settings, store, secret))
     }
 
     /// The settings in force.

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// An entity tag: the version of one stored document, opaque. A write conditioned on it
 /// succeeds only while nobody else has written the document since it was read.
@@ -46,6 +47,15 @@ pub struct Conflict;
 #[error("push-limit store: {0}")]
 pub struct StoreError(pub String);
 
+/// Which store to use, from the settings ([`crate::config`]). `Debug` shows no secret.
+#[derive(Clone, Debug)]
+pub enum StoreSettings {
+    /// No storage setting: [`MemoryStore`], limits per process.
+    Memory,
+    /// `AzureWebJobsStorage` (a connection string) or its identity-based form.
+    Blob(super::blob::BlobSettings),
+}
+
 /// The push-limit store in use; see the module docs.
 #[derive(Debug)]
 pub enum PushStore {
@@ -56,6 +66,21 @@ pub enum PushStore {
 }
 
 impl PushStore {
+    /// The store `settings` select; for Blob Storage, a client whose requests end within
+    /// `timeout` (the store budget), with the container created if absent.
+    ///
+    /// # Errors
+    /// The storage account cannot be reached or refuses the credentials; the message names
+    /// the endpoint, never a secret.
+    pub async fn connect(settings: &StoreSettings, timeout: Duration) -> Result<Self, StoreError> {
+        match settings {
+            StoreSettings::Memory => Ok(Self::Memory(MemoryStore::default())),
+            StoreSettings::Blob(blob) => Ok(Self::Blob(
+                super::blob::BlobStore::connect(blob, timeout).await?,
+            )),
+        }
+    }
+
     /// Reads one document; `None` when it does not exist.
     ///
     /// # Errors

@@ -20,6 +20,8 @@ mod layout;
 mod policy_check;
 mod policy_contract;
 mod properties;
+mod push_bombing;
+mod push_limits;
 mod shutdown;
 mod simulator;
 mod support;

@@ -1421,7 +1421,10 @@ fn the_wait_page_template_waits_for_the_apis_pending_message() {
         .split_once("var PENDING_MESSAGE = \"")
         .expect("PENDING_MESSAGE in authy-wait.html");
     let message = rest.split('"').next().unwrap();
-    assert_eq!(message, ApiError::ApprovalPending.user_message());
+    assert_eq!(
+        message,
+        ApiError::ApprovalPending { sign_in_code: None }.user_message()
+    );
 }
 
 /// Checks the wait pages of `files` (no starter pack needed: the wait page is ours).

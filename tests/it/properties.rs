@@ -24,6 +24,7 @@ use axum::response::IntoResponse;
 use b2c_authy::domain::{InvalidPhoneNumber, PhoneNumber};
 use b2c_authy::error::ApiError;
 use b2c_authy::functions::FUNCTION_NAMES;
+use b2c_authy::push_limits::SignInCode;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use serde_json::{Map, Value};
@@ -211,7 +212,7 @@ const CLAIMS: &[&str] = &[
 ];
 
 /// Number of `ApiError` variants built by [`api_error`].
-const VARIANTS: usize = 23;
+const VARIANTS: usize = 28;
 
 /// Every variant, with `detail` wherever it carries a string.
 fn api_error(index: usize, detail: String, claim: &'static str) -> ApiError {
@@ -221,8 +222,12 @@ fn api_error(index: usize, detail: String, claim: &'static str) -> ApiError {
         2 => ApiError::InvalidEmail,
         3 => ApiError::InvalidAuthyId,
         4 => ApiError::InvalidApprovalRequestId,
-        5 => ApiError::ApprovalPending,
-        6 => ApiError::ApprovalDenied,
+        5 => ApiError::ApprovalPending {
+            sign_in_code: SignInCode::parse("47"),
+        },
+        6 => ApiError::ApprovalDenied {
+            pause: Some(Duration::from_secs(900)),
+        },
         7 => ApiError::ApprovalExpired,
         8 => ApiError::ApprovalRequestNotFound { detail },
         9 => ApiError::ApprovalRequestMismatch,
@@ -239,6 +244,15 @@ fn api_error(index: usize, detail: String, claim: &'static str) -> ApiError {
         20 => ApiError::Internal,
         21 => ApiError::ClientCertificateRejected { reason: detail },
         22 => ApiError::RequestTimeout,
+        23 => ApiError::PushLimitReached {
+            retry_after: Duration::from_secs(61),
+        },
+        24 => ApiError::PushesPaused {
+            retry_after: Duration::from_secs(1),
+        },
+        25 => ApiError::PushRequestInProgress,
+        26 => ApiError::PushLimitsUnavailable,
+        27 => ApiError::ApprovalDenied { pause: None },
         _ => unreachable!("only {VARIANTS} variants"),
     }
 }
@@ -260,9 +274,13 @@ fn carries_detail(error: &ApiError) -> bool {
         | ApiError::InvalidEmail
         | ApiError::InvalidAuthyId
         | ApiError::InvalidApprovalRequestId
-        | ApiError::ApprovalPending
-        | ApiError::ApprovalDenied
+        | ApiError::ApprovalPending { .. }
+        | ApiError::ApprovalDenied { .. }
         | ApiError::ApprovalExpired
+        | ApiError::PushLimitReached { .. }
+        | ApiError::PushesPaused { .. }
+        | ApiError::PushRequestInProgress
+        | ApiError::PushLimitsUnavailable
         | ApiError::ApprovalRequestMismatch
         | ApiError::AuthyApiKeyRejected
         | ApiError::UnsupportedMediaType

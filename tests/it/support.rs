@@ -73,6 +73,10 @@ pub async fn spawn_app_against(authy_url: &str, settings: &[(&str, &str)]) -> Te
         ("CLIENT_CERT_THUMBPRINTS", thumbprint.as_str()),
         ("FUNCTIONS_CUSTOMHANDLER_PORT", "0"),
         ("APPROVAL_POLL_INTERVAL_MS", "250"),
+        // Tests send many pushes for one authy id: in effect no limits unless the test sets
+        // them (tests/it/push_bombing.rs, tests/it/push_limits.rs).
+        ("PUSH_LIMIT_BURST_COUNT", "100000"),
+        ("PUSH_LIMIT_DAILY_COUNT", "100000"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -88,11 +92,15 @@ pub async fn spawn_app_against(authy_url: &str, settings: &[(&str, &str)]) -> Te
     let authy = AuthyClient::new(config.authy_api_url.clone(), key)
         .expect("an Authy client")
         .with_send_install_link_via_sms(config.send_install_link_via_sms);
-    let push_limits = std::sync::Arc::new(b2c_authy::push_limits::PushLimits::new(
-        b2c_authy::push_limits::PushLimitSettings::default(),
-        b2c_authy::push_limits::store::PushStore::Memory(Default::default()),
-        TEST_API_KEY.as_bytes(),
-    ));
+    let push_limits = std::sync::Arc::new(
+        b2c_authy::push_limits::PushLimits::connect(
+            config.push_limits.clone(),
+            &config.push_store,
+            TEST_API_KEY.as_bytes(),
+        )
+        .await
+        .expect("the push-limit store"),
+    );
     let app = Application::build(&config, authy, push_limits)
         .await
         .expect("app builds");
@@ -226,6 +234,9 @@ impl HandlerProcess {
             ("CLIENT_CERT_THUMBPRINTS", &thumbprint),
             ("APPROVAL_WAIT_SECONDS", wait_seconds),
             ("APPROVAL_POLL_INTERVAL_MS", "250"),
+            // Tests send many pushes for one authy id; the limits have tests of their own.
+            ("PUSH_LIMIT_BURST_COUNT", "100000"),
+            ("PUSH_LIMIT_DAILY_COUNT", "100000"),
         ])
         .await;
         (handler, cert)
