@@ -65,6 +65,12 @@ opt --authy-api-url AUTHY_API_URL "" "Optional: Authy API base URL (handler defa
 opt --authy-approval-message AUTHY_APPROVAL_MESSAGE "" "Optional: text of the push approval request."
 opt --authy-approval-ttl-seconds AUTHY_APPROVAL_TTL_SECONDS "" "Optional: lifetime of an approval request in seconds, 10-86400."
 opt --authy-send-install-link-via-sms AUTHY_SEND_INSTALL_LINK_VIA_SMS "" "Optional: true or false, whether Authy texts a newly enrolled user a link to install the Authy app (handler default true)."
+opt --push-limit-burst-count PUSH_LIMIT_BURST_COUNT "" "Optional: pushes per authy id within the burst window, 1-100000 (handler default 3)."
+opt --push-limit-burst-window-seconds PUSH_LIMIT_BURST_WINDOW_SECONDS "" "Optional: the burst window in seconds, 1-86400 (handler default 600)."
+opt --push-limit-daily-count PUSH_LIMIT_DAILY_COUNT "" "Optional: pushes per authy id within the daily window, 1-1000 (handler default 10)."
+opt --push-limit-daily-window-seconds PUSH_LIMIT_DAILY_WINDOW_SECONDS "" "Optional: the daily window in seconds, 1-604800 (handler default 86400)."
+opt --push-pause-after-denial-seconds PUSH_PAUSE_AFTER_DENIAL_SECONDS "" "Optional: seconds new pushes for an authy id pause after its user denies one, 0-86400 (handler default 900)."
+opt --push-limits-on-store-failure PUSH_LIMITS_ON_STORE_FAILURE "" "Optional: open or closed, what CreateApprovalRequest does while the storage account cannot be reached (handler default open: send the push, log an ERROR line)."
 opt --push-limits-container PUSH_LIMITS_CONTAINER "" "Optional: blob container of the push limits' state (handler default b2c-authy-push-limits); also names the container the lifecycle rule cleans."
 opt --push-limits-expiry-days PUSH_LIMITS_EXPIRY_DAYS 7 "Days after its last change that the lifecycle rule deletes a push-limits blob, 2-3650 (the daily window is 24 h)."
 flag --identity-based-storage IDENTITY_BASED_STORAGE "Reach the storage account with the app's managed identity (AzureWebJobsStorage__accountName) and remove the AzureWebJobsStorage connection string."
@@ -99,6 +105,18 @@ check_range() {
 check_range --approval-wait-seconds "$APPROVAL_WAIT_SECONDS" 1 8 seconds
 check_range --approval-poll-interval-ms "$APPROVAL_POLL_INTERVAL_MS" 250 60000 milliseconds
 check_range --authy-approval-ttl-seconds "$AUTHY_APPROVAL_TTL_SECONDS" 10 86400 seconds
+# The push limits (config.rs, push_limit_settings).
+check_range --push-limit-burst-count "$PUSH_LIMIT_BURST_COUNT" 1 100000 pushes
+check_range --push-limit-burst-window-seconds "$PUSH_LIMIT_BURST_WINDOW_SECONDS" 1 86400 seconds
+check_range --push-limit-daily-count "$PUSH_LIMIT_DAILY_COUNT" 1 1000 pushes
+check_range --push-limit-daily-window-seconds "$PUSH_LIMIT_DAILY_WINDOW_SECONDS" 1 604800 seconds
+check_range --push-pause-after-denial-seconds "$PUSH_PAUSE_AFTER_DENIAL_SECONDS" 0 86400 seconds
+if [[ -n "$PUSH_LIMITS_ON_STORE_FAILURE" ]]; then
+    case "${PUSH_LIMITS_ON_STORE_FAILURE,,}" in
+    open | closed) ;;
+    *) die "--push-limits-on-store-failure must be open or closed, not '$PUSH_LIMITS_ON_STORE_FAILURE'" ;;
+    esac
+fi
 # The handler accepts true or false in any case (config.rs).
 if [[ -n "$AUTHY_SEND_INSTALL_LINK_VIA_SMS" ]]; then
     case "${AUTHY_SEND_INSTALL_LINK_VIA_SMS,,}" in
@@ -122,6 +140,15 @@ if [[ ! "$PUSH_LIMITS_EXPIRY_DAYS" =~ ^[0-9]{1,9}$ ]] || ((10#$PUSH_LIMITS_EXPIR
     die "--push-limits-expiry-days must be a whole number of days from 2 to 3650, not '$PUSH_LIMITS_EXPIRY_DAYS'"
 fi
 PUSH_LIMITS_EXPIRY_DAYS="$((10#$PUSH_LIMITS_EXPIRY_DAYS))"
+# A blob must outlive every window that reads it, by a day (the lifecycle engine's
+# pace): the longest of the windows given here or the handler's defaults.
+longest_s=86400
+for window in "$PUSH_LIMIT_BURST_WINDOW_SECONDS" "$PUSH_LIMIT_DAILY_WINDOW_SECONDS" "$PUSH_PAUSE_AFTER_DENIAL_SECONDS"; do
+    [[ -n "$window" ]] && ((10#$window > longest_s)) && longest_s="$((10#$window))"
+done
+if ((PUSH_LIMITS_EXPIRY_DAYS * 86400 < longest_s + 86400)); then
+    die "--push-limits-expiry-days $PUSH_LIMITS_EXPIRY_DAYS would delete push-limits state that a ${longest_s}s window still reads: give at least $(((longest_s + 86400 + 86399) / 86400)) days"
+fi
 
 # The wait page of the B2C policies must outlast an approval request: every
 # pending answer counts against its setting.retryLimit, which the policies take
@@ -406,6 +433,12 @@ add_setting CLIENT_CERT_THUMBPRINTS "$CLIENT_CERT_THUMBPRINTS"
 add_setting CLIENT_CERT_SUBJECT "$CLIENT_CERT_SUBJECT"
 add_setting CLIENT_CERT_ISSUER "$CLIENT_CERT_ISSUER"
 add_setting CLIENT_CERT_CA "$CLIENT_CERT_CA"
+add_setting PUSH_LIMIT_BURST_COUNT "$PUSH_LIMIT_BURST_COUNT"
+add_setting PUSH_LIMIT_BURST_WINDOW_SECONDS "$PUSH_LIMIT_BURST_WINDOW_SECONDS"
+add_setting PUSH_LIMIT_DAILY_COUNT "$PUSH_LIMIT_DAILY_COUNT"
+add_setting PUSH_LIMIT_DAILY_WINDOW_SECONDS "$PUSH_LIMIT_DAILY_WINDOW_SECONDS"
+add_setting PUSH_PAUSE_AFTER_DENIAL_SECONDS "$PUSH_PAUSE_AFTER_DENIAL_SECONDS"
+add_setting PUSH_LIMITS_ON_STORE_FAILURE "$PUSH_LIMITS_ON_STORE_FAILURE"
 add_setting PUSH_LIMITS_CONTAINER "$PUSH_LIMITS_CONTAINER"
 if [[ "${IDENTITY_BASED_STORAGE:-0}" == 1 ]]; then
     # Written beside the connection string, which the host keeps using while

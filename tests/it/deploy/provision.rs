@@ -347,7 +347,12 @@ fn provision_ranges_are_the_handlers() {
         [
             "APPROVAL_WAIT_SECONDS",
             "APPROVAL_POLL_INTERVAL_MS",
-            "AUTHY_APPROVAL_TTL_SECONDS"
+            "AUTHY_APPROVAL_TTL_SECONDS",
+            "PUSH_LIMIT_BURST_COUNT",
+            "PUSH_LIMIT_BURST_WINDOW_SECONDS",
+            "PUSH_LIMIT_DAILY_COUNT",
+            "PUSH_LIMIT_DAILY_WINDOW_SECONDS",
+            "PUSH_PAUSE_AFTER_DENIAL_SECONDS",
         ],
         "the check_range lines of provision.sh"
     );
@@ -410,6 +415,24 @@ fn provision_rejects_settings_the_handler_refuses() {
         ),
         (&["--authy-approval-ttl-seconds", "86401"], "from 10 to 86400"),
         (
+            &["--push-limit-daily-count", "1001"],
+            "--push-limit-daily-count must be a whole number of pushes from 1 to 1000, not '1001'",
+        ),
+        (&["--push-limit-burst-count", "0"], "from 1 to 100000, not '0'"),
+        (
+            &["--push-limits-on-store-failure", "fail"],
+            "--push-limits-on-store-failure must be open or closed, not 'fail'",
+        ),
+        // The lifecycle rule must outlive the longest window by a day.
+        (
+            &["--push-limit-daily-window-seconds", "604800"],
+            "--push-limits-expiry-days 7 would delete push-limits state that a 604800s window still reads: give at least 8 days",
+        ),
+        (
+            &["--push-limit-daily-window-seconds", "172801", "--push-limits-expiry-days", "3"],
+            "--push-limits-expiry-days 3 would delete push-limits state that a 172801s window still reads: give at least 4 days",
+        ),
+        (
             &["--authy-send-install-link-via-sms", "yes"],
             "--authy-send-install-link-via-sms must be true or false, not 'yes'",
         ),
@@ -444,6 +467,12 @@ fn provision_accepts_what_the_handler_accepts() {
         .args(["--approval-poll-interval-ms", "250"])
         .args(["--authy-approval-ttl-seconds", "86400"])
         .args(["--authy-send-install-link-via-sms", "False"])
+        .args(["--push-limit-burst-count", "5"])
+        .args(["--push-limit-burst-window-seconds", "300"])
+        .args(["--push-limit-daily-count", "20"])
+        .args(["--push-limit-daily-window-seconds", "43200"])
+        .args(["--push-pause-after-denial-seconds", "0"])
+        .args(["--push-limits-on-store-failure", "Closed"])
         .arg("--client-cert-ca")
         .arg(&ca))
     .assert_ok();
@@ -457,6 +486,12 @@ fn provision_accepts_what_the_handler_accepts() {
         r#""APPROVAL_POLL_INTERVAL_MS": "250""#.to_owned(),
         r#""AUTHY_APPROVAL_TTL_SECONDS": "86400""#.to_owned(),
         r#""AUTHY_SEND_INSTALL_LINK_VIA_SMS": "False""#.to_owned(),
+        r#""PUSH_LIMIT_BURST_COUNT": "5""#.to_owned(),
+        r#""PUSH_LIMIT_BURST_WINDOW_SECONDS": "300""#.to_owned(),
+        r#""PUSH_LIMIT_DAILY_COUNT": "20""#.to_owned(),
+        r#""PUSH_LIMIT_DAILY_WINDOW_SECONDS": "43200""#.to_owned(),
+        r#""PUSH_PAUSE_AFTER_DENIAL_SECONDS": "0""#.to_owned(),
+        r#""PUSH_LIMITS_ON_STORE_FAILURE": "Closed""#.to_owned(),
         // The file's text, not its local path.
         r#""CLIENT_CERT_CA": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----""#
             .to_owned(),
@@ -809,6 +844,17 @@ fn provision_rejects_bad_push_limits_storage_options() {
     assert!(sb.az_calls().is_empty(), "{:?}", sb.az_calls());
     let sb = Sandbox::new("provision-lifecycle-longest");
     run(provision(&sb).args(["--push-limits-container", &"a".repeat(63)])).assert_ok();
+    // Exactly a day beyond the longest window: accepted.
+    let sb = Sandbox::new("provision-lifecycle-window");
+    run(provision(&sb).args([
+        "--push-pause-after-denial-seconds",
+        "86400",
+        "--push-limit-daily-window-seconds",
+        "172800",
+        "--push-limits-expiry-days",
+        "3",
+    ]))
+    .assert_ok();
 }
 
 /// `--identity-based-storage`: the role first, then the identity-based setting beside the
