@@ -16,7 +16,9 @@
 //!    p50/p99 latency with the limits in memory and in Azurite on loopback
 //!    (`B2C_AUTHY_AZURITE`, a connection string; the Azurite half is skipped with a message
 //!    when it is unset). With `B2C_AUTHY_AZURITE` set, scenario 2 runs the handler with its
-//!    limits in Azurite too, to show the held waits unchanged.
+//!    limits in Azurite too, to show the held waits unchanged. `B2C_BENCH_STORE_CALLS`: calls
+//!    per store (default 8,000; quick 200); `B2C_BENCH_STORE_CONCURRENCY`: calls at a time
+//!    (default 8; quick 4).
 //!
 //! Arguments after `--` choose scenarios (`register held approval start store`, default all) and
 //! `quick` (a short smoke run). Environment: `B2C_BENCH_HANDLER` (another handler binary,
@@ -871,6 +873,11 @@ impl Harness {
         } else {
             (STORE_IDS, 8)
         };
+        // B2C_BENCH_STORE_CALLS: fewer calls (Azurite slows down as its container fills).
+        let calls = env_value::<usize>("B2C_BENCH_STORE_CALLS")
+            .map_or(calls, |n| n.clamp(STORE_WARMUP + 1, STORE_IDS));
+        // B2C_BENCH_STORE_CONCURRENCY: calls at a time (1: unloaded latency).
+        let c = env_value::<usize>("B2C_BENCH_STORE_CONCURRENCY").map_or(c, |n| n.clamp(1, 256));
         say!(
             self,
             "## 5. CreateApprovalRequest latency: push limits in memory vs in Azurite (issue 13)"
