@@ -11,9 +11,16 @@
 //!    (N = 1,000 and 10,000): errors, lateness past the budget, the handler's peak RSS;
 //! 3. `approval`: approval → response latency when the simulator approves at a random
 //!    moment, against the poll interval;
-//! 4. `start`: process start → first answer to `GET /` (median of 21 starts).
+//! 4. `start`: process start → first answer to `GET /` (median of 21 starts);
+//! 5. `store` (issue 13): what the push-limit store adds to `CreateApprovalRequest`: its
+//!    p50/p99 latency with the limits in memory and in Azurite on loopback
+//!    (`B2C_AUTHY_AZURITE`, a connection string; the Azurite half is skipped with a message
+//!    when it is unset). With `B2C_AUTHY_AZURITE` set, scenario 2 runs the handler with its
+//!    limits in Azurite too, to show the held waits unchanged. `B2C_BENCH_STORE_CALLS`: calls
+//!    per store (default 8,000; quick 200); `B2C_BENCH_STORE_CONCURRENCY`: calls at a time
+//!    (default 8; quick 4).
 //!
-//! Arguments after `--` choose scenarios (`register held approval start`, default all) and
+//! Arguments after `--` choose scenarios (`register held approval start store`, default all) and
 //! `quick` (a short smoke run). Environment: `B2C_BENCH_HANDLER` (another handler binary,
 //! e.g. the musl build), `B2C_BENCH_CONCURRENCY` (scenario 1, default 32),
 //! `B2C_BENCH_SECONDS` (scenario 1 measuring time per run, default 10), `B2C_BENCH_HELD`
@@ -73,13 +80,15 @@ enum Scenario {
     Held,
     Approval,
     Start,
+    Store,
 }
 
-const ALL: [Scenario; 4] = [
+const ALL: [Scenario; 5] = [
     Scenario::Register,
     Scenario::Held,
     Scenario::Approval,
     Scenario::Start,
+    Scenario::Store,
 ];
 
 struct Options {
@@ -121,10 +130,11 @@ impl Options {
                 "held" => scenarios.push(Scenario::Held),
                 "approval" => scenarios.push(Scenario::Approval),
                 "start" => scenarios.push(Scenario::Start),
+                "store" => scenarios.push(Scenario::Store),
                 "quick" => quick = true,
                 other => {
                     return Err(format!(
-                    "unknown argument {other:?}: expected register, held, approval, start, quick"
+                    "unknown argument {other:?}: expected register, held, approval, start, store, quick"
                 ))
                 }
             }
@@ -303,6 +313,7 @@ impl Harness {
                 Scenario::Held => self.held().await,
                 Scenario::Approval => self.approval().await,
                 Scenario::Start => self.start().await,
+                Scenario::Store => self.store().await,
             };
             if let Err(e) = result {
                 failed = true;
@@ -697,12 +708,10 @@ impl Harness {
         let (simulator, sim_base) = self.start_role("simulator", &[]).await?;
         let log =
             std::env::temp_dir().join(format!("b2c-bench-handler-{}-{n}.log", std::process::id()));
+        let mut settings = vec![("APPROVAL_WAIT_SECONDS", BUDGET_SECONDS.to_string())];
+        settings.extend(azurite_settings("held"));
         let (mut handler, base) = self
-            .start_handler_logged(
-                &sim_base,
-                &[("APPROVAL_WAIT_SECONDS", BUDGET_SECONDS.to_string())],
-                Some(&log),
-            )
+            .start_handler_logged(&sim_base, &settings, Some(&log))
             .await?;
         let ids = create_at_simulator(&sim_base, NEVER_ANSWERED_AUTHY_ID, n).await?;
         let idle = handler.sample();
@@ -785,7 +794,12 @@ impl Harness {
         let budget_ms = budget.as_millis() as i64;
         say!(
             self,
-            "- **N = {n}** (ramp {:.0} s; load average before {load_before}): errors: {}; lateness p50 {}, p99 {}, max {} (min {}); handler VmHWM **{:.1} MiB** ({:.1} MB; {:.1} MiB idle before the calls), peak sampled {} open files and {} threads; listen-queue overflows (machine-wide TcpExtListenOverflows) during the run: {overflows}; the handler's own duration − budget over its {} log lines: p50 {} ms, p99 {} ms, max {} ms; CPU: {}",
+            "- **N = {n}** (push limits in {}; ramp {:.0} s; load average before {load_before}): errors: {}; lateness p50 {}, p99 {}, max {} (min {}); handler VmHWM **{:.1} MiB** ({:.1} MB; {:.1} MiB idle before the calls), peak sampled {} open files and {} threads; listen-queue overflows (machine-wide TcpExtListenOverflows) during the run: {overflows}; the handler's own duration − budget over its {} log lines: p50 {} ms, p99 {} ms, max {} ms; CPU: {}",
+            if azurite().is_some() {
+                "Azurite"
+            } else {
+                "memory"
+            },
             ramp.as_secs_f64(),
             describe_errors(&errors),
             ms(p50),
@@ -850,6 +864,163 @@ impl Harness {
         Ok(())
     }
 
+    // ---------------------------------------------------------------- scenario 5
+
+    /// Issue 13: what the push-limit store adds to `CreateApprovalRequest`.
+    async fn store(&mut self) -> Result<(), String> {
+        let (calls, c) = if self.options.quick {
+            (200, 4)
+        } else {
+            (STORE_IDS, 8)
+        };
+        // B2C_BENCH_STORE_CALLS: fewer calls (Azurite slows down as its container fills).
+        let calls = env_value::<usize>("B2C_BENCH_STORE_CALLS")
+            .map_or(calls, |n| n.clamp(STORE_WARMUP + 1, STORE_IDS));
+        // B2C_BENCH_STORE_CONCURRENCY: calls at a time (1: unloaded latency).
+        let c = env_value::<usize>("B2C_BENCH_STORE_CONCURRENCY").map_or(c, |n| n.clamp(1, 256));
+        say!(
+            self,
+            "## 5. CreateApprovalRequest latency: push limits in memory vs in Azurite (issue 13)"
+        );
+        say!(self, "");
+        say!(
+            self,
+            "{calls} CreateApprovalRequest calls, {c} at a time over keep-alive connections, against the simulator (its own process, zero latency); each call a journey of its own (a fresh correlationId) and an authy id of its own (1425555{STORE_FIRST_ID}…), so every call checks the limits, sends a push and records it, and none is refused. With Azurite each call reads the authy id's document and writes it conditionally (If-None-Match / If-Match), then records the journey and the push: a few round trips to Azurite on loopback. The first {STORE_WARMUP} calls of each run warm the connections and are not counted. Load average now: {}.",
+            support::loadavg()
+        );
+        say!(self, "");
+        let (simulator, sim_base) = self.start_role("simulator", &[]).await?;
+        let mut p50s = Vec::new();
+        let memory = self.store_run(&sim_base, "memory", &[], calls, c).await?;
+        p50s.push(("memory", memory));
+        match azurite() {
+            Some(_) => {
+                let settings = azurite_settings("store");
+                let blob = self
+                    .store_run(&sim_base, "Azurite", &settings, calls, c)
+                    .await?;
+                p50s.push(("Azurite", blob));
+                let (m, b) = (p50s[0].1, p50s[1].1);
+                self.row(
+                    "5. CreateApprovalRequest, Azurite − memory: p50 / p99".into(),
+                    "(reported)",
+                    format!("+{} / +{}", ms(b.0 - m.0), ms(b.1 - m.1)),
+                    Verdict::Info,
+                );
+            }
+            None => {
+                say!(
+                    self,
+                    "- Azurite: **skipped**: B2C_AUTHY_AZURITE (Azurite's connection string, e.g. `UseDevelopmentStorage=true` with Azurite on 127.0.0.1:10000) is not set"
+                );
+            }
+        }
+        drop(simulator);
+        Ok(())
+    }
+
+    /// One handler with the given store settings: `calls` CreateApprovalRequest calls, `c` at
+    /// a time. Returns (p50, p99) in µs.
+    async fn store_run(
+        &mut self,
+        sim_base: &str,
+        label: &str,
+        settings: &[(&str, String)],
+        calls: usize,
+        c: usize,
+    ) -> Result<(i64, i64), String> {
+        let (mut handler, base) = self.start_handler(sim_base, settings).await?;
+        let client = self.b2c_client(usize::MAX);
+        let url: Arc<str> = format!("{base}/api/CreateApprovalRequest").into();
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let window = CpuWindow::start(&[("handler", handler.pid)]);
+        let started = Instant::now();
+        let workers: Vec<_> = (0..c)
+            .map(|_| {
+                let (client, url, next) = (client.clone(), url.clone(), next.clone());
+                tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if i >= calls {
+                            break;
+                        }
+                        let body = serde_json::json!({
+                            "authyId": format!("1425555{}", STORE_FIRST_ID + i),
+                            "email": "alice@example.com",
+                            "correlationId": uuid::Uuid::new_v4().to_string(),
+                            "ipAddress": "203.0.113.7",
+                        });
+                        let sent = Instant::now();
+                        let outcome = match client.post(&*url).json(&body).send().await {
+                            Ok(response) => {
+                                let status = response.status().as_u16();
+                                match response.bytes().await {
+                                    Ok(_) if status == 200 => Ok(()),
+                                    Ok(bytes) => {
+                                        Err(format!("HTTP {status} {}", error_code(&bytes)))
+                                    }
+                                    Err(e) => Err(transport_error(&e)),
+                                }
+                            }
+                            Err(e) => Err(transport_error(&e)),
+                        };
+                        let took = sent.elapsed().as_micros() as i64;
+                        match outcome {
+                            Ok(()) if i >= STORE_WARMUP => latencies.push(took),
+                            Ok(()) => {}
+                            Err(kind) => *errors.entry(kind).or_default() += 1,
+                        }
+                    }
+                    (latencies, errors)
+                })
+            })
+            .collect();
+        let mut latencies = Vec::with_capacity(calls);
+        let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+        for worker in workers {
+            let (l, e) = worker.await.map_err(|e| e.to_string())?;
+            latencies.extend(l);
+            for (kind, n) in e {
+                *errors.entry(kind).or_default() += n;
+            }
+        }
+        let elapsed = started.elapsed();
+        let cpu = window.finish();
+        handler.check_alive()?;
+        latencies.sort_unstable();
+        let (p50, p99, max) = (
+            percentile(&latencies, 50.0),
+            percentile(&latencies, 99.0),
+            percentile(&latencies, 100.0),
+        );
+        let error_total: u64 = errors.values().sum();
+        say!(
+            self,
+            "- **{label}**: {} calls counted in {:.1} s; errors: {}; latency p50 {}, p99 {}, max {}; CPU: {}",
+            latencies.len(),
+            elapsed.as_secs_f64(),
+            describe_errors(&errors),
+            ms(p50),
+            ms(p99),
+            ms(max),
+            cpu.describe()
+        );
+        self.row(
+            format!("5. CreateApprovalRequest, limits in {label}: p50 / p99 (errors)"),
+            "0 errors",
+            format!("{} / {} ({error_total})", ms(p50), ms(p99)),
+            if error_total == 0 {
+                Verdict::Met
+            } else {
+                Verdict::Missed
+            },
+        );
+        drop(handler);
+        Ok((p50, p99))
+    }
+
     // ---------------------------------------------------------------- scenario 3
 
     async fn approval(&mut self) -> Result<(), String> {
@@ -878,6 +1049,9 @@ impl Harness {
                 &[
                     ("APPROVAL_POLL_INTERVAL_MS", interval_ms.to_string()),
                     ("APPROVAL_WAIT_SECONDS", BUDGET_SECONDS.to_string()),
+                    // Every sample pushes to the same authy id: limits out of the way.
+                    ("PUSH_LIMIT_BURST_COUNT", "100000".into()),
+                    ("PUSH_LIMIT_DAILY_COUNT", "1000".into()),
                 ],
             )
             .await?;
@@ -1227,6 +1401,34 @@ async fn closed_loop(
     }
     result.latencies.sort_unstable();
     result
+}
+
+/// Scenario 5: authy ids `1425555` + 2000…9999 (valid phone-derived ids the simulator knows,
+/// none of its trigger numbers), one per call.
+const STORE_FIRST_ID: usize = 2000;
+const STORE_IDS: usize = 8000;
+/// Scenario 5: calls per run that only warm the connections.
+const STORE_WARMUP: usize = 50;
+
+/// `B2C_AUTHY_AZURITE`: Azurite's connection string, when set.
+fn azurite() -> Option<String> {
+    std::env::var("B2C_AUTHY_AZURITE")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+}
+
+/// The handler's store settings for Azurite (a container of this run's own), or none.
+fn azurite_settings(what: &str) -> Vec<(&'static str, String)> {
+    azurite().map_or_else(Vec::new, |connection| {
+        let random = uuid::Uuid::new_v4().simple().to_string();
+        vec![
+            ("AzureWebJobsStorage", connection),
+            (
+                "PUSH_LIMITS_CONTAINER",
+                format!("bench-{what}-{}", &random[..12]),
+            ),
+        ]
+    })
 }
 
 /// The `code` of a B2C error body, or `-`.

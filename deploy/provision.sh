@@ -33,7 +33,18 @@ Re-running (to rotate thumbprints, say) changes only what is given: optional
 settings left out keep their current values, AUTHY_API_KEY may be left unset
 when the app already has one, and a Key Vault reference already in place is
 kept (with a warning if AUTHY_API_KEY is set without --key-vault).  Give the
-same --plan-type and --key-vault as the first run."
+same --plan-type and --key-vault as the first run.
+The push limits keep their state (timestamps, no personal data) as blobs in the
+container PUSH_LIMITS_CONTAINER of the app's own storage account (the
+AzureWebJobsStorage connection); a lifecycle management rule of that account
+deletes them --push-limits-expiry-days after their last change (the account's
+other lifecycle rules are kept).
+With --identity-based-storage the Functions host and the handler reach that
+account with the app's managed identity instead of a connection string: the
+identity gets Storage Blob Data Owner on the account, AzureWebJobsStorage__accountName
+is set, and only then is the AzureWebJobsStorage connection string removed
+(after STORAGE_ROLE_WAIT_SECONDS, default 600, when the role is new: Azure RBAC
+changes take up to 10 minutes to apply)."
 
 opt --resource-group RESOURCE_GROUP "" "Resource group (created if missing)."
 opt --location LOCATION "" "Azure region, e.g. westeurope."
@@ -54,6 +65,15 @@ opt --authy-api-url AUTHY_API_URL "" "Optional: Authy API base URL (handler defa
 opt --authy-approval-message AUTHY_APPROVAL_MESSAGE "" "Optional: text of the push approval request."
 opt --authy-approval-ttl-seconds AUTHY_APPROVAL_TTL_SECONDS "" "Optional: lifetime of an approval request in seconds, 10-86400."
 opt --authy-send-install-link-via-sms AUTHY_SEND_INSTALL_LINK_VIA_SMS "" "Optional: true or false, whether Authy texts a newly enrolled user a link to install the Authy app (handler default true)."
+opt --push-limit-burst-count PUSH_LIMIT_BURST_COUNT "" "Optional: pushes per authy id within the burst window, 1-100000 (handler default 3)."
+opt --push-limit-burst-window-seconds PUSH_LIMIT_BURST_WINDOW_SECONDS "" "Optional: the burst window in seconds, 1-86400 (handler default 600)."
+opt --push-limit-daily-count PUSH_LIMIT_DAILY_COUNT "" "Optional: pushes per authy id within the daily window, 1-1000 (handler default 10)."
+opt --push-limit-daily-window-seconds PUSH_LIMIT_DAILY_WINDOW_SECONDS "" "Optional: the daily window in seconds, 1-604800 (handler default 86400)."
+opt --push-pause-after-denial-seconds PUSH_PAUSE_AFTER_DENIAL_SECONDS "" "Optional: seconds new pushes for an authy id pause after its user denies one, 0-86400 (handler default 900)."
+opt --push-limits-on-store-failure PUSH_LIMITS_ON_STORE_FAILURE "" "Optional: open or closed, what CreateApprovalRequest does while the storage account cannot be reached (handler default open: send the push, log an ERROR line)."
+opt --push-limits-container PUSH_LIMITS_CONTAINER "" "Optional: blob container of the push limits' state (handler default b2c-authy-push-limits); also names the container the lifecycle rule cleans."
+opt --push-limits-expiry-days PUSH_LIMITS_EXPIRY_DAYS 7 "Days after its last change that the lifecycle rule deletes a push-limits blob, 2-3650 (the daily window is 24 h)."
+flag --identity-based-storage IDENTITY_BASED_STORAGE "Reach the storage account with the app's managed identity (AzureWebJobsStorage__accountName) and remove the AzureWebJobsStorage connection string."
 env_opt AUTHY_API_KEY "Twilio Authy API key. Required unless --key-vault already holds the secret or the app already has the setting."
 parse_args "$@"
 
@@ -85,12 +105,49 @@ check_range() {
 check_range --approval-wait-seconds "$APPROVAL_WAIT_SECONDS" 1 8 seconds
 check_range --approval-poll-interval-ms "$APPROVAL_POLL_INTERVAL_MS" 250 60000 milliseconds
 check_range --authy-approval-ttl-seconds "$AUTHY_APPROVAL_TTL_SECONDS" 10 86400 seconds
+# The push limits (config.rs, push_limit_settings).
+check_range --push-limit-burst-count "$PUSH_LIMIT_BURST_COUNT" 1 100000 pushes
+check_range --push-limit-burst-window-seconds "$PUSH_LIMIT_BURST_WINDOW_SECONDS" 1 86400 seconds
+check_range --push-limit-daily-count "$PUSH_LIMIT_DAILY_COUNT" 1 1000 pushes
+check_range --push-limit-daily-window-seconds "$PUSH_LIMIT_DAILY_WINDOW_SECONDS" 1 604800 seconds
+check_range --push-pause-after-denial-seconds "$PUSH_PAUSE_AFTER_DENIAL_SECONDS" 0 86400 seconds
+if [[ -n "$PUSH_LIMITS_ON_STORE_FAILURE" ]]; then
+    case "${PUSH_LIMITS_ON_STORE_FAILURE,,}" in
+    open | closed) ;;
+    *) die "--push-limits-on-store-failure must be open or closed, not '$PUSH_LIMITS_ON_STORE_FAILURE'" ;;
+    esac
+fi
 # The handler accepts true or false in any case (config.rs).
 if [[ -n "$AUTHY_SEND_INSTALL_LINK_VIA_SMS" ]]; then
     case "${AUTHY_SEND_INSTALL_LINK_VIA_SMS,,}" in
     true | false) ;;
     *) die "--authy-send-install-link-via-sms must be true or false, not '$AUTHY_SEND_INSTALL_LINK_VIA_SMS'" ;;
     esac
+fi
+
+# Blob container names: 3-63 lowercase letters, digits and single hyphens,
+# starting and ending with a letter or digit (MS docs "Naming and referencing
+# containers, blobs, and metadata").
+if [[ -n "$PUSH_LIMITS_CONTAINER" ]] &&
+    { [[ ! "$PUSH_LIMITS_CONTAINER" =~ ^[a-z0-9]([a-z0-9-]{1,61})[a-z0-9]$ ]] || [[ "$PUSH_LIMITS_CONTAINER" == *--* ]]; }; then
+    die "--push-limits-container must be a blob container name (3-63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit), not '$PUSH_LIMITS_CONTAINER'"
+fi
+# Not a handler setting (check_range is for those): the lifecycle rule's age.
+# At least 2 days, so that no blob is deleted while its 24 h daily window
+# (PUSH_LIMIT_DAILY_WINDOW_SECONDS, default 86400) may still count it; the
+# lifecycle engine runs about once a day, so a blob lives up to a day longer.
+if [[ ! "$PUSH_LIMITS_EXPIRY_DAYS" =~ ^[0-9]{1,9}$ ]] || ((10#$PUSH_LIMITS_EXPIRY_DAYS < 2 || 10#$PUSH_LIMITS_EXPIRY_DAYS > 3650)); then
+    die "--push-limits-expiry-days must be a whole number of days from 2 to 3650, not '$PUSH_LIMITS_EXPIRY_DAYS'"
+fi
+PUSH_LIMITS_EXPIRY_DAYS="$((10#$PUSH_LIMITS_EXPIRY_DAYS))"
+# A blob must outlive every window that reads it, by a day (the lifecycle engine's
+# pace): the longest of the windows given here or the handler's defaults.
+longest_s=86400
+for window in "$PUSH_LIMIT_BURST_WINDOW_SECONDS" "$PUSH_LIMIT_DAILY_WINDOW_SECONDS" "$PUSH_PAUSE_AFTER_DENIAL_SECONDS"; do
+    [[ -n "$window" ]] && ((10#$window > longest_s)) && longest_s="$((10#$window))"
+done
+if ((PUSH_LIMITS_EXPIRY_DAYS * 86400 < longest_s + 86400)); then
+    die "--push-limits-expiry-days $PUSH_LIMITS_EXPIRY_DAYS would delete push-limits state that a ${longest_s}s window still reads: give at least $(((longest_s + 86400 + 86399) / 86400)) days"
 fi
 
 # The wait page of the B2C policies must outlast an approval request: every
@@ -196,6 +253,54 @@ run az storage account create --name "$STORAGE_ACCOUNT" "${az_rg[@]}" --location
     --sku Standard_LRS --kind StorageV2 --min-tls-version TLS1_2 \
     --allow-blob-public-access false --https-only true --output none
 
+# Old push-limits state expires: one lifecycle management rule (MS docs
+# "lifecycle-management-overview") deletes the block blobs of the container
+# some days after their last modification.  A storage account has one
+# management policy holding all its rules, and `management-policy create`
+# replaces it whole: read the admin's other rules first and write them back
+# beside ours.  An account without a policy answers ManagementPolicyNotFound.
+LIFECYCLE_RULE=b2c-authy-push-limits-expiry
+limits_container="${PUSH_LIMITS_CONTAINER:-b2c-authy-push-limits}"
+policy_error="$TMP_DIR/management-policy-show.err"
+if other_rules="$(capture '[]' az storage account management-policy show --account-name "$STORAGE_ACCOUNT" "${az_rg[@]}" \
+    --query "policy.rules[?name!='$LIFECYCLE_RULE']" --output json 2>"$policy_error")"; then
+    :
+elif grep -q ManagementPolicyNotFound "$policy_error"; then
+    other_rules='[]'
+else
+    cat "$policy_error" >&2
+    die "could not read the lifecycle management policy of storage account $STORAGE_ACCOUNT"
+fi
+# The other rules as JSON array elements: the array without its brackets.
+other_rules="$(printf '%s' "$other_rules" | sed -e '1s/^[[:space:]]*\[//' -e '$s/\][[:space:]]*$//')"
+[[ "$other_rules" =~ [^[:space:]] ]] || other_rules=""
+((${#other_rules} == 0)) || log "keeping the other lifecycle rules of storage account $STORAGE_ACCOUNT"
+policy_file="$TMP_DIR/management-policy.json"
+cat >"$policy_file" <<JSON
+{
+  "rules": [
+    {
+      "enabled": true,
+      "name": "$LIFECYCLE_RULE",
+      "type": "Lifecycle",
+      "definition": {
+        "actions": {
+          "baseBlob": {"delete": {"daysAfterModificationGreaterThan": $PUSH_LIMITS_EXPIRY_DAYS}}
+        },
+        "filters": {"blobTypes": ["blockBlob"], "prefixMatch": ["$limits_container/"]}
+      }
+    }${other_rules:+,
+$other_rules}
+  ]
+}
+JSON
+if is_dry_run; then
+    printf '#   lifecycle rule %s: delete blobs under %s/ %s days after their last change\n' \
+        "$LIFECYCLE_RULE" "$limits_container" "$PUSH_LIMITS_EXPIRY_DAYS" >&3
+fi
+run az storage account management-policy create --account-name "$STORAGE_ACCOUNT" "${az_rg[@]}" \
+    --policy "@$policy_file" --output none
+
 plan_args=()
 case "$PLAN_TYPE" in
 premium)
@@ -256,6 +361,23 @@ signed_in_principal() {
     fi
 }
 
+# Identity-based host storage (MS docs "functions-reference", "Connecting to
+# host storage with an identity"; includes/functions-azurewebjobsstorage-
+# permissions.md): "The Storage Blob Data Owner role covers the basic needs of
+# Functions host storage"; management roles like Owner are not enough.  The
+# handler's push limits (container create, blob read and conditional writes)
+# need no more than that.  A system-assigned identity needs only
+# __accountName: __credential=managedidentity and __clientId are for a
+# user-assigned one.
+storage_role_created=0
+if [[ "${IDENTITY_BASED_STORAGE:-0}" == 1 ]]; then
+    storage_id="$(capture '<storage-account-id>' az storage account show --name "$STORAGE_ACCOUNT" "${az_rg[@]}" \
+        --query id --output tsv)"
+    role_created=0
+    ensure_role "$principal_id" ServicePrincipal "Storage Blob Data Owner" "$storage_id"
+    storage_role_created="$role_created"
+fi
+
 if [[ -n "$KEY_VAULT" ]]; then
     if exists_in_group keyvault "$KEY_VAULT"; then
         log "key vault $KEY_VAULT exists"
@@ -311,6 +433,18 @@ add_setting CLIENT_CERT_THUMBPRINTS "$CLIENT_CERT_THUMBPRINTS"
 add_setting CLIENT_CERT_SUBJECT "$CLIENT_CERT_SUBJECT"
 add_setting CLIENT_CERT_ISSUER "$CLIENT_CERT_ISSUER"
 add_setting CLIENT_CERT_CA "$CLIENT_CERT_CA"
+add_setting PUSH_LIMIT_BURST_COUNT "$PUSH_LIMIT_BURST_COUNT"
+add_setting PUSH_LIMIT_BURST_WINDOW_SECONDS "$PUSH_LIMIT_BURST_WINDOW_SECONDS"
+add_setting PUSH_LIMIT_DAILY_COUNT "$PUSH_LIMIT_DAILY_COUNT"
+add_setting PUSH_LIMIT_DAILY_WINDOW_SECONDS "$PUSH_LIMIT_DAILY_WINDOW_SECONDS"
+add_setting PUSH_PAUSE_AFTER_DENIAL_SECONDS "$PUSH_PAUSE_AFTER_DENIAL_SECONDS"
+add_setting PUSH_LIMITS_ON_STORE_FAILURE "$PUSH_LIMITS_ON_STORE_FAILURE"
+add_setting PUSH_LIMITS_CONTAINER "$PUSH_LIMITS_CONTAINER"
+if [[ "${IDENTITY_BASED_STORAGE:-0}" == 1 ]]; then
+    # Written beside the connection string, which the host keeps using while
+    # both are there; the connection string goes only further down.
+    add_setting AzureWebJobsStorage__accountName "$STORAGE_ACCOUNT"
+fi
 
 settings_file="$TMP_DIR/appsettings.json"
 {
@@ -394,6 +528,29 @@ if [[ ! "$min_tls" =~ ^1\.[2-9]$ ]]; then
 fi
 if [[ "$PLAN_TYPE" != flex && "$ftps_state" != Disabled ]]; then
     die "$FUNCTION_APP reports ftpsState=$ftps_state; expected Disabled. $not_applied"
+fi
+
+# Identity-based storage, last step: remove the connection string, once the
+# identity's role can have applied ("it can take up to 10 minutes for changes
+# to take effect", MS docs "troubleshoot Azure RBAC"), so that the app never
+# runs without a way to its storage.  A re-run finds it gone and does nothing.
+if [[ "${IDENTITY_BASED_STORAGE:-0}" == 1 ]]; then
+    connection_count="$(capture 1 az functionapp config appsettings list --name "$FUNCTION_APP" "${az_rg[@]}" \
+        --query "length([?name=='AzureWebJobsStorage'])" --output tsv)" ||
+        die "could not read the app settings of $FUNCTION_APP"
+    if [[ "$connection_count" != 0 ]]; then
+        if ((storage_role_created)); then
+            wait_s="${STORAGE_ROLE_WAIT_SECONDS:-600}"
+            log "waiting ${wait_s}s for the new Storage Blob Data Owner role of $FUNCTION_APP to apply before removing the AzureWebJobsStorage connection string (STORAGE_ROLE_WAIT_SECONDS)"
+            is_dry_run || sleep "$wait_s"
+        fi
+        # --output none: the command would otherwise print every setting.
+        run az functionapp config appsettings delete --name "$FUNCTION_APP" "${az_rg[@]}" \
+            --setting-names AzureWebJobsStorage --output none
+        log "$FUNCTION_APP reaches storage account $STORAGE_ACCOUNT with its managed identity (AzureWebJobsStorage__accountName); the connection string is removed"
+    else
+        log "$FUNCTION_APP already reaches its storage without a connection string"
+    fi
 fi
 
 # With --key-vault the app reads AUTHY_API_KEY through its managed identity.

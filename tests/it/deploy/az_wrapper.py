@@ -135,7 +135,31 @@ def canned(words, argv):
         return [site("premium")] if app_exists else []
     if cmd == "functionapp config appsettings list":
         return [{"name": "AUTHY_API_KEY", "value": "kept-key", "slotSetting": False},
+                {"name": "AzureWebJobsStorage", "value": "DefaultEndpointsProtocol=https;AccountName=appstore;AccountKey=a2V5;EndpointSuffix=core.windows.net", "slotSetting": False},
                 {"name": "CLIENT_CERT_MODE", "value": "required", "slotSetting": False}]
+    if cmd == "storage account show":
+        return {"id": f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/appstore",
+                "name": "appstore", "kind": "StorageV2", "location": "westeurope"}
+    if cmd == "storage account management-policy show":
+        # REAL_AZ_NO_LIFECYCLE_POLICY=1: an account without a management policy, which
+        # the service answers with 404 ManagementPolicyNotFound.  Otherwise a policy
+        # with an admin's rule and an older version of ours, in the shape the CLI
+        # prints (the SDK model's attributes in camelCase).
+        if os.environ.get("REAL_AZ_NO_LIFECYCLE_POLICY") == "1":
+            return AzError("ERROR: (ManagementPolicyNotFound) No ManagementPolicy found for account appstore\n"
+                           "Code: ManagementPolicyNotFound\nMessage: No ManagementPolicy found for account appstore\n")
+        def rule(name, prefix, days):
+            return {"definition": {"actions": {"baseBlob": {"delete": {"daysAfterModificationGreaterThan": days,
+                                                                         "daysAfterLastAccessTimeGreaterThan": None}},
+                                               "snapshot": None, "version": None},
+                                   "filters": {"blobIndexMatch": None, "blobTypes": ["blockBlob"],
+                                               "prefixMatch": [prefix]}},
+                    "enabled": True, "name": name, "type": "Lifecycle"}
+        return {"id": f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/appstore/managementPolicies/default",
+                "name": "DefaultManagementPolicy", "resourceGroup": "rg",
+                "policy": {"rules": [rule("delete-old-logs", "logs/", 90),
+                                     rule("b2c-authy-push-limits-expiry", "b2c-authy-push-limits/", 30)]},
+                "type": "Microsoft.Storage/storageAccounts/managementPolicies"}
     if cmd in ("functionapp plan list", "keyvault list", "role assignment list"):
         return []
     if cmd == "functionapp identity assign":
@@ -188,8 +212,28 @@ def canned(words, argv):
             return RawText('<?xml version="1.0" encoding="utf-8"?>' + marker +
                            f'<TrustFrameworkPolicy xmlns="http://schemas.microsoft.com/online/cpim/schemas/2013/06" TenantId="contoso.onmicrosoft.com" PolicyId="{policy_id}"/>')
         return {}
+    if cmd == "storage account management-policy create":
+        return check_policy(arg(argv, "--policy") or "")
     # Commands that change something; the scripts pass --output none.
     return {}
+
+
+def check_policy(policy):
+    """`--policy @file` of provision.sh: the CLI parses the JSON only once signed in, so
+    check here that it is JSON, has provision.sh's rule once, and kept the admin's rule
+    that `management-policy show` answered (unless the account had no policy)."""
+    try:
+        with open(policy[1:] if policy.startswith("@") else policy, encoding="utf-8") as f:
+            rules = json.load(f)["rules"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return AzError(f"ERROR: az wrapper: --policy is not a management policy: {type(e).__name__}: {e}\n")
+    names = [r.get("name") for r in rules]
+    want = ["b2c-authy-push-limits-expiry"]
+    if os.environ.get("REAL_AZ_NO_LIFECYCLE_POLICY") != "1":
+        want.append("delete-old-logs")
+    if sorted(names) != sorted(want):
+        return AzError(f"ERROR: az wrapper: the policy's rules are {names}, expected {want}\n")
+    return {"policy": {"rules": rules}}
 
 
 def graph_users(url, method):
@@ -220,6 +264,10 @@ class NotFound(str):
     """An HTTP 404 answer to `az rest`."""
 
 
+class AzError(str):
+    """An error the service answers (printed as the CLI prints it, exit 1)."""
+
+
 def main():
     argv = sys.argv[1:]
     words = []
@@ -247,6 +295,12 @@ def main():
         # printed as "ERROR: ..." with exit 1; nothing is written to --output-file.
         log({**entry, "verdict": "ok", "message": err.strip()})
         sys.stderr.write('ERROR: Not Found({"error":{"code":"AADB2C","message":"Policy \'%s\' not found."}})\n' % result)
+        sys.exit(1)
+    if isinstance(result, AzError):
+        # A wrong policy file is the script's mistake; ManagementPolicyNotFound is an answer.
+        verdict = "unexpected" if result.startswith("ERROR: az wrapper:") else "ok"
+        log({**entry, "verdict": verdict, "message": result.strip() if verdict != "ok" else err.strip()})
+        sys.stderr.write(result)
         sys.exit(1)
     output_file = arg(argv, "--output-file") if words == ["rest"] else None
     if isinstance(result, RawText):

@@ -347,7 +347,12 @@ fn provision_ranges_are_the_handlers() {
         [
             "APPROVAL_WAIT_SECONDS",
             "APPROVAL_POLL_INTERVAL_MS",
-            "AUTHY_APPROVAL_TTL_SECONDS"
+            "AUTHY_APPROVAL_TTL_SECONDS",
+            "PUSH_LIMIT_BURST_COUNT",
+            "PUSH_LIMIT_BURST_WINDOW_SECONDS",
+            "PUSH_LIMIT_DAILY_COUNT",
+            "PUSH_LIMIT_DAILY_WINDOW_SECONDS",
+            "PUSH_PAUSE_AFTER_DENIAL_SECONDS",
         ],
         "the check_range lines of provision.sh"
     );
@@ -410,6 +415,24 @@ fn provision_rejects_settings_the_handler_refuses() {
         ),
         (&["--authy-approval-ttl-seconds", "86401"], "from 10 to 86400"),
         (
+            &["--push-limit-daily-count", "1001"],
+            "--push-limit-daily-count must be a whole number of pushes from 1 to 1000, not '1001'",
+        ),
+        (&["--push-limit-burst-count", "0"], "from 1 to 100000, not '0'"),
+        (
+            &["--push-limits-on-store-failure", "fail"],
+            "--push-limits-on-store-failure must be open or closed, not 'fail'",
+        ),
+        // The lifecycle rule must outlive the longest window by a day.
+        (
+            &["--push-limit-daily-window-seconds", "604800"],
+            "--push-limits-expiry-days 7 would delete push-limits state that a 604800s window still reads: give at least 8 days",
+        ),
+        (
+            &["--push-limit-daily-window-seconds", "172801", "--push-limits-expiry-days", "3"],
+            "--push-limits-expiry-days 3 would delete push-limits state that a 172801s window still reads: give at least 4 days",
+        ),
+        (
             &["--authy-send-install-link-via-sms", "yes"],
             "--authy-send-install-link-via-sms must be true or false, not 'yes'",
         ),
@@ -444,6 +467,12 @@ fn provision_accepts_what_the_handler_accepts() {
         .args(["--approval-poll-interval-ms", "250"])
         .args(["--authy-approval-ttl-seconds", "86400"])
         .args(["--authy-send-install-link-via-sms", "False"])
+        .args(["--push-limit-burst-count", "5"])
+        .args(["--push-limit-burst-window-seconds", "300"])
+        .args(["--push-limit-daily-count", "20"])
+        .args(["--push-limit-daily-window-seconds", "43200"])
+        .args(["--push-pause-after-denial-seconds", "0"])
+        .args(["--push-limits-on-store-failure", "Closed"])
         .arg("--client-cert-ca")
         .arg(&ca))
     .assert_ok();
@@ -457,6 +486,12 @@ fn provision_accepts_what_the_handler_accepts() {
         r#""APPROVAL_POLL_INTERVAL_MS": "250""#.to_owned(),
         r#""AUTHY_APPROVAL_TTL_SECONDS": "86400""#.to_owned(),
         r#""AUTHY_SEND_INSTALL_LINK_VIA_SMS": "False""#.to_owned(),
+        r#""PUSH_LIMIT_BURST_COUNT": "5""#.to_owned(),
+        r#""PUSH_LIMIT_BURST_WINDOW_SECONDS": "300""#.to_owned(),
+        r#""PUSH_LIMIT_DAILY_COUNT": "20""#.to_owned(),
+        r#""PUSH_LIMIT_DAILY_WINDOW_SECONDS": "43200""#.to_owned(),
+        r#""PUSH_PAUSE_AFTER_DENIAL_SECONDS": "0""#.to_owned(),
+        r#""PUSH_LIMITS_ON_STORE_FAILURE": "Closed""#.to_owned(),
         // The file's text, not its local path.
         r#""CLIENT_CERT_CA": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----""#
             .to_owned(),
@@ -643,4 +678,273 @@ fn provision_waits_for_the_key_vault_reference() {
         ["check", "check", "check", "check", "check", "check", "restart", "check"],
         "{calls:?}"
     );
+}
+
+/// The lifecycle rule that lets old push-limits state expire: written after the storage
+/// account exists, before the app; it names the container the handler uses.
+#[test]
+fn provision_lets_old_push_limits_state_expire() {
+    let sb = Sandbox::new("provision-lifecycle");
+    run(&mut provision(&sb)).assert_ok();
+    let calls = sb.az_calls();
+    assert_in_order(
+        &calls,
+        &[
+            "az storage account create --name appstore",
+            "az storage account management-policy show --account-name appstore --resource-group rg --query policy.rules\\[\\?name\\!=\\'b2c-authy-push-limits-expiry\\'\\] --output json",
+            "az storage account management-policy create --account-name appstore --resource-group rg --policy @",
+            "az functionapp create --name app",
+        ],
+    );
+    let policy = sb.az_file_after("management-policy create");
+    let compact: String = policy.split_whitespace().collect();
+    for expected in [
+        r#""name":"b2c-authy-push-limits-expiry""#,
+        r#""enabled":true"#,
+        r#""type":"Lifecycle""#,
+        r#""baseBlob":{"delete":{"daysAfterModificationGreaterThan":7}}"#,
+        r#""filters":{"blobTypes":["blockBlob"],"prefixMatch":["b2c-authy-push-limits/"]}"#,
+    ] {
+        assert!(
+            compact.contains(expected),
+            "policy lacks {expected}:\n{policy}"
+        );
+    }
+    // Only our rule: the account had no policy.
+    assert_eq!(compact.matches(r#""name":"#).count(), 1, "{policy}");
+    // Not given: the handler's default container, no setting written.
+    assert!(!sb
+        .az_file_after("appsettings set")
+        .contains("PUSH_LIMITS_CONTAINER"));
+
+    // A container and an age of our own: the rule follows them, the setting is written.
+    let sb = Sandbox::new("provision-lifecycle-custom");
+    run(provision(&sb).args([
+        "--push-limits-container",
+        "contoso-limits",
+        "--push-limits-expiry-days",
+        "02",
+    ]))
+    .assert_ok();
+    let compact: String = sb
+        .az_file_after("management-policy create")
+        .split_whitespace()
+        .collect();
+    assert!(
+        compact.contains(r#""daysAfterModificationGreaterThan":2}"#),
+        "{compact}"
+    );
+    assert!(
+        compact.contains(r#""prefixMatch":["contoso-limits/"]"#),
+        "{compact}"
+    );
+    assert!(sb
+        .az_file_after("appsettings set")
+        .contains(r#""PUSH_LIMITS_CONTAINER": "contoso-limits""#));
+}
+
+/// The account's management policy holds the admin's rules too, and `create` replaces it
+/// whole: they are written back beside ours (and an older version of ours is replaced).
+#[test]
+fn provision_keeps_the_accounts_other_lifecycle_rules() {
+    let sb = Sandbox::new("provision-lifecycle-merge");
+    let admin_rules = r#"[
+  {
+    "definition": {"actions": {"baseBlob": {"tierToCool": {"daysAfterModificationGreaterThan": 30}}},
+                   "filters": {"blobTypes": ["blockBlob"], "prefixMatch": ["logs/"]}},
+    "enabled": true,
+    "name": "cool-old-logs",
+    "type": "Lifecycle"
+  },
+  {
+    "definition": {"actions": {"baseBlob": {"delete": {"daysAfterModificationGreaterThan": 365}}},
+                   "filters": {"blobTypes": ["blockBlob"]}},
+    "enabled": false,
+    "name": "delete-year-old",
+    "type": "Lifecycle"
+  }
+]"#;
+    run(provision(&sb).env("AZ_STUB_LIFECYCLE_RULES", admin_rules))
+        .assert_ok()
+        .assert_stderr("keeping the other lifecycle rules of storage account appstore");
+    let policy = sb.az_file_after("management-policy create");
+    let compact: String = policy.split_whitespace().collect();
+    assert!(
+        compact.starts_with(r#"{"rules":[{"enabled":true,"name":"b2c-authy-push-limits-expiry""#),
+        "{policy}"
+    );
+    let admin: String = admin_rules.split_whitespace().collect();
+    let admin = &admin[1..admin.len() - 1];
+    assert!(
+        compact.ends_with(&format!(",{admin}]}}")),
+        "the admin's rules, as they were:\n{policy}"
+    );
+
+    // An empty list of other rules (a policy with only ours): only ours.
+    let sb = Sandbox::new("provision-lifecycle-only-ours");
+    run(provision(&sb).env("AZ_STUB_LIFECYCLE_RULES", "[]")).assert_ok();
+    let compact: String = sb
+        .az_file_after("management-policy create")
+        .split_whitespace()
+        .collect();
+    assert!(compact.ends_with("}}}]}"), "{compact}");
+    assert_eq!(compact.matches(r#""name":"#).count(), 1, "{compact}");
+}
+
+/// A policy that cannot be read (not "no policy": say, no permission) stops the script
+/// before it could replace the admin's rules with ours alone.
+#[test]
+fn provision_stops_when_the_lifecycle_policy_cannot_be_read() {
+    let sb = Sandbox::new("provision-lifecycle-denied");
+    run(provision(&sb).env("AZ_STUB_FAIL_ON", "management-policy show"))
+        .assert_failed()
+        .assert_stderr("ERROR: (AuthorizationFailed) stub refused: management-policy show")
+        .assert_stderr(
+            "could not read the lifecycle management policy of storage account appstore",
+        );
+    let calls = sb.az_calls();
+    assert_no_call(&calls, "management-policy create");
+    assert_no_call(&calls, "functionapp create");
+}
+
+#[test]
+fn provision_rejects_bad_push_limits_storage_options() {
+    let sb = Sandbox::new("provision-lifecycle-invalid");
+    for (args, message) in [
+        (
+            &["--push-limits-expiry-days", "1"][..],
+            "--push-limits-expiry-days must be a whole number of days from 2 to 3650, not '1'",
+        ),
+        (
+            &["--push-limits-expiry-days", "3651"],
+            "from 2 to 3650, not '3651'",
+        ),
+        (
+            &["--push-limits-expiry-days", "1.5"],
+            "from 2 to 3650, not '1.5'",
+        ),
+        (&["--push-limits-expiry-days", ""], "from 2 to 3650, not ''"),
+        (
+            &["--push-limits-container", "Limits"],
+            "--push-limits-container must be a blob container name",
+        ),
+        (&["--push-limits-container", "ab"], "not 'ab'"),
+        (&["--push-limits-container", "a--b"], "not 'a--b'"),
+        (&["--push-limits-container", "-ab"], "not '-ab'"),
+        (&["--push-limits-container", "ab-"], "not 'ab-'"),
+        (
+            &["--push-limits-container", &"a".repeat(64)],
+            "must be a blob container name",
+        ),
+    ] {
+        run(provision(&sb).args(args))
+            .assert_code(1)
+            .assert_stderr(message);
+    }
+    assert!(sb.az_calls().is_empty(), "{:?}", sb.az_calls());
+    let sb = Sandbox::new("provision-lifecycle-longest");
+    run(provision(&sb).args(["--push-limits-container", &"a".repeat(63)])).assert_ok();
+    // Exactly a day beyond the longest window: accepted.
+    let sb = Sandbox::new("provision-lifecycle-window");
+    run(provision(&sb).args([
+        "--push-pause-after-denial-seconds",
+        "86400",
+        "--push-limit-daily-window-seconds",
+        "172800",
+        "--push-limits-expiry-days",
+        "3",
+    ]))
+    .assert_ok();
+}
+
+/// `--identity-based-storage`: the role first, then the identity-based setting beside the
+/// connection string, and only then the connection string goes.
+#[test]
+fn provision_switches_to_identity_based_storage_in_a_safe_order() {
+    let sb = Sandbox::new("provision-identity-storage");
+    let storage_id =
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/appstore";
+    let out = run(provision(&sb)
+        .arg("--identity-based-storage")
+        .env("STORAGE_ROLE_WAIT_SECONDS", "0"));
+    out.assert_ok()
+        .assert_stderr("waiting 0s for the new Storage Blob Data Owner role of app to apply")
+        .assert_stderr("app reaches storage account appstore with its managed identity");
+    let calls = sb.az_calls();
+    assert_in_order(
+        &calls,
+        &[
+            "az functionapp create --name app",
+            "az functionapp identity assign --name app",
+            "az storage account show --name appstore --resource-group rg --query id --output tsv",
+            &format!("az role assignment list --scope {storage_id} --query length\\(\\[\\?principalId==\\'22222222-2222-2222-2222-222222222222\\'\\ \\&\\&\\ roleDefinitionName==\\'Storage\\ Blob\\ Data\\ Owner\\'\\]\\)"),
+            &format!("az role assignment create --assignee-object-id 22222222-2222-2222-2222-222222222222 --assignee-principal-type ServicePrincipal --role Storage\\ Blob\\ Data\\ Owner --scope {storage_id}"),
+            "az functionapp config appsettings set --name app",
+            "az functionapp config appsettings list --name app --resource-group rg --query length\\(\\[\\?name==\\'AzureWebJobsStorage\\'\\]\\) --output tsv",
+            "az functionapp config appsettings delete --name app --resource-group rg --setting-names AzureWebJobsStorage --output none",
+        ],
+    );
+    let settings = sb.az_file_after("appsettings set");
+    assert!(
+        settings.contains(r#""AzureWebJobsStorage__accountName": "appstore""#),
+        "{settings}"
+    );
+    // A system-assigned identity: no __credential or __clientId, and the connection
+    // string is never written.
+    for absent in ["__credential", "__clientId", r#""AzureWebJobsStorage":"#] {
+        assert!(!settings.contains(absent), "{absent}: {settings}");
+    }
+
+    // Re-run: the role is there and the connection string already gone: nothing to do.
+    let sb = Sandbox::new("provision-identity-storage-rerun");
+    run(provision(&sb)
+        .arg("--identity-based-storage")
+        .env_remove("AUTHY_API_KEY")
+        .env("AZ_STUB_APP_COUNT", "1")
+        .env("AZ_STUB_PLAN_COUNT", "1")
+        .env("AZ_STUB_KEY_STATE", "1|0")
+        .env("AZ_STUB_ROLE_COUNT", "1")
+        .env("AZ_STUB_CONNECTION_COUNT", "0"))
+    .assert_ok()
+    .assert_stderr("app already reaches its storage without a connection string");
+    let calls = sb.az_calls();
+    assert_no_call(&calls, "role assignment create");
+    assert_no_call(&calls, "appsettings delete");
+
+    // The role exists from an earlier run, the connection string is still there: it goes
+    // at once, without the wait for a new role.
+    let sb = Sandbox::new("provision-identity-storage-old-role");
+    let out = run(provision(&sb)
+        .arg("--identity-based-storage")
+        .env("AZ_STUB_ROLE_COUNT", "1")
+        .env("STORAGE_ROLE_WAIT_SECONDS", "3600"));
+    out.assert_ok();
+    assert!(!out.stderr.contains("waiting"), "{out}");
+    assert_in_order(&sb.az_calls(), &["appsettings set", "appsettings delete"]);
+
+    // The role cannot be created: the connection string stays.
+    let sb = Sandbox::new("provision-identity-storage-denied");
+    run(provision(&sb)
+        .arg("--identity-based-storage")
+        .env("AZ_STUB_FAIL_ON", "Storage Blob Data Owner --scope"))
+    .assert_failed();
+    assert_no_call(&sb.az_calls(), "appsettings delete");
+}
+
+/// Without `--identity-based-storage` the storage connection is left as it is.
+#[test]
+fn provision_leaves_the_storage_connection_alone_by_default() {
+    let sb = Sandbox::new("provision-connection-string");
+    run(&mut provision(&sb)).assert_ok();
+    let calls = sb.az_calls();
+    for pattern in [
+        "Storage Blob Data Owner",
+        "appsettings delete",
+        "storage account show",
+    ] {
+        assert_no_call(&calls, pattern);
+    }
+    assert!(!sb
+        .az_file_after("appsettings set")
+        .contains("AzureWebJobsStorage"));
 }

@@ -409,13 +409,27 @@ fn all_jobs() -> Vec<Job> {
         if plan == "premium" {
             create.push("functionapp plan create --name app-plan");
         }
-        // A new app with the key in Key Vault.
+        // A new app with the key in Key Vault and identity-based storage; its account
+        // has a lifecycle policy already.
         let mut args = provision_args(plan);
-        args.extend(["--key-vault", "kv"]);
+        args.extend(["--key-vault", "kv", "--identity-based-storage"]);
         jobs.push(
             Job::new(&format!("provision-{plan}-new-key-vault"), "provision.sh", &args)
                 .env("AUTHY_API_KEY", "authy-test-key")
                 .env("REAL_AZ_PLAN", plan)
+                .env("STORAGE_ROLE_WAIT_SECONDS", "0")
+                .calls(&[
+                    "storage account management-policy show --account-name appstore --resource-group rg --query policy.rules[?name!='b2c-authy-push-limits-expiry'] --output json",
+                    "storage account management-policy create --account-name appstore --resource-group rg --policy @",
+                    "storage account show --name appstore --resource-group rg --query id --output tsv",
+                    "role assignment create --assignee-object-id 22222222-2222-2222-2222-222222222222 --assignee-principal-type ServicePrincipal --role Storage Blob Data Owner --scope /subscriptions/00000000-0000-0000-0000-00000000aaaa/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/appstore",
+                    "functionapp config appsettings list --name app --resource-group rg --query length([?name=='AzureWebJobsStorage']) --output tsv",
+                    "functionapp config appsettings delete --name app --resource-group rg --setting-names AzureWebJobsStorage --output none",
+                ])
+                .output(&[
+                    "keeping the other lifecycle rules of storage account appstore",
+                    "app reaches storage account appstore with its managed identity",
+                ])
                 // An app still below TLS 1.2, so that the Flex path patches it.
                 .env("REAL_AZ_TLS_BEFORE", "1.0")
                 .calls(&create)
@@ -457,6 +471,8 @@ fn all_jobs() -> Vec<Job> {
         jobs.push(
             Job::new(&format!("provision-{plan}-rerun"), "provision.sh", &args)
                 .env("REAL_AZ_PLAN", plan)
+                // An account without a lifecycle policy: only ours is written.
+                .env("REAL_AZ_NO_LIFECYCLE_POLICY", "1")
                 // An app still below TLS 1.2, so that the Flex path patches it.
                 .env("REAL_AZ_TLS_BEFORE", "1.0")
                 .env("REAL_AZ_APP_EXISTS", "1")
@@ -467,7 +483,13 @@ fn all_jobs() -> Vec<Job> {
                 ])
                 .calls(settings_calls)
                 .output(&["keeping the app's current AUTHY_API_KEY"])
-                .forbid(&["functionapp create", "keyvault", "configreferences"]),
+                .calls(&["storage account management-policy create --account-name appstore"])
+                .forbid(&[
+                    "functionapp create",
+                    "keyvault",
+                    "configreferences",
+                    "appsettings delete",
+                ]),
         );
         jobs.push(
             Job::new(
@@ -781,7 +803,7 @@ fn the_real_cli_check_catches_a_wrong_call() {
     let Some((az, python)) = real_az() else {
         return;
     };
-    let mutants: [(&str, &str, &str, &str, &str); 7] = [
+    let mutants: [(&str, &str, &str, &str, &str); 11] = [
         (
             "provision.sh",
             "--runtime custom",
@@ -795,6 +817,37 @@ fn the_real_cli_check_catches_a_wrong_call() {
             "--plan \"$PLAN_NAME\" --os-type Linuxx",
             "parse-error",
             "'Linuxx' is not a valid value for '--os-type'",
+        ),
+        // The lifecycle rule: a query that is not JMESPath, and a merge that drops the
+        // admin's rules (caught by the wrapper's check of the policy file).
+        (
+            "provision.sh",
+            "--query \"policy.rules[?name!='$LIFECYCLE_RULE']\"",
+            "--query \"policy.rules[?name!='$LIFECYCLE_RULE'\"",
+            "parse-error",
+            "invalid jmespath_type value",
+        ),
+        (
+            "provision.sh",
+            "[[ \"$other_rules\" =~ [^[:space:]] ]] || other_rules=\"\"",
+            "other_rules=\"\"",
+            "unexpected",
+            "the policy's rules are ['b2c-authy-push-limits-expiry'], expected",
+        ),
+        // Identity-based storage.
+        (
+            "provision.sh",
+            "--query id --output tsv)\"\n    role_created=0",
+            "--query id --output tsvv)\"\n    role_created=0",
+            "parse-error",
+            "'tsvv' is not a valid value for '--output'",
+        ),
+        (
+            "provision.sh",
+            "--setting-names AzureWebJobsStorage",
+            "--settings-names AzureWebJobsStorage",
+            "parse-error",
+            "the following arguments are required: --setting-names",
         ),
         (
             "deploy-code.sh",
@@ -850,8 +903,13 @@ fn the_real_cli_check_catches_a_wrong_call() {
         );
         fs::write(dir.join(script), text.replacen(from, to, 1)).unwrap();
         let mut job = match *script {
-            "provision.sh" => Job::new(&format!("mutant-{i}"), script, &provision_args("premium"))
-                .env("AUTHY_API_KEY", "authy-test-key"),
+            "provision.sh" => {
+                let mut args = provision_args("premium");
+                args.push("--identity-based-storage");
+                Job::new(&format!("mutant-{i}"), script, &args)
+                    .env("AUTHY_API_KEY", "authy-test-key")
+                    .env("STORAGE_ROLE_WAIT_SECONDS", "0")
+            }
             "import-authy-ids.sh" => Job::new(&format!("mutant-{i}"), script, IMPORT_ARGS),
             "deploy-code.sh" => Job::new(
                 &format!("mutant-{i}"),

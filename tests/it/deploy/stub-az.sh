@@ -64,7 +64,26 @@ case "$all" in
     esac
     ;;
 "group exists"*) echo "${AZ_STUB_GROUP_EXISTS:-true}" ;;
-"functionapp config appsettings list"*) echo "${AZ_STUB_KEY_STATE:-0|0}" ;;
+"functionapp config appsettings list"*)
+    if [[ "$query" == *"'AzureWebJobsStorage'"* ]]; then
+        # How many AzureWebJobsStorage connection strings the app has.
+        echo "${AZ_STUB_CONNECTION_COUNT:-1}"
+    else
+        echo "${AZ_STUB_KEY_STATE:-0|0}"
+    fi
+    ;;
+"storage account show"*) echo /subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/appstore ;;
+"storage account management-policy show"*)
+    # AZ_STUB_LIFECYCLE_RULES: the account's other lifecycle rules, as the
+    # script's query prints them (a JSON array); unset: the account has no
+    # management policy, which az reports as an error.
+    if [[ -z "${AZ_STUB_LIFECYCLE_RULES+set}" ]]; then
+        echo "ERROR: (ManagementPolicyNotFound) No ManagementPolicy found for account appstore" >&2
+        echo "Code: ManagementPolicyNotFound" >&2
+        exit 1
+    fi
+    printf '%s\n' "$AZ_STUB_LIFECYCLE_RULES"
+    ;;
 "functionapp config show"*)
     if [[ "$query" == minTlsVersion ]]; then
         echo "${AZ_STUB_TLS_BEFORE:-1.2}"
