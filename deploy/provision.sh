@@ -150,14 +150,18 @@ if ((PUSH_LIMITS_EXPIRY_DAYS * 86400 < longest_s + 86400)); then
     die "--push-limits-expiry-days $PUSH_LIMITS_EXPIRY_DAYS would delete push-limits state that a ${longest_s}s window still reads: give at least $(((longest_s + 86400 + 86399) / 86400)) days"
 fi
 
-# The wait page of the B2C policies must outlast an approval request: every
-# pending answer counts against its setting.retryLimit, which the policies take
-# from AuthyWaitRetryLimit (README, "The wait page and B2C's retry limit";
+# The wait page of the B2C policies must outlast every approval request it may
+# send: each Continue while pending is a failed validation that counts against
+# its setting.retryLimit, which the policies take from AuthyWaitRetryLimit. One
+# request takes 1 call (the push, answered at once with its code) + one per wait
+# budget until it expires; the page may send a new one after each expiry, up to
+# the burst limit (docs/policies.md, "The wait page and B2C's retry limit";
 # tests/it/policy_contract.rs checks the defaults with the same formula and margin).
-if [[ -n "$APPROVAL_WAIT_SECONDS" || -n "$AUTHY_APPROVAL_TTL_SECONDS" ]]; then
+if [[ -n "$APPROVAL_WAIT_SECONDS" || -n "$AUTHY_APPROVAL_TTL_SECONDS" || -n "$PUSH_LIMIT_BURST_COUNT" ]]; then
     wait_s="$((10#${APPROVAL_WAIT_SECONDS:-7}))" ttl_s="$((10#${AUTHY_APPROVAL_TTL_SECONDS:-120}))"
-    calls=$(((ttl_s + wait_s - 1) / wait_s))
-    log "with APPROVAL_WAIT_SECONDS=$wait_s and AUTHY_APPROVAL_TTL_SECONDS=$ttl_s (the handler's default where not given) one approval request takes up to $calls calls: render the policies with AuthyWaitRetryLimit $((calls + 6)) or more, and a hosted authy-wait.html needs MAX_CONTINUES of at least $calls and below that limit"
+    burst="$((10#${PUSH_LIMIT_BURST_COUNT:-3}))"
+    calls=$((1 + (ttl_s + wait_s - 1) / wait_s))
+    log "with APPROVAL_WAIT_SECONDS=$wait_s, AUTHY_APPROVAL_TTL_SECONDS=$ttl_s and PUSH_LIMIT_BURST_COUNT=$burst (the handler's default where not given) one approval request takes up to $calls calls and a wait page up to $burst requests: render the policies with AuthyWaitRetryLimit $((burst * calls + 6)) or more, and a hosted authy-wait.html needs MAX_CONTINUES of at least $calls and no more than that limit allows"
 fi
 
 # CLIENT_CERT_CA: the handler reads a path on the Function App, where a path

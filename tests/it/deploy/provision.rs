@@ -139,8 +139,9 @@ fn provision_flex_plan_without_key_vault() {
         .env("AZ_STUB_TLS_BEFORE", "1.0"));
     out.assert_ok()
         .assert_stderr("plain app setting")
-        // ceil(120 / 5) = 24 calls per approval request: the wait page needs 24 + 6.
-        .assert_stderr("one approval request takes up to 24 calls: render the policies with AuthyWaitRetryLimit 30 or more");
+        // 1 + ceil(120 / 5) = 25 calls per approval request, 3 requests a page (the burst
+        // limit): the wait page needs 3 × 25 + 6.
+        .assert_stderr("one approval request takes up to 25 calls and a wait page up to 3 requests: render the policies with AuthyWaitRetryLimit 81 or more");
     let calls = sb.az_calls();
     let create = calls
         .iter()
