@@ -632,7 +632,9 @@ impl PushLimits {
         }
     }
 
-    /// The last approval request sent to `authy_id`, while it lives: before a new push the
+    /// The last approval request sent to `authy_id`, while it lives and for
+    /// [`PushLimitSettings::pause_after_denial`] after (a denial seen later still pauses;
+    /// the pause then runs from when it is seen): before a new push the
     /// functions ask Authy whether the user denied it, so that a denial pauses pushes even
     /// when nobody waited for the answer (an attacker abandons each journey after its push).
     /// `None` also when the store fails (logged; the push decision then follows
@@ -652,7 +654,12 @@ impl PushLimits {
             }
         };
         let last: LastPush = serde_json::from_slice(&doc.body).ok()?;
-        if now_ms() >= last.expires_at {
+        // A denial stays in Authy's status after the request expired; an attacker who waits
+        // out the request's lifetime before the next journey must still meet the pause.
+        let relevant_until = last
+            .expires_at
+            .saturating_add(ms(self.settings.pause_after_denial));
+        if now_ms() >= relevant_until {
             return None;
         }
         ApprovalRequestId::parse(&last.approval_request_id).ok()
@@ -897,6 +904,28 @@ mod tests {
             send(&limits, &who, Some(&journey)).await,
             Err(Refusal::LimitReached { .. })
         ));
+    }
+
+    /// An attacker who never waits for the push and starts the next journey only after the
+    /// denied request expired must still find it: the last push is kept for the pause after
+    /// its expiry (before, it was forgotten at expiry and the denial paused nothing).
+    #[tokio::test]
+    async fn last_push_outlives_its_expiry_by_the_pause() {
+        let limits = limits(PushLimitSettings {
+            pause_after_denial: Duration::from_millis(300),
+            ..Default::default()
+        });
+        let who = authy_id("15");
+        let Ok(PushDecision::Send(ticket)) = send(&limits, &who, None).await else {
+            panic!()
+        };
+        limits
+            .sent(&who, ticket, &id(3), Duration::from_millis(20))
+            .await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(limits.last_push(&who).await, Some(id(3)));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(limits.last_push(&who).await, None);
     }
 
     #[tokio::test]
