@@ -216,6 +216,24 @@ async fn a_denial_nobody_waited_for_pauses_the_next_journey() {
     }
 }
 
+/// The attacker waits out the denied request's lifetime before the next journey: the denial
+/// still pauses (the record of the push used to end at its expiry, and the next push went out).
+#[tokio::test]
+async fn a_denial_nobody_waited_for_pauses_even_after_the_request_expired() {
+    let (app, _) = app(
+        Duration::from_millis(200),
+        &[("AUTHY_APPROVAL_TTL_SECONDS", "10")],
+    )
+    .await;
+    let authy_id = register(&app, DENIES).await;
+    let (status, body) = create(&app, &authy_id, "waited-out-1").await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(Duration::from_millis(11_000)).await;
+    let (status, body) = create(&app, &authy_id, "waited-out-2").await;
+    assert_eq!(status, 409, "{body}");
+    assert_b2c_error(&body, "PushesPaused");
+}
+
 #[tokio::test]
 async fn after_an_expired_request_the_same_journey_sends_a_new_push() {
     let (app, _) = app(Duration::from_millis(200), &[]).await;
