@@ -458,40 +458,54 @@ pub(super) async fn record_denial(
     pause.unwrap_or(Some(configured))
 }
 
-/// Longest time for the check of the authy id's last push before a new one (store read and
-/// Authy's status), in milliseconds; on a timeout or an error the push goes ahead (the limits
+/// Longest time for the check of the authy id's recent pushes before a new one (store read and
+/// Authy's statuses), in milliseconds; on a timeout or an error the push goes ahead (the limits
 /// still hold).
 const LAST_PUSH_CHECK_MS: u64 = 1500;
 
-/// Whether the user denied the authy id's last push, which nobody may have waited for: then
-/// the pause is recorded now (WARN line) and `Some(pause)` returned. Errors and timeouts count
-/// as "not denied".
+/// Whether the user denied any of the authy id's recent pushes, which nobody may have waited
+/// for (an attacker runs journeys in parallel and waits for none of them): then the pause is
+/// recorded now (WARN line) and `Some(pause)` returned. Authy is asked about each push at
+/// once; errors and timeouts count as "not denied".
 async fn last_push_denied(
     state: &FunctionsState,
     authy_id: &AuthyId,
     context: &PushContext<'_>,
     deadline: Deadline,
 ) -> Option<Option<Duration>> {
-    let last = state.push_limits.last_push(authy_id).await?;
+    let recent = state.push_limits.recent_pushes(authy_id).await;
     let timeout = deadline
         .remaining()
         .min(Duration::from_millis(LAST_PUSH_CHECK_MS));
-    let status = match state.authy.approval_request_status(&last, timeout).await {
-        Ok(status) => status,
-        Err(e) => {
-            tracing::warn!(approval_request_id = %last, "status of the last push not known: {e}");
-            return None;
+    let mut checks = tokio::task::JoinSet::new();
+    for id in recent {
+        let authy = state.authy.clone();
+        checks.spawn(
+            async move { (id, authy.approval_request_status(&id, timeout).await) }
+                .instrument(tracing::Span::current()),
+        );
+    }
+    let mut denied = None;
+    while let Some(done) = checks.join_next().await {
+        match done {
+            Ok((id, Ok(status))) => {
+                if status.status == crate::authy::ApprovalStatus::Denied
+                    && status.authy_id.as_ref() == Some(authy_id)
+                {
+                    denied = Some(id);
+                    break;
+                }
+            }
+            Ok((id, Err(e))) => {
+                tracing::warn!(approval_request_id = %id, "status of a recent push not known: {e}");
+            }
+            Err(_) => {}
         }
-    };
-    if status.status != crate::authy::ApprovalStatus::Denied
-        || status.authy_id.as_ref() != Some(authy_id)
-    {
-        return None;
     }
     let denial = Denial {
         authy_id: authy_id.clone(),
         journey: None,
-        approval_request_id: last,
+        approval_request_id: denied?,
         user: context.email.map(Email::masked),
         ip_address: context.ip_address,
         seen_by: create_approval_request::NAME,
@@ -500,8 +514,8 @@ async fn last_push_denied(
 }
 
 /// A push for `authy_id` in this journey, within the limits: this journey's live approval
-/// request again (`false`: nothing sent), or a new one (`true`). A denial of the authy id's
-/// last push that nobody waited for is found here first (Authy's status of it) and pauses
+/// request again (`false`: nothing sent), or a new one (`true`). A denial of any of the authy
+/// id's recent pushes that nobody waited for is found here first (Authy's status of it) and pauses
 /// pushes like any denial.
 ///
 /// # Errors

@@ -194,14 +194,40 @@ struct PushHistory {
     paused_until: u64,
 }
 
-/// The last approval request sent to an authy id, until it expires: a document of its own
-/// (`last/<hmac>`), so that recording it never contends with the counting of parallel pushes
-/// on the history.
-#[derive(Debug, Serialize, Deserialize)]
+/// One approval request sent to an authy id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct LastPush {
     approval_request_id: String,
     expires_at: u64,
+}
+
+/// The approval requests recently sent to an authy id (newest first, at most
+/// [`MAX_RECENT_PUSHES`]), each until the pause after a denial has passed since it expired: a
+/// document of its own (`last/<hmac>`), so that recording them never contends with the
+/// counting of parallel pushes on the history. All of them, not only the last: an attacker's
+/// parallel journeys send several pushes at once, and the user may deny any of them.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct RecentPushes {
+    #[serde(default)]
+    pushes: Vec<LastPush>,
+}
+
+/// Most pushes kept in [`RecentPushes`]: more than the burst limit's default lets through
+/// within a pause.
+const MAX_RECENT_PUSHES: usize = 10;
+
+impl RecentPushes {
+    /// Reads the document; a document of the former single-push shape counts as one push,
+    /// one that does not parse as none.
+    fn parse(body: &[u8]) -> Self {
+        match serde_json::from_slice::<Self>(body) {
+            Ok(recent) if !recent.pushes.is_empty() => recent,
+            _ => serde_json::from_slice::<LastPush>(body)
+                .map(|last| Self { pushes: vec![last] })
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// Per journey: being sent (claimed at), or sent.
@@ -299,23 +325,28 @@ impl PushLimits {
         self.name("last", &[authy_id.as_str()])
     }
 
-    /// Writes `last` unless the document already names a later push (parallel pushes of one
-    /// authy id: the one that expires last wins).
+    /// Adds `last` to the authy id's recent pushes, dropping those past their relevance
+    /// (expiry + pause) and keeping the newest [`MAX_RECENT_PUSHES`].
     async fn write_last(&self, key: &str, last: &LastPush) -> Result<(), StoreError> {
-        let body = serde_json::to_vec(last).map_err(|e| StoreError(e.to_string()))?;
+        let pause = ms(self.settings.pause_after_denial);
         let mut attempt = 0u32;
         loop {
-            let condition = match self.store.get(key).await? {
-                None => Condition::Absent,
-                Some(doc) => {
-                    let stored = serde_json::from_slice::<LastPush>(&doc.body).ok();
-                    if stored.is_some_and(|s| s.expires_at > last.expires_at) {
-                        return Ok(());
-                    }
-                    Condition::Matches(doc.etag)
-                }
+            let (mut recent, condition) = match self.store.get(key).await? {
+                None => (RecentPushes::default(), Condition::Absent),
+                Some(doc) => (RecentPushes::parse(&doc.body), Condition::Matches(doc.etag)),
             };
-            match self.store.put(key, body.clone(), condition).await? {
+            let now = now_ms();
+            recent.pushes.retain(|p| {
+                p.expires_at.saturating_add(pause) > now
+                    && p.approval_request_id != last.approval_request_id
+            });
+            recent.pushes.push(last.clone());
+            recent
+                .pushes
+                .sort_by_key(|p| std::cmp::Reverse(p.expires_at));
+            recent.pushes.truncate(MAX_RECENT_PUSHES);
+            let body = serde_json::to_vec(&recent).map_err(|e| StoreError(e.to_string()))?;
+            match self.store.put(key, body, condition).await? {
                 Ok(_) => return Ok(()),
                 Err(Conflict) => {
                     attempt += 1;
@@ -632,37 +663,41 @@ impl PushLimits {
         }
     }
 
-    /// The last approval request sent to `authy_id`, while it lives and for
-    /// [`PushLimitSettings::pause_after_denial`] after (a denial seen later still pauses;
-    /// the pause then runs from when it is seen): before a new push the
-    /// functions ask Authy whether the user denied it, so that a denial pauses pushes even
-    /// when nobody waited for the answer (an attacker abandons each journey after its push).
-    /// `None` also when the store fails (logged; the push decision then follows
-    /// [`OnStoreFailure`]).
-    pub async fn last_push(&self, authy_id: &AuthyId) -> Option<ApprovalRequestId> {
+    /// The approval requests recently sent to `authy_id`, newest first, each while it lives
+    /// and for [`PushLimitSettings::pause_after_denial`] after (a denial seen later still
+    /// pauses; the pause then runs from when it is seen): before a new push the functions
+    /// ask Authy whether the user denied any of them, so that a denial pauses pushes even
+    /// when nobody waited for the answer (an attacker abandons each journey after its push,
+    /// or waits for the denied request to expire). Empty also when the store fails (logged;
+    /// the push decision then follows [`OnStoreFailure`]).
+    pub async fn recent_pushes(&self, authy_id: &AuthyId) -> Vec<ApprovalRequestId> {
         let key = self.last_key(authy_id);
         let read = self.store.get(&key);
         let doc = match tokio::time::timeout(self.settings.store_timeout, read).await {
-            Ok(Ok(doc)) => doc?,
+            Ok(Ok(Some(doc))) => doc,
+            Ok(Ok(None)) => return Vec::new(),
             Ok(Err(e)) => {
-                tracing::warn!("last push not read: {e}");
-                return None;
+                tracing::warn!("recent pushes not read: {e}");
+                return Vec::new();
             }
             Err(_) => {
-                tracing::warn!("last push not read: store timeout");
-                return None;
+                tracing::warn!("recent pushes not read: store timeout");
+                return Vec::new();
             }
         };
-        let last: LastPush = serde_json::from_slice(&doc.body).ok()?;
-        // A denial stays in Authy's status after the request expired; an attacker who waits
-        // out the request's lifetime before the next journey must still meet the pause.
-        let relevant_until = last
-            .expires_at
-            .saturating_add(ms(self.settings.pause_after_denial));
-        if now_ms() >= relevant_until {
-            return None;
-        }
-        ApprovalRequestId::parse(&last.approval_request_id).ok()
+        let now = now_ms();
+        let pause = ms(self.settings.pause_after_denial);
+        RecentPushes::parse(&doc.body)
+            .pushes
+            .iter()
+            .filter(|p| p.expires_at.saturating_add(pause) > now)
+            .filter_map(|p| ApprovalRequestId::parse(&p.approval_request_id).ok())
+            .collect()
+    }
+
+    /// The newest of [`Self::recent_pushes`].
+    pub async fn last_push(&self, authy_id: &AuthyId) -> Option<ApprovalRequestId> {
+        self.recent_pushes(authy_id).await.into_iter().next()
     }
 
     /// The push could not be sent: release this journey's claim, so the next call may try
@@ -926,6 +961,43 @@ mod tests {
         assert_eq!(limits.last_push(&who).await, Some(id(3)));
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(limits.last_push(&who).await, None);
+    }
+
+    /// Parallel journeys send several pushes; the user may deny any of them, not only the
+    /// last one recorded, so every recent push is kept for the check (only the last was).
+    #[tokio::test]
+    async fn every_recent_push_is_kept_not_only_the_last() {
+        let limits = limits(PushLimitSettings::default());
+        let who = authy_id("16");
+        for n in 4..7 {
+            let Ok(PushDecision::Send(ticket)) = send(&limits, &who, None).await else {
+                panic!()
+            };
+            limits
+                .sent(
+                    &who,
+                    ticket,
+                    &id(n),
+                    Duration::from_secs(120 + u64::from(n)),
+                )
+                .await;
+        }
+        assert_eq!(limits.recent_pushes(&who).await, vec![id(6), id(5), id(4)]);
+        // The former single-push document still reads as one push.
+        let key = limits.last_key(&who);
+        let old = format!(
+            r#"{{"approvalRequestId":"{}","expiresAt":{}}}"#,
+            id(7),
+            now_ms() + 60_000
+        );
+        let doc = limits.store.get(&key).await.unwrap().unwrap();
+        limits
+            .store
+            .put(&key, old.into_bytes(), Condition::Matches(doc.etag))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(limits.recent_pushes(&who).await, vec![id(7)]);
     }
 
     #[tokio::test]
