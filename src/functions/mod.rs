@@ -417,6 +417,10 @@ pub(super) struct Denial {
 /// recorded even when the invocation's budget ends first; the answer then assumes it will be
 /// (`Some(PUSH_PAUSE_AFTER_DENIAL_SECONDS)`). `None` when the store failed (logged at ERROR:
 /// the pause is lost).
+///
+/// A denial found while a pause is on already (the same one, seen again by each
+/// `CreateApprovalRequest` during its pause) leaves the pause as it is and is logged at INFO,
+/// so that one denial is one WARN line.
 pub(super) async fn record_denial(
     state: &FunctionsState,
     denial: Denial,
@@ -434,7 +438,17 @@ pub(super) async fn record_denial(
                 )
                 .await
             {
-                Ok(pause) => Some(pause),
+                Ok(recorded) if !recorded.new => {
+                    // This denial (or another) paused pushes already: no second alert line.
+                    tracing::info!(
+                        approval_request_id = %denial.approval_request_id,
+                        pause_seconds = recorded.pause.as_secs(),
+                        seen_by = denial.seen_by,
+                        "denied approval request seen again: pushes for this authy id are paused already"
+                    );
+                    return Some(recorded.pause);
+                }
+                Ok(recorded) => Some(recorded.pause),
                 Err(e) => {
                     tracing::error!("push pause after a denial NOT recorded: {e}");
                     None

@@ -148,6 +148,16 @@ impl SignInCode {
     }
 }
 
+/// What [`PushLimits::record_denial`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DenialRecorded {
+    /// The pause left.
+    pub pause: Duration,
+    /// `true`: this denial started the pause; `false`: a pause was on already (the same
+    /// denial seen again, or another one during the pause), and it was left as it was.
+    pub new: bool,
+}
+
 /// What [`PushLimits::begin_push`] decided.
 #[derive(Debug)]
 pub enum PushDecision {
@@ -716,8 +726,12 @@ impl PushLimits {
 
     /// The user denied a push: pauses new pushes for `authy_id` for
     /// [`PushLimitSettings::pause_after_denial`] on every instance, and ends the journey's
-    /// approval request so that after the pause the journey sends a new one. Returns the
-    /// pause set, or the store error (the caller logs it: the pause is then lost).
+    /// approval request so that after the pause the journey sends a new one. A pause already
+    /// on is kept as it is, not extended: the same denial is seen again by every
+    /// `CreateApprovalRequest` during the pause (it asks Authy about the recent pushes), and
+    /// the user's own attempts must not keep pushing the end of their pause away. Returns
+    /// the pause left and whether this call started it, or the store error (the caller logs
+    /// it: the pause is then lost).
     ///
     /// # Errors
     /// [`StoreError`], including a timeout.
@@ -726,7 +740,7 @@ impl PushLimits {
         authy_id: &AuthyId,
         journey: Option<&CorrelationId>,
         approval_request_id: &ApprovalRequestId,
-    ) -> Result<Duration, StoreError> {
+    ) -> Result<DenialRecorded, StoreError> {
         let pause = self.settings.pause_after_denial;
         let work = async {
             let key = self.history_key(authy_id);
@@ -734,19 +748,27 @@ impl PushLimits {
                 .update_history(
                     &key,
                     |history, at| {
-                        history.paused_until = history.paused_until.max(at + ms(pause));
-                        Ok(())
+                        if history.paused_until > at {
+                            return Ok(DenialRecorded {
+                                pause: ceil_secs(history.paused_until - at),
+                                new: false,
+                            });
+                        }
+                        history.paused_until = at + ms(pause);
+                        Ok(DenialRecorded { pause, new: true })
                     },
                     now_ms,
                     &AtomicBool::new(false),
                 )
                 .await?;
-            debug_assert!(set.is_ok());
+            let Ok(recorded) = set else {
+                unreachable!("the change never refuses")
+            };
             if let Some(journey) = journey {
                 self.end_journey(authy_id, journey, approval_request_id)
                     .await?;
             }
-            Ok(pause)
+            Ok(recorded)
         };
         tokio::time::timeout(self.settings.store_timeout, work)
             .await
@@ -1000,6 +1022,30 @@ mod tests {
         assert_eq!(limits.recent_pushes(&who).await, vec![id(7)]);
     }
 
+    /// The same denial seen again during its pause (every CreateApprovalRequest asks Authy
+    /// about the recent pushes) neither extends the pause nor counts as a new denial: before,
+    /// each attempt pushed the pause's end away and logged another WARN line.
+    #[tokio::test]
+    async fn a_denial_seen_again_keeps_the_pause_as_it_was() {
+        let limits = limits(PushLimitSettings {
+            pause_after_denial: Duration::from_secs(10),
+            ..Default::default()
+        });
+        let who = authy_id("17");
+        let first = limits.record_denial(&who, None, &id(8)).await.unwrap();
+        assert!(first.new);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let again = limits.record_denial(&who, None, &id(8)).await.unwrap();
+        assert!(!again.new, "{again:?}");
+        assert!(again.pause <= Duration::from_secs(9), "{again:?}");
+        match send(&limits, &who, None).await {
+            Err(Refusal::Paused { retry_after }) => {
+                assert!(retry_after <= Duration::from_secs(9), "{retry_after:?}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[tokio::test]
     async fn failed_push_releases_the_journey() {
         let limits = limits(PushLimitSettings::default());
@@ -1029,11 +1075,17 @@ mod tests {
         limits
             .sent(&who, ticket, &id(2), Duration::from_secs(120))
             .await;
-        let pause = limits
+        let recorded = limits
             .record_denial(&who, Some(&journey), &id(2))
             .await
             .unwrap();
-        assert_eq!(pause, Duration::from_millis(100));
+        assert_eq!(
+            recorded,
+            DenialRecorded {
+                pause: Duration::from_millis(100),
+                new: true
+            }
+        );
         assert!(matches!(
             send(&limits, &who, Some(&journey)).await,
             Err(Refusal::Paused { .. })

@@ -271,11 +271,12 @@ async fn a_denial_seen_by_one_instance_pauses_the_others() {
     instances[0]
         .sent(&who, ticket, &id, Duration::from_secs(120))
         .await;
-    let pause = instances[1]
+    let recorded = instances[1]
         .record_denial(&who, Some(&journey), &id)
         .await
         .unwrap();
-    assert_eq!(pause, Duration::from_secs(900));
+    assert_eq!(recorded.pause, Duration::from_secs(900));
+    assert!(recorded.new);
     for limits in &instances {
         match limits
             .begin_push(&who, Some(&CorrelationId::parse("next").unwrap()))
