@@ -27,7 +27,7 @@ pub mod blob;
 pub mod sas;
 pub mod store;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ring::hmac;
@@ -189,6 +189,9 @@ pub struct PushLimits {
     settings: PushLimitSettings,
     store: PushStore,
     key: hmac::Key,
+    /// When the store last answered a call of this process (Unix ms; 0: never): a check
+    /// that fails while the store answers others is load, not an outage.
+    last_answer_ms: AtomicU64,
 }
 
 /// A journey whose claim is older than this is taken over: the call that wrote it died
@@ -284,7 +287,41 @@ impl PushLimits {
             settings,
             store,
             key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+            last_answer_ms: AtomicU64::new(0),
         }
+    }
+
+    /// Notes that the store answered (any answer but an error).
+    fn answered<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if result.is_ok() {
+            self.last_answer_ms.fetch_max(now_ms(), Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<store::Versioned>, StoreError> {
+        self.answered(self.store.get(key).await)
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        condition: Condition,
+    ) -> Result<Result<Etag, Conflict>, StoreError> {
+        self.answered(self.store.put(key, body, condition).await)
+    }
+
+    async fn delete(&self, key: &str, etag: &Etag) -> Result<(), StoreError> {
+        self.answered(self.store.delete(key, etag).await)
+    }
+
+    /// Whether the store answered a call of this process within the last two store budgets
+    /// (this check's own first answers may be a whole budget old): it is up, and a check that failed or ran out of time meanwhile met load (a burst), not an
+    /// outage.
+    fn store_answering(&self) -> bool {
+        now_ms().saturating_sub(self.last_answer_ms.load(Ordering::Relaxed))
+            < ms(self.settings.store_timeout).saturating_mul(2)
     }
 
     /// The limits over the store `store` selects (see [`PushStore::connect`]): what the
@@ -341,7 +378,7 @@ impl PushLimits {
         let pause = ms(self.settings.pause_after_denial);
         let mut attempt = 0u32;
         loop {
-            let (mut recent, condition) = match self.store.get(key).await? {
+            let (mut recent, condition) = match self.get(key).await? {
                 None => (RecentPushes::default(), Condition::Absent),
                 Some(doc) => (RecentPushes::parse(&doc.body), Condition::Matches(doc.etag)),
             };
@@ -356,7 +393,7 @@ impl PushLimits {
                 .sort_by_key(|p| std::cmp::Reverse(p.expires_at));
             recent.pushes.truncate(MAX_RECENT_PUSHES);
             let body = serde_json::to_vec(&recent).map_err(|e| StoreError(e.to_string()))?;
-            match self.store.put(key, body, condition).await? {
+            match self.put(key, body, condition).await? {
                 Ok(_) => return Ok(()),
                 Err(Conflict) => {
                     attempt += 1;
@@ -400,6 +437,17 @@ impl PushLimits {
                 tracing::warn!(
                     store = %self.store.describe(),
                     "push refused: parallel calls for the same authy id kept conflicting within the store budget ({} ms)",
+                    self.settings.store_timeout.as_millis()
+                );
+                Err(Refusal::Unavailable)
+            }
+            // The store answers other calls: this one met load (an attacker's burst slows the
+            // store, or throttles the one blob of the authy id), and failing open here would
+            // switch the limits off for exactly that burst.
+            _ if self.store_answering() => {
+                tracing::warn!(
+                    store = %self.store.describe(),
+                    "push refused: the store is answering but this check did not complete within the store budget ({} ms)",
                     self.settings.store_timeout.as_millis()
                 );
                 Err(Refusal::Unavailable)
@@ -461,7 +509,7 @@ impl PushLimits {
             if let Some(retry_after) = self.paused(&history_key, now()).await? {
                 return Ok(Err(Refusal::Paused { retry_after }));
             }
-            let current = self.store.get(&journey_key).await?;
+            let current = self.get(&journey_key).await?;
             let condition = match &current {
                 None => Condition::Absent,
                 Some(doc) => {
@@ -495,7 +543,7 @@ impl PushLimits {
             };
             let claim = serde_json::to_vec(&JourneyState::Sending { at: now() })
                 .map_err(|e| StoreError(e.to_string()))?;
-            match self.store.put(&journey_key, claim, condition).await? {
+            match self.put(&journey_key, claim, condition).await? {
                 Err(Conflict) => {
                     contended.store(true, Ordering::Relaxed);
                     attempt += 1;
@@ -513,7 +561,7 @@ impl PushLimits {
                         // The refusal stands even if the claim cannot be released: a store
                         // error here must not turn it into a push sent without the limits
                         // (OnStoreFailure::Open). The claim then goes stale in 15 s.
-                        if let Err(e) = self.store.delete(&journey_key, &etag).await {
+                        if let Err(e) = self.delete(&journey_key, &etag).await {
                             tracing::warn!("journey claim not released after a refusal: {e}");
                         }
                         return Ok(Err(refusal));
@@ -525,7 +573,7 @@ impl PushLimits {
 
     /// The time left of a pause after a denial, if any.
     async fn paused(&self, history_key: &str, now: u64) -> Result<Option<Duration>, StoreError> {
-        let history = match self.store.get(history_key).await? {
+        let history = match self.get(history_key).await? {
             Some(doc) => read_history(&doc.body),
             None => PushHistory::default(),
         };
@@ -592,7 +640,7 @@ impl PushLimits {
         let mut attempt = 0u32;
         loop {
             let round = {
-                let current = self.store.get(history_key).await?;
+                let current = self.get(history_key).await?;
                 let at = now();
                 let (mut history, condition) = match &current {
                     Some(doc) => (
@@ -608,7 +656,7 @@ impl PushLimits {
                     Ok(value) => {
                         let body =
                             serde_json::to_vec(&history).map_err(|e| StoreError(e.to_string()))?;
-                        match self.store.put(history_key, body, condition).await? {
+                        match self.put(history_key, body, condition).await? {
                             Ok(_) => Round::Done(Ok(value)),
                             Err(Conflict) => Round::Retry,
                         }
@@ -660,7 +708,7 @@ impl PushLimits {
         };
         let write = async {
             let body = serde_json::to_vec(&state).map_err(|e| StoreError(e.to_string()))?;
-            self.store.put(&key, body, Condition::Matches(etag)).await
+            self.put(&key, body, Condition::Matches(etag)).await
         };
         match tokio::time::timeout(self.settings.store_timeout, write).await {
             Ok(Ok(Ok(_))) => {}
@@ -682,7 +730,7 @@ impl PushLimits {
     /// the push decision then follows [`OnStoreFailure`]).
     pub async fn recent_pushes(&self, authy_id: &AuthyId) -> Vec<ApprovalRequestId> {
         let key = self.last_key(authy_id);
-        let read = self.store.get(&key);
+        let read = self.get(&key);
         let doc = match tokio::time::timeout(self.settings.store_timeout, read).await {
             Ok(Ok(Some(doc))) => doc,
             Ok(Ok(None)) => return Vec::new(),
@@ -716,7 +764,7 @@ impl PushLimits {
         let Some((key, etag)) = ticket.journey else {
             return;
         };
-        let delete = self.store.delete(&key, &etag);
+        let delete = self.delete(&key, &etag);
         match tokio::time::timeout(self.settings.store_timeout, delete).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!("journey claim not released: {e}"),
@@ -801,14 +849,14 @@ impl PushLimits {
         approval_request_id: &ApprovalRequestId,
     ) -> Result<(), StoreError> {
         let key = self.journey_key(authy_id, journey);
-        if let Some(doc) = self.store.get(&key).await? {
+        if let Some(doc) = self.get(&key).await? {
             if let Ok(JourneyState::Sent {
                 approval_request_id: id,
                 ..
             }) = serde_json::from_slice(&doc.body)
             {
                 if id == approval_request_id.to_string() {
-                    self.store.delete(&key, &doc.etag).await?;
+                    self.delete(&key, &doc.etag).await?;
                 }
             }
         }
@@ -1175,6 +1223,30 @@ mod tests {
             limits.begin_push(&who, Some(&second)).await,
             Err(Refusal::LimitReached { .. })
         ));
+    }
+
+    /// A check that runs out of time while the store is answering (here its reads; under a
+    /// burst, the other calls) is refused, not sent without the limits: before, 30 parallel
+    /// calls through three instances with a burst of 8 sent 9 pushes against a loaded Azurite,
+    /// the 9th through `OnStoreFailure::Open`.
+    #[tokio::test]
+    async fn a_slow_check_while_the_store_answers_refuses_even_when_failing_open() {
+        let limits = PushLimits::new(
+            PushLimitSettings {
+                store_timeout: Duration::from_millis(100),
+                on_store_failure: OnStoreFailure::Open,
+                ..Default::default()
+            },
+            PushStore::HangingWrites(MemoryStore::default()),
+            b"secret",
+        );
+        let journey = CorrelationId::parse("j-slow").unwrap();
+        for journey in [None, Some(&journey)] {
+            assert!(matches!(
+                limits.begin_push(&authy_id("18"), journey).await,
+                Err(Refusal::Unavailable)
+            ));
+        }
     }
 
     #[test]

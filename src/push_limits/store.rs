@@ -70,6 +70,10 @@ pub enum PushStore {
     /// Unit tests: [`MemoryStore`] whose deletes fail.
     #[cfg(test)]
     FailingDeletes(MemoryStore),
+    /// Unit tests: reads as [`MemoryStore`], but writes never answer, as a store slowed down
+    /// by a burst.
+    #[cfg(test)]
+    HangingWrites(MemoryStore),
 }
 
 impl PushStore {
@@ -97,7 +101,9 @@ impl PushStore {
             Self::Memory(store) => Ok(store.get(key)),
             Self::Blob(store) => store.get(key).await,
             #[cfg(test)]
-            Self::AlwaysConflicting(store) | Self::FailingDeletes(store) => Ok(store.get(key)),
+            Self::AlwaysConflicting(store)
+            | Self::FailingDeletes(store)
+            | Self::HangingWrites(store) => Ok(store.get(key)),
         }
     }
 
@@ -118,6 +124,8 @@ impl PushStore {
             Self::AlwaysConflicting(_) => Ok(Err(Conflict)),
             #[cfg(test)]
             Self::FailingDeletes(store) => Ok(store.put(key, body, &condition)),
+            #[cfg(test)]
+            Self::HangingWrites(_) => std::future::pending().await,
         }
     }
 
@@ -137,6 +145,8 @@ impl PushStore {
             Self::AlwaysConflicting(_) => Ok(()),
             #[cfg(test)]
             Self::FailingDeletes(_) => Err(StoreError("delete failed (test)".into())),
+            #[cfg(test)]
+            Self::HangingWrites(_) => std::future::pending().await,
         }
     }
 
@@ -150,6 +160,8 @@ impl PushStore {
             Self::AlwaysConflicting(_) => "always conflicting (unit tests)".into(),
             #[cfg(test)]
             Self::FailingDeletes(_) => "failing deletes (unit tests)".into(),
+            #[cfg(test)]
+            Self::HangingWrites(_) => "hanging writes (unit tests)".into(),
         }
     }
 }
