@@ -160,9 +160,12 @@ CreateApprovalRequest answers 409 PushLimitReached.
   curl -s -X POST {base}/Register -H @{header} -H 'Content-Type: application/json' \
     -d '{{"email":"alice@example.com","phoneNumber":"+1 425 555 0100"}}'
 
-2. Send the push (answers {{"approvalRequestId": "..."}}):
+2. Send the push, as B2C does with the journey's correlation id and the user's IP address
+   (answers {{"approvalRequestId": "...", "signInCode": "47", "newApprovalRequest": true}};
+   the same correlationId again returns the same request and sends nothing, as for B2C's
+   retry; a new correlationId is a new sign-in and counts against the limits):
   curl -s -X POST {base}/CreateApprovalRequest -H @{header} -H 'Content-Type: application/json' \
-    -d '{{"authyId":"14255550100","email":"alice@example.com"}}'
+    -d '{{"authyId":"14255550100","email":"alice@example.com","correlationId":"demo-journey-1","ipAddress":"203.0.113.7"}}'
 
 3. Wait for the approval (paste the approvalRequestId; 409 ApprovalPending means call again):
   curl -s -X POST {base}/WaitForAuthyApproval -H @{header} -H 'Content-Type: application/json' \
