@@ -369,9 +369,11 @@ fn every_code_is_unique_and_documented_in_the_api_reference() {
     }
     codes.sort_unstable();
     codes.dedup();
+    // The last index is a second shape of ApprovalDenied (without a pause), not a variant of
+    // its own: every other index must have a code of its own.
     assert_eq!(
         codes.len(),
-        VARIANTS,
+        VARIANTS - 1,
         "two variants share a code: {codes:?}"
     );
 }
