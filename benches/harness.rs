@@ -1241,7 +1241,7 @@ fn start_times(name: &str, commands: Vec<(u16, Command)>) -> Result<Vec<(i64, i6
                 Ok(stream) => break stream,
                 Err(_) if started.elapsed() < Duration::from_secs(5) => {
                     attempts += 1;
-                    if attempts % 500 == 0 {
+                    if attempts.is_multiple_of(500) {
                         proc.check_alive()?;
                     }
                     std::thread::sleep(Duration::from_micros(100));

@@ -376,8 +376,9 @@ pub const MIN_STORE_TIMEOUT_MS: u64 = 100;
 
 /// Largest accepted `PUSH_LIMITS_STORE_TIMEOUT_MS` for a call budget: half of
 /// `APPROVAL_WAIT_SECONDS`. `CreateApprovalRequest` spends up to one store budget deciding
-/// (`begin_push`) and one recording the push (`sent`), and Authy's call must fit in the same
-/// `APPROVAL_WAIT_SECONDS`.
+/// (`begin_push`) before it calls Authy and more recording the push (`sent`) after, all
+/// bounded by the invocation's deadline (`APPROVAL_WAIT_SECONDS`); half leaves Authy's call
+/// the other half at worst.
 pub fn max_store_timeout_ms(approval_wait_seconds: u64) -> u64 {
     approval_wait_seconds.saturating_mul(1000) / 2
 }
@@ -454,7 +455,7 @@ fn push_limit_settings(
         get,
         "PUSH_LIMIT_DAILY_COUNT",
         10,
-        1..=1000,
+        1..=MAX_PUSH_COUNT,
         "pushes",
         errors,
     );
@@ -489,7 +490,7 @@ fn push_limit_settings(
             Ok(n) if (MIN_STORE_TIMEOUT_MS..=max_timeout).contains(&n) => n,
             _ => {
                 errors.push(format!(
-                    "PUSH_LIMITS_STORE_TIMEOUT_MS: '{v}' is not a whole number of milliseconds from {MIN_STORE_TIMEOUT_MS} to {max_timeout}: CreateApprovalRequest spends up to this twice (checking the limits, recording the push) and must still call Authy within APPROVAL_WAIT_SECONDS ({approval_wait_seconds} s)"
+                    "PUSH_LIMITS_STORE_TIMEOUT_MS: '{v}' is not a whole number of milliseconds from {MIN_STORE_TIMEOUT_MS} to {max_timeout}: CreateApprovalRequest spends up to this checking the limits before it calls Authy and again recording the push after, all within APPROVAL_WAIT_SECONDS ({approval_wait_seconds} s), so at most half of it"
                 ));
                 DEFAULT_STORE_TIMEOUT_MS.min(max_timeout)
             }
@@ -588,6 +589,7 @@ fn store_settings(
             account,
             auth,
             container,
+            extra_root_ca_pem: None,
         }),
         None => StoreSettings::Memory,
     }
@@ -600,6 +602,11 @@ fn store_settings(
 /// `AccountKey` / `SharedAccessSignature`, `DefaultEndpointsProtocol` (https), `EndpointSuffix`
 /// (core.windows.net), `BlobEndpoint`. Errors never quote the value.
 pub fn parse_connection_string(raw: &str) -> Result<(Url, String, BlobAuth), String> {
+    // App Service passes a Key Vault reference it could not resolve through as its own text
+    // (as for AUTHY_API_KEY above).
+    if raw.trim_start().starts_with("@Microsoft.KeyVault(") {
+        return Err("is an unresolved Key Vault reference: give the Function App's managed identity the 'Key Vault Secrets User' role on the vault and check the secret URI".into());
+    }
     let mut fields = std::collections::HashMap::new();
     for part in raw.split(';').map(str::trim).filter(|p| !p.is_empty()) {
         let Some((key, value)) = part.split_once('=') else {
@@ -999,6 +1006,7 @@ mod tests {
             ("PUSH_LIMIT_BURST_WINDOW_SECONDS", "0"),
             ("PUSH_LIMIT_BURST_WINDOW_SECONDS", "86401"),
             ("PUSH_LIMIT_DAILY_COUNT", "-1"),
+            ("PUSH_LIMIT_DAILY_COUNT", "100001"),
             ("PUSH_LIMIT_DAILY_WINDOW_SECONDS", "604801"),
             ("PUSH_PAUSE_AFTER_DENIAL_SECONDS", "86401"),
             ("PUSH_PAUSE_AFTER_DENIAL_SECONDS", "ten"),
@@ -1160,6 +1168,10 @@ mod tests {
             ("AccountName=contoso;AccountKey=not base64!!".to_string(), "AccountKey is not base64"),
             (secret_key.to_string(), "neither AccountName nor BlobEndpoint"),
             ("just some text".to_string(), "is not a connection string"),
+            (
+                "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/storage/)".to_string(),
+                "unresolved Key Vault reference",
+            ),
             ("BlobEndpoint=https://contoso.blob.core.windows.net;SharedAccessSignature=sv=1&sp=r".to_string(), "no sig="),
             (format!("AccountName=c;AccountKey={secret_key};BlobEndpoint=ftp://x"), "BlobEndpoint must use https"),
         ] {

@@ -10,16 +10,26 @@ use tracing::Level;
 use tracing_subscriber::fmt::writer::MakeWriterExt;
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber. `RUST_LOG` sets the filter (default `info`).
+/// Installs the global subscriber. `RUST_LOG` sets the filter (default `info`). The Azure
+/// SDK's HTTP pipeline (`typespec_client_core`, under the push-limit store) logs every failed
+/// try at INFO; it is held to WARN unless `RUST_LOG` names it: the store's own line per
+/// failed check says it once.
 ///
 /// # Errors
 /// When `RUST_LOG` is not a valid filter.
 pub fn init() -> Result<(), String> {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(directives) if !directives.trim().is_empty() => EnvFilter::try_new(directives.trim())
-            .map_err(|e| format!("RUST_LOG: not a valid log filter ({e})"))?,
-        _ => EnvFilter::new("info"),
+    let directives = std::env::var("RUST_LOG").unwrap_or_default();
+    let mut filter = if directives.trim().is_empty() {
+        EnvFilter::new("info")
+    } else {
+        EnvFilter::try_new(directives.trim())
+            .map_err(|e| format!("RUST_LOG: not a valid log filter ({e})"))?
     };
+    if !directives.contains("typespec_client_core") {
+        if let Ok(quiet) = "typespec_client_core=warn".parse() {
+            filter = filter.add_directive(quiet);
+        }
+    }
     let writer = std::io::stderr
         .with_max_level(Level::WARN)
         .or_else(std::io::stdout);

@@ -43,6 +43,12 @@
 //! Rendering fails on a bad value, on one of these combinations, and on the keys the layer no
 //! longer uses ([`REMOVED_KEYS`]), which belong to the tenant's own extensions policy.
 //!
+//! One key is optional ([`OPTIONAL_KEYS`]): `AuthyApplicationName`, the application name the
+//! push shows ("Application"). Absent or empty, the policies do not send it (the block
+//! `{If:AuthyApplicationName}` below is dropped); set, it must be at most
+//! [`APPLICATION_NAME_MAX_CHARS`] characters without `<`, `>`, `&`, `"`, `'` or control
+//! characters (it is inserted into the XML verbatim).
+//!
 //! # Conditional blocks
 //!
 //! A template may keep lines only for some settings, with directives written as XML comments
@@ -56,7 +62,8 @@
 //!
 //! `{If:Key=V1|V2}` keeps the lines up to its `{EndIf}` when the value of `Key` (as for
 //! `{Settings:Key}`, defaults included) is one of the values; `{If:Key!=V1|V2}` when it is none of
-//! them. Blocks nest; a line is kept when every enclosing block keeps it; the directive lines
+//! them. `{If:Key}`, for an optional key ([`OPTIONAL_KEYS`]) only, keeps them when the key has a
+//! value that is not blank (a misspelt key is an error, not a block that never renders). Blocks nest; a line is kept when every enclosing block keeps it; the directive lines
 //! themselves are never written, and placeholders on dropped lines need no value. For the keys
 //! above, every value named must be one of the key's values (a misspelt `Facbook` is an error, not
 //! a block that never renders). An unknown or empty key, an `{EndIf}` without `{If}`, an `{If}`
@@ -105,6 +112,17 @@ pub const AUTHY_BASE_POLICY_KEY: &str = "AuthyBasePolicy";
 pub const WAIT_PAGE_SCRIPT_KEY: &str = "AuthyWaitPageScript";
 /// `PolicySettings` key: the wait page's template (`LoadUri` of its content definition).
 pub const WAIT_PAGE_LOAD_URI_KEY: &str = "AuthyWaitPageLoadUri";
+
+/// `PolicySettings` key: the application name the push shows ("Application"), optional.
+pub const APPLICATION_NAME_KEY: &str = "AuthyApplicationName";
+
+/// The longest `AuthyApplicationName`, in characters: what the API shows of an `applicationName`
+/// (`functions::MAX_APPLICATION_NAME_CHARS`; this module stays below the API in the layering, so
+/// `tests/it/policy_contract.rs` checks that the two agree).
+pub const APPLICATION_NAME_MAX_CHARS: usize = 64;
+
+/// The `PolicySettings` keys that may be absent or empty: `{If:Key}` tests whether one is set.
+pub const OPTIONAL_KEYS: [&str; 1] = [APPLICATION_NAME_KEY];
 
 /// The values a missing `PolicySettings` key of the layer takes, for placeholders, conditional
 /// blocks and [`Environment::layer_settings`] alike.
@@ -356,6 +374,8 @@ pub enum ConditionalProblem {
     EmptyValue(String),
     /// A value the key can never have (the message says which values it can have).
     InvalidValue(String),
+    /// `{If:Key}` names a key that is not optional ([`OPTIONAL_KEYS`]).
+    NotOptional(String),
     /// Not `<!--{If:Key=V1|V2}-->`, `<!--{If:Key!=V1|V2}-->` or `<!--{EndIf}-->`.
     Malformed,
     /// A directive that shares its line with other text.
@@ -372,8 +392,12 @@ impl fmt::Display for ConditionalProblem {
             Self::UnknownKey(key) => write!(f, "no such key '{key}' in PolicySettings"),
             Self::EmptyValue(key) => write!(f, "the value of '{key}' is empty"),
             Self::InvalidValue(why) => f.write_str(why),
+            Self::NotOptional(key) => write!(
+                f,
+                "{{If:{key}}} tests whether an optional key is set, and '{key}' is not one of {OPTIONAL_KEYS:?}"
+            ),
             Self::Malformed => f.write_str(
-                "not a conditional directive: write <!--{If:Key=Value1|Value2}-->, <!--{If:Key!=Value}--> or <!--{EndIf}-->",
+                "not a conditional directive: write <!--{If:Key=Value1|Value2}-->, <!--{If:Key!=Value}-->, <!--{If:OptionalKey}--> or <!--{EndIf}-->",
             ),
             Self::NotAlone => f.write_str(
                 "a conditional directive must stand alone on its line, as <!--{If:Key=Value}--> or <!--{EndIf}-->",
@@ -714,6 +738,15 @@ impl Environment {
                 ));
             }
         }
+        if let Some(name) = self.value(APPLICATION_NAME_KEY) {
+            if name.chars().count() > APPLICATION_NAME_MAX_CHARS
+                || name.chars().any(|c| c.is_control() || "<>&\"'".contains(c))
+            {
+                problems.push(format!(
+                    "{APPLICATION_NAME_KEY}: '{name}' must be at most {APPLICATION_NAME_MAX_CHARS} characters, without < > & \" ' or control characters (or empty: no application name in the push)"
+                ));
+            }
+        }
         if starter_pack.is_some_and(|pack| !pack.has_social_accounts())
             && social_providers == Some(SocialProviders::Facebook)
         {
@@ -836,6 +869,8 @@ enum Directive<'a> {
         negated: bool,
         values: Vec<&'a str>,
     },
+    /// `{If:key}`: whether an optional key is set.
+    IfSet { key: &'a str },
     /// `{EndIf}`.
     EndIf,
     /// A line that holds a directive but cannot be one.
@@ -873,7 +908,13 @@ fn directive(line: &str) -> Directive<'_> {
     let (key, negated, values) = match (body.split_once("!="), body.split_once('=')) {
         (Some((key, values)), _) => (key, true, values),
         (None, Some((key, values))) => (key, false, values),
-        (None, None) => return Directive::Invalid(ConditionalProblem::Malformed),
+        (None, None) => {
+            let key = body.trim();
+            if key.is_empty() || key.contains(|c: char| c.is_whitespace() || "{}=!|".contains(c)) {
+                return Directive::Invalid(ConditionalProblem::Malformed);
+            }
+            return Directive::IfSet { key };
+        }
     };
     let key = key.trim();
     let values: Vec<&str> = values.split('|').map(str::trim).collect();
@@ -949,6 +990,19 @@ fn select_lines<'t>(
                     errors.push(error(number, line.trim(), problem));
                     true
                 });
+                open.push((number, line.trim(), keep));
+            }
+            Directive::IfSet { key } => {
+                let keep = if OPTIONAL_KEYS.contains(&key) {
+                    env.value(key).is_some()
+                } else {
+                    errors.push(error(
+                        number,
+                        line.trim(),
+                        ConditionalProblem::NotOptional(key.to_owned()),
+                    ));
+                    true
+                };
                 open.push((number, line.trim(), keep));
             }
             Directive::EndIf => {
@@ -1213,6 +1267,55 @@ mod tests {
     }
 
     #[test]
+    fn an_optional_key_keeps_its_block_only_when_set() {
+        let text = "<a>\n<!--{If:AuthyApplicationName}-->\n<n>{Settings:AuthyApplicationName}</n>\n<!--{EndIf}-->\n</a>\n";
+        // Absent, empty or blank: the block and its placeholder go.
+        for env in [
+            env(),
+            env_with(&[("AuthyApplicationName", "")]),
+            env_with(&[("AuthyApplicationName", "  ")]),
+        ] {
+            assert_eq!(render_in(&env, text).unwrap(), "<a>\n</a>\n");
+        }
+        let named = env_with(&[("AuthyApplicationName", "Contoso Shop")]);
+        assert_eq!(
+            render_in(&named, text).unwrap(),
+            "<a>\n<n>Contoso Shop</n>\n</a>\n"
+        );
+    }
+
+    #[test]
+    fn an_application_name_that_would_break_the_xml_or_the_push_is_refused() {
+        for bad in [
+            "Contoso & Co",
+            "<b>",
+            "Say \"hi\"",
+            "it's",
+            "tab\there",
+            &"x".repeat(APPLICATION_NAME_MAX_CHARS + 1),
+        ] {
+            let problems = layer_problems(&[("AuthyApplicationName", bad)]);
+            assert!(
+                problems.starts_with("AuthyApplicationName: '"),
+                "{bad}: {problems}"
+            );
+        }
+        for good in [
+            "",
+            "Contoso Shop",
+            "Café Zürich",
+            &"x".repeat(APPLICATION_NAME_MAX_CHARS),
+        ] {
+            assert!(
+                env_with(&[("AuthyApplicationName", good)])
+                    .layer_settings()
+                    .is_ok(),
+                "{good}"
+            );
+        }
+    }
+
+    #[test]
     fn conditions_take_alternatives_negation_and_nest() {
         let text = "<!--{If:StarterPack=LocalAccounts|SocialAndLocalAccountsWithMfa}-->\nA\n<!--{If:AuthyWaitPageScript!=true}-->\nB\n<!--{EndIf}-->\n<!--{EndIf}-->\n<!--{If:ApiUrl=https://api.example}-->\nC\n<!--{EndIf}-->\n";
         let mfa = env_with(&[("StarterPack", "SocialAndLocalAccountsWithMfa")]);
@@ -1269,8 +1372,21 @@ mod tests {
             conditional_errors(&env, "<!-- see {If:ApiUrl=x} -->\n"),
             vec![(1, ConditionalProblem::NotAlone)]
         );
+        // {If:Key} only for an optional key: a misspelt one must not drop its block silently.
+        assert_eq!(
+            conditional_errors(&env, "<!--{If:ApiUrl}-->\n<!--{EndIf}-->\n"),
+            vec![(1, ConditionalProblem::NotOptional("ApiUrl".into()))]
+        );
+        assert_eq!(
+            conditional_errors(&env, "<!--{If:AuthyApplicatonName}-->\n<!--{EndIf}-->\n"),
+            vec![(
+                1,
+                ConditionalProblem::NotOptional("AuthyApplicatonName".into())
+            )]
+        );
         for malformed in [
-            "<!--{If:ApiUrl}-->",
+            "<!--{If:}-->",
+            "<!--{If:Authy ApplicationName}-->",
             "<!--{If:=x}-->",
             "<!--{If:ApiUrl=}-->",
             "<!--{If:ApiUrl=a||b}-->",

@@ -18,6 +18,7 @@ use serde::de::value::MapDeserializer;
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde_json::value::RawValue;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::authy::{AuthyClient, AuthyError, NewApprovalRequest};
 use crate::domain::{ApprovalRequestId, AuthyId, CorrelationId, Email};
@@ -346,16 +347,20 @@ async fn send_counted_push(
     let code = ticket.sign_in_code.clone();
     context.sign_in_code = Some(&code);
     let push = approval_request(&state.approvals, context);
+    let limits = state.push_limits.clone();
+    let owner = authy_id.clone();
     match send_push(state, authy_id, push, deadline).await {
         Ok(id) => {
-            state
-                .push_limits
-                .sent(ticket, &id, state.approvals.ttl)
-                .await;
+            let ttl = state.approvals.ttl;
+            finish_detached(
+                async move { limits.sent(&owner, ticket, &id, ttl).await },
+                deadline,
+            )
+            .await;
             Ok((id, code))
         }
         Err(e) => {
-            state.push_limits.failed(ticket).await;
+            finish_detached(async move { limits.failed(ticket).await }, deadline).await;
             Err(e)
         }
     }
@@ -382,8 +387,122 @@ async fn send_push(
     Ok(id)
 }
 
+/// Runs `work` to completion on a task of its own — a store write that must not be lost when
+/// the invocation ends first (the invocation layer cuts the handler at its budget; B2C may
+/// disconnect) — and waits for it until `deadline`. `None` when the deadline came first (the
+/// task goes on) or the task panicked.
+pub(super) async fn finish_detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+    deadline: Deadline,
+) -> Option<T> {
+    let task = tokio::spawn(work.instrument(tracing::Span::current()));
+    tokio::time::timeout_at(deadline.0, task).await.ok()?.ok()
+}
+
+/// Who denied what, for the pause and the WARN line.
+pub(super) struct Denial {
+    pub authy_id: AuthyId,
+    pub journey: Option<CorrelationId>,
+    pub approval_request_id: ApprovalRequestId,
+    /// The masked email / sign-in name.
+    pub user: Option<String>,
+    pub ip_address: Option<std::net::IpAddr>,
+    /// The function that saw the denial.
+    pub seen_by: &'static str,
+}
+
+/// Pauses pushes for the authy id and logs the denial at WARN — the line a SOC alerts on
+/// (`message` starts with "possible push bombing"; the invocation id and correlation id are
+/// on the invocation's span). The pause is written on a task of its own, so that it is
+/// recorded even when the invocation's budget ends first; the answer then assumes it will be
+/// (`Some(PUSH_PAUSE_AFTER_DENIAL_SECONDS)`). `None` when the store failed (logged at ERROR:
+/// the pause is lost).
+pub(super) async fn record_denial(
+    state: &FunctionsState,
+    denial: Denial,
+    deadline: Deadline,
+) -> Option<Duration> {
+    let limits = state.push_limits.clone();
+    let configured = limits.settings().pause_after_denial;
+    let pause = finish_detached(
+        async move {
+            let pause = match limits
+                .record_denial(
+                    &denial.authy_id,
+                    denial.journey.as_ref(),
+                    &denial.approval_request_id,
+                )
+                .await
+            {
+                Ok(pause) => Some(pause),
+                Err(e) => {
+                    tracing::error!("push pause after a denial NOT recorded: {e}");
+                    None
+                }
+            };
+            tracing::warn!(
+                event = "approval_request_denied",
+                approval_request_id = %denial.approval_request_id,
+                authy_id = %denial.authy_id,
+                user = denial.user.as_deref().unwrap_or("unknown"),
+                ip_address = %denial.ip_address.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
+                pause_seconds = pause.map_or(0, |p| p.as_secs()),
+                seen_by = denial.seen_by,
+                "possible push bombing: the user denied an approval request; new pushes for this authy id are paused"
+            );
+            pause
+        },
+        deadline,
+    )
+    .await;
+    pause.unwrap_or(Some(configured))
+}
+
+/// Longest time for the check of the authy id's last push before a new one (store read and
+/// Authy's status), in milliseconds; on a timeout or an error the push goes ahead (the limits
+/// still hold).
+const LAST_PUSH_CHECK_MS: u64 = 1500;
+
+/// Whether the user denied the authy id's last push, which nobody may have waited for: then
+/// the pause is recorded now (WARN line) and `Some(pause)` returned. Errors and timeouts count
+/// as "not denied".
+async fn last_push_denied(
+    state: &FunctionsState,
+    authy_id: &AuthyId,
+    context: &PushContext<'_>,
+    deadline: Deadline,
+) -> Option<Option<Duration>> {
+    let last = state.push_limits.last_push(authy_id).await?;
+    let timeout = deadline
+        .remaining()
+        .min(Duration::from_millis(LAST_PUSH_CHECK_MS));
+    let status = match state.authy.approval_request_status(&last, timeout).await {
+        Ok(status) => status,
+        Err(e) => {
+            tracing::warn!(approval_request_id = %last, "status of the last push not known: {e}");
+            return None;
+        }
+    };
+    if status.status != crate::authy::ApprovalStatus::Denied
+        || status.authy_id.as_ref() != Some(authy_id)
+    {
+        return None;
+    }
+    let denial = Denial {
+        authy_id: authy_id.clone(),
+        journey: None,
+        approval_request_id: last,
+        user: context.email.map(Email::masked),
+        ip_address: context.ip_address,
+        seen_by: create_approval_request::NAME,
+    };
+    Some(record_denial(state, denial, deadline).await)
+}
+
 /// A push for `authy_id` in this journey, within the limits: this journey's live approval
-/// request again (`false`: nothing sent), or a new one (`true`).
+/// request again (`false`: nothing sent), or a new one (`true`). A denial of the authy id's
+/// last push that nobody waited for is found here first (Authy's status of it) and pauses
+/// pushes like any denial.
 ///
 /// # Errors
 /// The limits' refusals ([`ApiError::PushLimitReached`], …) and Authy's errors.
@@ -393,11 +512,28 @@ async fn push_within_limits(
     context: PushContext<'_>,
     deadline: Deadline,
 ) -> Result<(ApprovalRequestId, SignInCode, bool), ApiError> {
-    match state
-        .push_limits
-        .begin_push(authy_id, context.correlation_id)
-        .await?
-    {
+    // The check gets at most LAST_PUSH_CHECK_MS of the budget in all (store read + Authy).
+    let check_budget = deadline
+        .remaining()
+        .min(Duration::from_millis(LAST_PUSH_CHECK_MS));
+    let check = last_push_denied(state, authy_id, &context, deadline);
+    if let Ok(Some(pause)) = tokio::time::timeout(check_budget, check).await {
+        return Err(match pause {
+            Some(retry_after) => ApiError::PushesPaused { retry_after },
+            None => ApiError::ApprovalDenied { pause: None },
+        });
+    }
+    // begin_push bounds itself by PUSH_LIMITS_STORE_TIMEOUT_MS; the invocation's deadline
+    // may come first when the budget is nearly spent.
+    let decision = tokio::time::timeout_at(
+        deadline.0,
+        state
+            .push_limits
+            .begin_push(authy_id, context.correlation_id),
+    )
+    .await
+    .map_err(|_| ApiError::PushLimitsUnavailable)??;
+    match decision {
         PushDecision::Reuse {
             approval_request_id,
             sign_in_code,

@@ -28,11 +28,12 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    application_name, correlation_id, email_claim, push_within_limits, required, BoolClaim, Claim,
-    ClaimsJson, Deadline, FunctionsState, PushContext,
+    application_name, correlation_id, email_claim, finish_detached, push_within_limits,
+    record_denial, required, BoolClaim, Claim, ClaimsJson, Deadline, Denial, FunctionsState,
+    PushContext,
 };
 use crate::authy::{ApprovalStatus, AuthyError};
-use crate::domain::{ApprovalRequestId, AuthyId, CorrelationId};
+use crate::domain::{ApprovalRequestId, AuthyId};
 use crate::error::ApiError;
 use crate::push_limits::SignInCode;
 
@@ -125,21 +126,22 @@ pub async fn wait_for_authy_approval(
         }
         Err(ApiError::ApprovalDenied { .. }) => {
             let who = Denial {
-                authy_id: &authy_id,
-                journey: correlation_id.as_ref(),
-                approval_request_id: &id,
+                authy_id: authy_id.clone(),
+                journey: correlation_id.clone(),
+                approval_request_id: id,
                 user: email.as_ref().map(crate::domain::Email::masked),
                 ip_address,
+                seen_by: NAME,
             };
             return Err(ApiError::ApprovalDenied {
-                pause: record_denial(&state, who).await,
+                pause: record_denial(&state, who, deadline).await,
             });
         }
         Err(ApiError::ApprovalExpired) => {
-            state
-                .push_limits
-                .record_expiry(&authy_id, correlation_id.as_ref(), &id)
-                .await;
+            let limits = state.push_limits.clone();
+            let (owner, journey) = (authy_id.clone(), correlation_id.clone());
+            let forget = async move { limits.record_expiry(&owner, journey.as_ref(), &id).await };
+            finish_detached(forget, deadline).await;
             return Err(ApiError::ApprovalExpired);
         }
         Err(other) => return Err(other),
@@ -149,44 +151,6 @@ pub async fn wait_for_authy_approval(
         approval_request_id: id.to_string(),
         approval_status: ApprovalStatus::Approved.as_str().to_owned(),
     }))
-}
-
-/// Who denied what, for the pause and the WARN line.
-struct Denial<'a> {
-    authy_id: &'a AuthyId,
-    journey: Option<&'a CorrelationId>,
-    approval_request_id: &'a ApprovalRequestId,
-    /// The masked email / sign-in name.
-    user: Option<String>,
-    ip_address: Option<std::net::IpAddr>,
-}
-
-/// Pauses pushes for the authy id and logs the denial at WARN — the line a SOC alerts on
-/// (`message` starts with "possible push bombing"; the invocation id and correlation id are
-/// on the invocation's span). Returns the pause, or `None` when the store failed (logged at
-/// ERROR: the pause is lost).
-async fn record_denial(state: &FunctionsState, denial: Denial<'_>) -> Option<Duration> {
-    let pause = match state
-        .push_limits
-        .record_denial(denial.authy_id, denial.journey, denial.approval_request_id)
-        .await
-    {
-        Ok(pause) => Some(pause),
-        Err(e) => {
-            tracing::error!("push pause after a denial NOT recorded: {e}");
-            None
-        }
-    };
-    tracing::warn!(
-        event = "approval_request_denied",
-        approval_request_id = %denial.approval_request_id,
-        authy_id = %denial.authy_id,
-        user = denial.user.as_deref().unwrap_or("unknown"),
-        ip_address = %denial.ip_address.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
-        pause_seconds = pause.map_or(0, |p| p.as_secs()),
-        "possible push bombing: the user denied an approval request; new pushes for this authy id are paused"
-    );
-    pause
 }
 
 /// Allowance for the difference between Authy's clock and ours.

@@ -69,6 +69,9 @@ pub struct BlobSettings {
     pub auth: BlobAuth,
     /// The container (`PUSH_LIMITS_CONTAINER`).
     pub container: String,
+    /// A root certificate (PEM) to trust besides the public ones. No setting sets it: the
+    /// tests' own certificate authority for an https Azurite. `None` from the config.
+    pub extra_root_ca_pem: Option<Vec<u8>>,
 }
 
 /// How the blob store authenticates; see the module docs.
@@ -143,7 +146,10 @@ impl BlobStore {
     /// # Errors
     /// A bad key or a client the SDK refuses (e.g. a token credential over http).
     pub fn new(settings: &BlobSettings, timeout: Duration) -> Result<Self, StoreError> {
-        let transport = Transport::new(Arc::new(Http::new(timeout)?));
+        let transport = Transport::new(Arc::new(Http::new(
+            timeout,
+            settings.extra_root_ca_pem.as_deref(),
+        )?));
         let mut client_options = ClientOptions {
             transport: Some(transport.clone()),
             retry: retry_options(timeout),
@@ -183,7 +189,6 @@ impl BlobStore {
                         retry: retry_options(timeout),
                         ..Default::default()
                     },
-                    ..Default::default()
                 };
                 credential = Some(
                     ManagedIdentityCredential::new(Some(options))
@@ -344,9 +349,7 @@ fn scrub(message: &str) -> String {
         out.push_str(&rest[..at + 4]);
         out.push_str("REDACTED");
         rest = &rest[at + 4..];
-        let end = rest
-            .find(|c: char| c == '&' || c == ' ' || c == ')' || c == '"')
-            .unwrap_or(rest.len());
+        let end = rest.find(['&', ' ', ')', '"']).unwrap_or(rest.len());
         rest = &rest[end..];
     }
     out.push_str(rest);
@@ -362,13 +365,16 @@ fn endpoint_for_log(url: &Url) -> String {
     url.to_string()
 }
 
+/// A SAS as query pairs, decoded.
+type QueryPairs = Vec<(String, String)>;
+
 /// The account SAS signed with the key, renewed after [`RENEW_AFTER`].
 struct SignedSas {
     account: String,
     key: Vec<u8>,
     allow_http: bool,
-    /// The query pairs of the current SAS and when it was made.
-    current: Mutex<Option<(Instant, Vec<(String, String)>)>>,
+    /// The current SAS and when it was made.
+    current: Mutex<Option<(Instant, QueryPairs)>>,
 }
 
 impl SignedSas {
@@ -441,8 +447,14 @@ impl Policy for SasPolicy {
 struct Http(reqwest::Client);
 
 impl Http {
-    fn new(timeout: Duration) -> Result<Self, StoreError> {
-        reqwest::Client::builder()
+    fn new(timeout: Duration, extra_root_ca_pem: Option<&[u8]>) -> Result<Self, StoreError> {
+        let mut builder = reqwest::Client::builder();
+        if let Some(pem) = extra_root_ca_pem {
+            let ca = reqwest::Certificate::from_pem(pem)
+                .map_err(|_| StoreError("the extra root certificate is not PEM".into()))?;
+            builder = builder.add_root_certificate(ca);
+        }
+        builder
             .connect_timeout(timeout)
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -525,6 +537,7 @@ mod tests {
                 account: "devstoreaccount1".into(),
                 auth: BlobAuth::AccountKey(SecretString::from("a2V5a2V5a2V5")),
                 container: "c1".into(),
+                extra_root_ca_pem: None,
             },
             Duration::from_secs(2),
         )

@@ -27,6 +27,7 @@ pub mod blob;
 pub mod sas;
 pub mod store;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ring::hmac;
@@ -184,13 +185,23 @@ pub struct PushLimits {
 /// (SIGKILL by the host) — longer than any call lives (B2C's 10 s).
 const STALE_CLAIM: Duration = Duration::from_secs(15);
 
-/// Per authy id: push times and the end of a pause, Unix ms.
+/// Per authy id: push times, the end of a pause, and the last approval request sent; Unix ms.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct PushHistory {
     #[serde(default)]
     sent: Vec<u64>,
     #[serde(default, rename = "pausedUntil")]
     paused_until: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last: Option<LastPush>,
+}
+
+/// The last approval request sent to an authy id, until it expires.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LastPush {
+    approval_request_id: String,
+    expires_at: u64,
 }
 
 /// Per journey: being sent (claimed at), or sent.
@@ -297,7 +308,11 @@ impl PushLimits {
     /// against both limits, atomically, and may be sent.
     ///
     /// All store calls share [`PushLimitSettings::store_timeout`]. When the store fails,
-    /// [`OnStoreFailure`] decides (an ERROR line either way).
+    /// [`OnStoreFailure`] decides (an ERROR line either way). When the budget ends while the
+    /// store *is* answering but parallel calls for the same authy id keep winning the race,
+    /// the push is refused ([`Refusal::Unavailable`], a WARN line) whatever
+    /// [`OnStoreFailure`] says: contention is what a push-bombing burst causes, and failing
+    /// open on it would switch the limits off for exactly that burst.
     ///
     /// # Errors
     /// [`Refusal`].
@@ -306,9 +321,18 @@ impl PushLimits {
         authy_id: &AuthyId,
         journey: Option<&CorrelationId>,
     ) -> Result<PushDecision, Refusal> {
-        let work = self.begin_push_at(authy_id, journey, now_ms);
+        let contended = AtomicBool::new(false);
+        let work = self.begin_push_at(authy_id, journey, now_ms, &contended);
         match tokio::time::timeout(self.settings.store_timeout, work).await {
             Ok(Ok(decision)) => decision,
+            _ if contended.load(Ordering::Relaxed) => {
+                tracing::warn!(
+                    store = %self.store.describe(),
+                    "push refused: parallel calls for the same authy id kept conflicting within the store budget ({} ms)",
+                    self.settings.store_timeout.as_millis()
+                );
+                Err(Refusal::Unavailable)
+            }
             Ok(Err(e)) => self.store_failed(&e.to_string()),
             Err(_) => self.store_failed(&format!(
                 "no answer within {} ms",
@@ -344,16 +368,20 @@ impl PushLimits {
         authy_id: &AuthyId,
         journey: Option<&CorrelationId>,
         now: fn() -> u64,
+        contended: &AtomicBool,
     ) -> Result<Result<PushDecision, Refusal>, StoreError> {
         let history_key = self.history_key(authy_id);
         let Some(journey) = journey else {
             let code = SignInCode::draw();
-            return Ok(self.count_push(&history_key, now).await?.map(|()| {
-                PushDecision::Send(PushTicket {
-                    sign_in_code: code,
-                    journey: None,
-                })
-            }));
+            return Ok(self
+                .count_push(&history_key, now, contended)
+                .await?
+                .map(|()| {
+                    PushDecision::Send(PushTicket {
+                        sign_in_code: code,
+                        journey: None,
+                    })
+                }));
         };
         let journey_key = self.journey_key(authy_id, journey);
         let mut attempt = 0u32;
@@ -398,11 +426,12 @@ impl PushLimits {
                 .map_err(|e| StoreError(e.to_string()))?;
             match self.store.put(&journey_key, claim, condition).await? {
                 Err(Conflict) => {
+                    contended.store(true, Ordering::Relaxed);
                     attempt += 1;
                     backoff(attempt).await;
                     continue;
                 }
-                Ok(etag) => match self.count_push(&history_key, now).await? {
+                Ok(etag) => match self.count_push(&history_key, now, contended).await? {
                     Ok(()) => {
                         return Ok(Ok(PushDecision::Send(PushTicket {
                             sign_in_code: SignInCode::draw(),
@@ -410,7 +439,12 @@ impl PushLimits {
                         })))
                     }
                     Err(refusal) => {
-                        self.store.delete(&journey_key, &etag).await?;
+                        // The refusal stands even if the claim cannot be released: a store
+                        // error here must not turn it into a push sent without the limits
+                        // (OnStoreFailure::Open). The claim then goes stale in 15 s.
+                        if let Err(e) = self.store.delete(&journey_key, &etag).await {
+                            tracing::warn!("journey claim not released after a refusal: {e}");
+                        }
                         return Ok(Err(refusal));
                     }
                 },
@@ -433,6 +467,7 @@ impl PushLimits {
         &self,
         history_key: &str,
         now: fn() -> u64,
+        contended: &AtomicBool,
     ) -> Result<Result<(), Refusal>, StoreError> {
         let settings = &self.settings;
         self.update_history(
@@ -467,17 +502,20 @@ impl PushLimits {
                 Ok(())
             },
             now,
+            contended,
         )
         .await
     }
 
     /// Read, change, write back conditionally; again on conflict until the store budget
-    /// (the caller's timeout) ends. `change` returns `Err` to write nothing.
+    /// (the caller's timeout) ends, setting `contended`. `change` returns `Err` to write
+    /// nothing.
     async fn update_history<T>(
         &self,
         history_key: &str,
         change: impl Fn(&mut PushHistory, u64) -> Result<T, Refusal>,
         now: fn() -> u64,
+        contended: &AtomicBool,
     ) -> Result<Result<T, Refusal>, StoreError> {
         let keep = ms(self.settings.burst.window.max(self.settings.daily.window));
         let mut attempt = 0u32;
@@ -509,6 +547,7 @@ impl PushLimits {
             match round {
                 Round::Done(result) => return Ok(result),
                 Round::Retry => {
+                    contended.store(true, Ordering::Relaxed);
                     attempt += 1;
                     backoff(attempt).await;
                 }
@@ -516,21 +555,46 @@ impl PushLimits {
         }
     }
 
-    /// Records that `approval_request_id` of this journey was sent (so a retry reuses it).
-    /// A store failure is logged, not returned: the push is out either way.
+    /// Records that `approval_request_id` was sent to `authy_id`: as the authy id's last push
+    /// ([`Self::last_push`]) and as this journey's request (so a retry reuses it). A store
+    /// failure is logged, not returned: the push is out either way.
     pub async fn sent(
         &self,
+        authy_id: &AuthyId,
         ticket: PushTicket,
         approval_request_id: &ApprovalRequestId,
         lifetime: Duration,
     ) {
+        let expires_at = now_ms().saturating_add(ms(lifetime));
+        let last = async {
+            self.update_history(
+                &self.history_key(authy_id),
+                |history, _| {
+                    history.last = Some(LastPush {
+                        approval_request_id: approval_request_id.to_string(),
+                        expires_at,
+                    });
+                    Ok(())
+                },
+                now_ms,
+                &AtomicBool::new(false),
+            )
+            .await
+        };
+        match tokio::time::timeout(self.settings.store_timeout, last).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(%approval_request_id, "last push not recorded: {e}"),
+            Err(_) => {
+                tracing::error!(%approval_request_id, "last push not recorded: store timeout")
+            }
+        }
         let Some((key, etag)) = ticket.journey else {
             return;
         };
         let state = JourneyState::Sent {
             approval_request_id: approval_request_id.to_string(),
             code: ticket.sign_in_code.as_str().to_owned(),
-            expires_at: now_ms().saturating_add(ms(lifetime)),
+            expires_at,
         };
         let write = async {
             let body = serde_json::to_vec(&state).map_err(|e| StoreError(e.to_string()))?;
@@ -545,6 +609,32 @@ impl PushLimits {
             Ok(Err(e)) => tracing::error!(%approval_request_id, "journey not recorded: {e}"),
             Err(_) => tracing::error!(%approval_request_id, "journey not recorded: store timeout"),
         }
+    }
+
+    /// The last approval request sent to `authy_id`, while it lives: before a new push the
+    /// functions ask Authy whether the user denied it, so that a denial pauses pushes even
+    /// when nobody waited for the answer (an attacker abandons each journey after its push).
+    /// `None` also when the store fails (logged; the push decision then follows
+    /// [`OnStoreFailure`]).
+    pub async fn last_push(&self, authy_id: &AuthyId) -> Option<ApprovalRequestId> {
+        let key = self.history_key(authy_id);
+        let read = self.store.get(&key);
+        let doc = match tokio::time::timeout(self.settings.store_timeout, read).await {
+            Ok(Ok(doc)) => doc?,
+            Ok(Err(e)) => {
+                tracing::warn!("last push not read: {e}");
+                return None;
+            }
+            Err(_) => {
+                tracing::warn!("last push not read: store timeout");
+                return None;
+            }
+        };
+        let last = read_history(&doc.body).last?;
+        if now_ms() >= last.expires_at {
+            return None;
+        }
+        ApprovalRequestId::parse(&last.approval_request_id).ok()
     }
 
     /// The push could not be sent: release this journey's claim, so the next call may try
@@ -585,6 +675,7 @@ impl PushLimits {
                         Ok(())
                     },
                     now_ms,
+                    &AtomicBool::new(false),
                 )
                 .await?;
             debug_assert!(set.is_ok());
@@ -758,7 +849,10 @@ mod tests {
             send(&limits, &who, Some(&journey)).await,
             Err(Refusal::InProgress)
         ));
-        limits.sent(ticket, &id(1), Duration::from_secs(120)).await;
+        limits
+            .sent(&who, ticket, &id(1), Duration::from_secs(120))
+            .await;
+        assert_eq!(limits.last_push(&who).await, Some(id(1)));
         for _ in 0..3 {
             match send(&limits, &who, Some(&journey)).await {
                 Ok(PushDecision::Reuse {
@@ -810,7 +904,9 @@ mod tests {
         let Ok(PushDecision::Send(ticket)) = send(&limits, &who, Some(&journey)).await else {
             panic!()
         };
-        limits.sent(ticket, &id(2), Duration::from_secs(120)).await;
+        limits
+            .sent(&who, ticket, &id(2), Duration::from_secs(120))
+            .await;
         let pause = limits
             .record_denial(&who, Some(&journey), &id(2))
             .await
@@ -853,6 +949,58 @@ mod tests {
             sent += usize::from(task.await.unwrap());
         }
         assert_eq!(sent, 3);
+    }
+
+    /// A burst of parallel calls for one authy id makes every write lose the race; when that
+    /// outlasts the store budget the push is refused, not sent without the limits, even with
+    /// `OnStoreFailure::Open` (else the attacker's burst would switch the limits off).
+    #[tokio::test]
+    async fn contention_past_the_budget_refuses_even_when_failing_open() {
+        let limits = PushLimits::new(
+            PushLimitSettings {
+                store_timeout: Duration::from_millis(100),
+                on_store_failure: OnStoreFailure::Open,
+                ..Default::default()
+            },
+            PushStore::AlwaysConflicting(MemoryStore::default()),
+            b"secret",
+        );
+        let journey = CorrelationId::parse("j-contended").unwrap();
+        for journey in [None, Some(&journey)] {
+            assert!(matches!(
+                limits.begin_push(&authy_id("13"), journey).await,
+                Err(Refusal::Unavailable)
+            ));
+        }
+    }
+
+    /// A refusal stays a refusal when releasing the journey's claim fails: the store error
+    /// must not reach `OnStoreFailure::Open` and send the push after all.
+    #[tokio::test]
+    async fn a_refusal_survives_a_failed_release_of_the_claim() {
+        let limits = PushLimits::new(
+            PushLimitSettings {
+                burst: Limit {
+                    count: 1,
+                    window: Duration::from_secs(600),
+                },
+                on_store_failure: OnStoreFailure::Open,
+                ..Default::default()
+            },
+            PushStore::FailingDeletes(MemoryStore::default()),
+            b"secret",
+        );
+        let who = authy_id("14");
+        let first = CorrelationId::parse("j-first").unwrap();
+        let second = CorrelationId::parse("j-second").unwrap();
+        assert!(matches!(
+            limits.begin_push(&who, Some(&first)).await,
+            Ok(PushDecision::Send(_))
+        ));
+        assert!(matches!(
+            limits.begin_push(&who, Some(&second)).await,
+            Err(Refusal::LimitReached { .. })
+        ));
     }
 
     #[test]

@@ -63,6 +63,13 @@ pub enum PushStore {
     Memory(MemoryStore),
     /// Azure Blob Storage (or Azurite).
     Blob(super::blob::BlobStore),
+    /// Unit tests: reads as [`MemoryStore`], but every write loses the race, as under a
+    /// burst of parallel calls.
+    #[cfg(test)]
+    AlwaysConflicting(MemoryStore),
+    /// Unit tests: [`MemoryStore`] whose deletes fail.
+    #[cfg(test)]
+    FailingDeletes(MemoryStore),
 }
 
 impl PushStore {
@@ -89,6 +96,8 @@ impl PushStore {
         match self {
             Self::Memory(store) => Ok(store.get(key)),
             Self::Blob(store) => store.get(key).await,
+            #[cfg(test)]
+            Self::AlwaysConflicting(store) | Self::FailingDeletes(store) => Ok(store.get(key)),
         }
     }
 
@@ -105,6 +114,10 @@ impl PushStore {
         match self {
             Self::Memory(store) => Ok(store.put(key, body, &condition)),
             Self::Blob(store) => store.put(key, body, &condition).await,
+            #[cfg(test)]
+            Self::AlwaysConflicting(_) => Ok(Err(Conflict)),
+            #[cfg(test)]
+            Self::FailingDeletes(store) => Ok(store.put(key, body, &condition)),
         }
     }
 
@@ -120,6 +133,10 @@ impl PushStore {
                 Ok(())
             }
             Self::Blob(store) => store.delete(key, etag).await,
+            #[cfg(test)]
+            Self::AlwaysConflicting(_) => Ok(()),
+            #[cfg(test)]
+            Self::FailingDeletes(_) => Err(StoreError("delete failed (test)".into())),
         }
     }
 
@@ -129,6 +146,10 @@ impl PushStore {
         match self {
             Self::Memory(_) => "in-memory (this process only)".into(),
             Self::Blob(store) => store.describe(),
+            #[cfg(test)]
+            Self::AlwaysConflicting(_) => "always conflicting (unit tests)".into(),
+            #[cfg(test)]
+            Self::FailingDeletes(_) => "failing deletes (unit tests)".into(),
         }
     }
 }

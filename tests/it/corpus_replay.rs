@@ -95,7 +95,7 @@ fn build_body(parts: &[Value]) -> Result<Vec<u8>, String> {
                     .chars()
                     .filter(|c| !c.is_whitespace())
                     .collect();
-                if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                if !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(format!("body part {part}: 'bytes' is not hex"));
                 }
                 for pair in hex.as_bytes().chunks(2) {

@@ -1,4 +1,8 @@
 //! End to end over real HTTP: the handler on port 0 against the built-in Authy simulator.
+//!
+//! The wait page tests ([`WaitPage`]) run the wait page as B2C would, from the rendered policy:
+//! its validation technical profiles in order, their input and output claims by the policy's
+//! names, `{Context:CorrelationId}` and `{Context:IPAddress}` resolved per journey.
 
 use std::time::{Duration, Instant};
 
@@ -248,6 +252,14 @@ async fn b2c_call(
 async fn spawn_app_counting_pushes(
     approve_after: Duration,
 ) -> (crate::support::TestApp, FakeAuthy) {
+    spawn_app_counting_pushes_with(approve_after, &[]).await
+}
+
+/// [`spawn_app_counting_pushes`] with `settings` added to the handler's environment.
+async fn spawn_app_counting_pushes_with(
+    approve_after: Duration,
+    settings: &[(&str, &str)],
+) -> (crate::support::TestApp, FakeAuthy) {
     let simulator = b2c_authy::simulator::router(b2c_authy::simulator::SimulatorConfig {
         approve_after,
         api_key: Some(crate::support::TEST_API_KEY.into()),
@@ -255,7 +267,7 @@ async fn spawn_app_counting_pushes(
     });
     let authy = FakeAuthy::serve(simulator).await;
     (
-        crate::support::spawn_app_against(&authy.url, &[]).await,
+        crate::support::spawn_app_against(&authy.url, settings).await,
         authy,
     )
 }
@@ -474,4 +486,375 @@ async fn polling_stops_when_the_caller_disconnects() {
         after_disconnect,
         "polling went on after the disconnect"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The wait page as B2C runs it, from the rendered policy
+
+/// One REST validation technical profile of the wait page, read from the rendered policy.
+#[derive(Debug)]
+struct RestValidation {
+    /// Its id, for messages.
+    id: String,
+    /// The function its `ServiceUrl` names.
+    function: String,
+    /// Its input claims: (JSON name, claim type, the value B2C always uses instead of the claim's).
+    inputs: Vec<(String, String, Option<String>)>,
+    /// Its output claims: (JSON name, claim type).
+    outputs: Vec<(String, String)>,
+    /// The claims its input claims transformations set first: (claim type, value)
+    /// (`CreateStringClaim`, as `ResetApprovalStatus` sets `approvalStatus` to "pending").
+    resets: Vec<(String, String)>,
+}
+
+/// A validation technical profile of the wait page.
+#[derive(Debug)]
+enum Validation {
+    /// A call of the API.
+    Rest(RestValidation),
+    /// `Authy-AssertApproved`: the page passes only with `approvalStatus` exactly "approved".
+    AssertApproved,
+}
+
+/// The wait page of `SignUpOrSignInWithAuthy` as the rendered sample policy defines it: its
+/// validation technical profiles in order. Each Continue runs them as B2C does (MS docs
+/// "validation-technical-profile"): in order, each one's output claims available to the next,
+/// the first 4xx stopping the page and showing its `userMessage`.
+struct WaitPage {
+    validations: Vec<Validation>,
+}
+
+/// What one Continue shows.
+#[derive(Debug)]
+enum Shown {
+    /// The page was left: the journey goes on.
+    Passed,
+    /// A 409 of `function`: its `code` and the `userMessage` the page shows.
+    Message {
+        function: String,
+        code: String,
+        user_message: String,
+    },
+}
+
+impl WaitPage {
+    fn from_policy() -> Self {
+        use b2c_authy::policy_check::{descendants, is_rest, merged, metadata};
+        let files = crate::policy_contract::sample();
+        let docs = crate::policy_contract::parse(&files);
+        let page = merged(&docs, "SelfAsserted-AuthyWaitForApproval");
+        let ids: Vec<String> = page
+            .iter()
+            .flat_map(|d| descendants(*d, "ValidationTechnicalProfile"))
+            .filter_map(|v| v.attribute("ReferenceId"))
+            .map(str::to_owned)
+            .collect();
+        let transformation = |id: &str| {
+            docs.iter()
+                .flat_map(|(_, d)| descendants(d.root(), "ClaimsTransformation"))
+                .find(|t| t.attribute("Id") == Some(id))
+        };
+        let validations = ids
+            .iter()
+            .map(|id| {
+                let definitions = merged(&docs, id);
+                if !definitions.iter().any(|d| is_rest(*d)) {
+                    assert_eq!(id, "Authy-AssertApproved", "an unknown validation");
+                    return Validation::AssertApproved;
+                }
+                let meta: std::collections::BTreeMap<_, _> =
+                    definitions.iter().flat_map(|d| metadata(*d)).collect();
+                let url = meta["ServiceUrl"].split('?').next().unwrap().to_owned();
+                let claims = |element: &'static str| {
+                    definitions
+                        .iter()
+                        .flat_map(move |d| descendants(*d, element))
+                        .map(|c| {
+                            let claim = c.attribute("ClaimTypeReferenceId").unwrap().to_owned();
+                            let name = c.attribute("PartnerClaimType").unwrap_or(&claim).to_owned();
+                            let fixed = (c.attribute("AlwaysUseDefaultValue") == Some("true"))
+                                .then(|| c.attribute("DefaultValue").unwrap().to_owned());
+                            (name, claim, fixed)
+                        })
+                        .collect::<Vec<_>>()
+                };
+                let resets = definitions
+                    .iter()
+                    .flat_map(|d| descendants(*d, "InputClaimsTransformation"))
+                    .filter_map(|r| transformation(r.attribute("ReferenceId").unwrap()))
+                    .map(|t| {
+                        assert_eq!(
+                            t.attribute("TransformationMethod"),
+                            Some("CreateStringClaim")
+                        );
+                        let claim = descendants(t, "OutputClaim").next().unwrap();
+                        let value = descendants(t, "InputParameter").next().unwrap();
+                        (
+                            claim.attribute("ClaimTypeReferenceId").unwrap().to_owned(),
+                            value.attribute("Value").unwrap().to_owned(),
+                        )
+                    })
+                    .collect();
+                Validation::Rest(RestValidation {
+                    id: id.clone(),
+                    function: url.rsplit('/').next().unwrap().to_owned(),
+                    inputs: claims("InputClaim"),
+                    outputs: claims("OutputClaim")
+                        .into_iter()
+                        .map(|(name, claim, _)| (name, claim))
+                        .collect(),
+                    resets,
+                })
+            })
+            .collect();
+        Self { validations }
+    }
+
+    /// The functions the page calls, in order.
+    fn functions(&self) -> Vec<&str> {
+        self.validations
+            .iter()
+            .filter_map(|v| match v {
+                Validation::Rest(rest) => Some(rest.function.as_str()),
+                Validation::AssertApproved => None,
+            })
+            .collect()
+    }
+
+    /// One Continue of the journey whose claims are `claims` (claim type → JSON value), with
+    /// B2C's correlation id and the user's IP address for the `{Context:...}` claim resolvers.
+    async fn select_continue(
+        &self,
+        app: &crate::support::TestApp,
+        journey: &Journey,
+        claims: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> Shown {
+        for validation in &self.validations {
+            let rest = match validation {
+                Validation::AssertApproved => {
+                    if claims.get("approvalStatus") == Some(&json!("approved")) {
+                        continue;
+                    }
+                    panic!("the wait answered 200 without approvalStatus approved: {claims:?}");
+                }
+                Validation::Rest(rest) => rest,
+            };
+            for (claim, value) in &rest.resets {
+                claims.insert(claim.clone(), json!(value));
+            }
+            let mut body = serde_json::Map::new();
+            for (name, claim, fixed) in &rest.inputs {
+                let value = match fixed.as_deref() {
+                    Some("{Context:CorrelationId}") => Some(json!(journey.correlation_id)),
+                    Some("{Context:IPAddress}") => Some(json!(journey.ip_address)),
+                    Some(other) => Some(json!(other)),
+                    None => claims.get(claim).cloned(),
+                };
+                if let Some(value) = value {
+                    body.insert(name.clone(), value);
+                }
+            }
+            let (status, answer, timeouts) = b2c_call(app, &rest.function, &body.into()).await;
+            assert_eq!(timeouts, 0, "{}: B2C timed out", rest.id);
+            if status != 200 {
+                assert_eq!(status, 409, "{}: {answer}", rest.id);
+                let user_message = assert_b2c_error(&answer, answer["code"].as_str().unwrap());
+                return Shown::Message {
+                    function: rest.function.clone(),
+                    code: answer["code"].as_str().unwrap().to_owned(),
+                    user_message,
+                };
+            }
+            for (name, claim) in &rest.outputs {
+                if let Some(value) = answer.get(name) {
+                    claims.insert(claim.clone(), value.clone());
+                }
+            }
+        }
+        Shown::Passed
+    }
+}
+
+/// One sign-in journey: what B2C's claim resolvers give.
+struct Journey {
+    correlation_id: String,
+    ip_address: &'static str,
+}
+
+impl Journey {
+    fn new() -> Self {
+        Self {
+            correlation_id: uuid::Uuid::new_v4().to_string(),
+            ip_address: "203.0.113.7",
+        }
+    }
+}
+
+/// Registers `phone` as the phone page would: the journey's claims with the authy id.
+async fn enrolled(
+    app: &crate::support::TestApp,
+    phone: &str,
+) -> serde_json::Map<String, serde_json::Value> {
+    let (status, body) = app
+        .call(
+            "Register",
+            json!({"email": "erin@example.com", "phoneNumber": phone}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut claims = serde_json::Map::new();
+    claims.insert("email".into(), json!("erin@example.com"));
+    claims.insert("extension_authyId".into(), body["authyId"].clone());
+    claims
+}
+
+/// Asserts that `shown` is the `code` 409 of `function`; returns its message.
+fn message(shown: Shown, function: &str, code: &str) -> String {
+    match shown {
+        Shown::Message {
+            function: f,
+            code: c,
+            user_message,
+        } if f == function && c == code => user_message,
+        other => panic!("expected {function} {code}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_wait_page_asks_for_the_push_then_waits_with_its_code() {
+    let page = WaitPage::from_policy();
+    assert_eq!(
+        page.functions(),
+        ["CreateApprovalRequest", "WaitForAuthyApproval"]
+    );
+    let (app, authy) = spawn_app_counting_pushes_with(
+        Duration::from_millis(1500),
+        &[("APPROVAL_WAIT_SECONDS", "3")],
+    )
+    .await;
+    let journey = Journey::new();
+    let mut claims = enrolled(&app, "+1 425 555 0100").await;
+
+    // First Continue: the push goes out, and the page shows its code at once.
+    let started = Instant::now();
+    let shown = page.select_continue(&app, &journey, &mut claims).await;
+    let pending = message(shown, "WaitForAuthyApproval", "ApprovalPending");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(pushes(&authy), 1);
+    let code = claims["signInCode"].as_str().unwrap().to_owned();
+    assert_eq!(code.len(), 2, "{code}");
+    assert_eq!(
+        pending,
+        format!("Approve the request in the Authy app only if it shows code {code}, then select Continue.")
+    );
+    assert_eq!(claims["newApprovalRequest"], json!(true));
+    let first_request = claims["approvalRequestId"].clone();
+
+    // Next Continue: the same approval request, no new push; it waits until approved.
+    let shown = page.select_continue(&app, &journey, &mut claims).await;
+    assert!(matches!(shown, Shown::Passed), "{shown:?}");
+    assert_eq!(pushes(&authy), 1, "a Continue sent a second push");
+    assert_eq!(claims["approvalRequestId"], first_request);
+    assert_eq!(claims["signInCode"], json!(code));
+    assert_eq!(claims["newApprovalRequest"], json!(false));
+    assert_eq!(claims["approvalStatus"], json!("approved"));
+}
+
+#[tokio::test]
+async fn after_an_expired_request_continue_sends_a_new_push() {
+    let page = WaitPage::from_policy();
+    let (app, authy) = spawn_app_counting_pushes_with(
+        Duration::from_millis(300),
+        &[("APPROVAL_WAIT_SECONDS", "2")],
+    )
+    .await;
+    let journey = Journey::new();
+    let mut claims = enrolled(&app, "+1 425 555 0102").await; // expires after the delay
+
+    let shown = page.select_continue(&app, &journey, &mut claims).await;
+    message(shown, "WaitForAuthyApproval", "ApprovalPending");
+    let first_request = claims["approvalRequestId"].clone();
+    let shown = page.select_continue(&app, &journey, &mut claims).await;
+    let expired = message(shown, "WaitForAuthyApproval", "ApprovalExpired");
+    assert!(expired.contains("Select Continue"), "{expired}");
+    assert_eq!(pushes(&authy), 1);
+
+    // The user selects Continue: a new push, a new request, its code shown at once.
+    let shown = page.select_continue(&app, &journey, &mut claims).await;
+    let pending = message(shown, "WaitForAuthyApproval", "ApprovalPending");
+    assert_eq!(pushes(&authy), 2);
+    assert_ne!(claims["approvalRequestId"], first_request);
+    assert_eq!(claims["newApprovalRequest"], json!(true));
+    assert!(
+        pending.contains(&format!(
+            "shows code {},",
+            claims["signInCode"].as_str().unwrap()
+        )),
+        "{pending}"
+    );
+}
+
+#[tokio::test]
+async fn after_a_denial_the_page_shows_the_pause_and_sends_nothing() {
+    let page = WaitPage::from_policy();
+    let (app, authy) = spawn_app_counting_pushes_with(
+        Duration::from_millis(300),
+        &[("APPROVAL_WAIT_SECONDS", "2")],
+    )
+    .await;
+    let journey = Journey::new();
+    let mut claims = enrolled(&app, "+1 425 555 0101").await; // denied after the delay
+
+    let shown = page.select_continue(&app, &journey, &mut claims).await;
+    message(shown, "WaitForAuthyApproval", "ApprovalPending");
+    let shown = page.select_continue(&app, &journey, &mut claims).await;
+    let denied = message(shown, "WaitForAuthyApproval", "ApprovalDenied");
+    assert!(denied.contains("change your password"), "{denied}");
+
+    // Continue again, and a new journey too: CreateApprovalRequest refuses on the page.
+    for journey in [journey, Journey::new()] {
+        let shown = page.select_continue(&app, &journey, &mut claims).await;
+        let paused = message(shown, "CreateApprovalRequest", "PushesPaused");
+        assert!(paused.contains("paused"), "{paused}");
+    }
+    assert_eq!(pushes(&authy), 1, "a push was sent during the pause");
+}
+
+#[tokio::test]
+async fn a_b2c_retry_of_create_approval_request_sends_no_second_push() {
+    let page = WaitPage::from_policy();
+    let Validation::Rest(create) = &page.validations[0] else {
+        panic!("CreateApprovalRequest first");
+    };
+    let (app, authy) = spawn_app_counting_pushes_with(Duration::from_secs(60), &[]).await;
+    let journey = Journey::new();
+    let claims = enrolled(&app, "+1 425 555 0100").await;
+    let body = json!({
+        "authyId": claims["extension_authyId"],
+        "email": "erin@example.com",
+        "correlationId": journey.correlation_id,
+        "ipAddress": journey.ip_address,
+    });
+    assert_eq!(create.function, "CreateApprovalRequest");
+    let (status, first, _) = b2c_call(&app, &create.function, &body).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["newApprovalRequest"], json!(true));
+    // B2C retries the same call (its first try timed out): same request, same code, nothing sent.
+    let (status, retry, _) = b2c_call(&app, &create.function, &body).await;
+    assert_eq!(status, 200, "{retry}");
+    assert_eq!(retry["approvalRequestId"], first["approvalRequestId"]);
+    assert_eq!(retry["signInCode"], first["signInCode"]);
+    assert_eq!(retry["newApprovalRequest"], json!(false));
+    assert_eq!(pushes(&authy), 1, "a retry sent a second push");
+    // Another journey (another correlation id) is another push.
+    let mut other = body.clone();
+    other["correlationId"] = json!(Journey::new().correlation_id);
+    let (status, another, _) = b2c_call(&app, &create.function, &other).await;
+    assert_eq!(status, 200, "{another}");
+    assert_ne!(another["approvalRequestId"], first["approvalRequestId"]);
+    assert_eq!(pushes(&authy), 2);
 }

@@ -24,23 +24,33 @@
 //!   not render;
 //! - no journey step writes `extension_authyId` before a WaitForAuthyApproval step has approved
 //!   the authy id last registered;
+//! - no journey calls a function of the API as an orchestration step (a 409 there ends the
+//!   journey with an error redirect to the application; on a page B2C shows its message);
 //! - every journey step that calls WaitForAuthyApproval is a self-asserted wait page with a page
-//!   contract, which resets `approvalStatus` before each call, runs a validation technical profile
-//!   after the call that asserts `approvalStatus` is exactly `approved` (with its own message), and
-//!   whose `setting.retryLimit` outlasts the approval request with the handler's defaults, with a
-//!   margin, and stays above the wait page template's own limit of automatic Continues;
-//! - the optional wait page template waits for exactly the API's "pending" message, keeps its
-//!   script in `<head>`, and its automatic Continues outlast the approval request;
+//!   contract, whose validation technical profiles run CreateApprovalRequest, then
+//!   WaitForAuthyApproval (fed CreateApprovalRequest's approvalRequestId, signInCode and
+//!   newApprovalRequest), then an assertion that `approvalStatus` is exactly `approved` (with its
+//!   own message); which resets `approvalStatus` before each call; and whose `setting.retryLimit`
+//!   outlasts every push the burst limit allows with the handler's defaults, with a margin, and
+//!   stays above the wait page template's own limit of automatic Continues;
+//! - the optional wait page template's `isPendingMessage`, run with Node, takes exactly the API's
+//!   two "pending" messages for pending and no other `userMessage` of the API (so it never selects
+//!   Continue after a limit, a pause or a denial); the whole script, run by Node on a faked
+//!   page, selects Continue only after pending answers, never after any other answer nor after
+//!   one that replaced a pending answer during its pause; it keeps its script in `<head>`, and its
+//!   automatic Continues outlast the approval request;
 //! - `../shared/tools/check-b2c-policies --pack NAME` (XSD and references through the whole chain)
 //!   passes for every environment and every variant.
 //!
 //! Each check is also run once on a mutated copy (a claim renamed on either side, a broken
-//! reference, a write moved before the approval, the approval assertion removed, a retry limit
-//! too low, a script moved into `<body>`, a tenant PolicyId, a missing marker, a Facebook step or a
-//! ScriptExecution where the settings have none, an override of a pack id) to prove it fails.
+//! reference, a write moved before the approval, CreateApprovalRequest back as an orchestration
+//! step or after the wait, the sign-in code not passed on, the approval assertion removed, a retry
+//! limit too low, a script moved into `<body>`, a pending matcher that takes a limit message, a
+//! tenant PolicyId, a missing marker, a Facebook step or a ScriptExecution where the settings have
+//! none, an override of a pack id) to prove it fails.
 //!
-//! Missing `../shared` or `xmllint` skips the checks that need them, except under `CI=true`,
-//! where it fails.
+//! Missing `../shared`, `xmllint` or `node` skips the checks that need them, except under
+//! `CI=true`, where it fails.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -61,6 +71,7 @@ use b2c_authy::policy_check::{
     self, child, closure, descendants, is, is_rest, merged, metadata, profiles, text, Parsed,
     PolicyFile,
 };
+use b2c_authy::push_limits::{PushLimitSettings, SignInCode};
 use roxmltree::{Document, Node};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -144,8 +155,41 @@ fn api_contract() -> BTreeMap<String, FunctionContract> {
     ])
 }
 
+/// The JSON values a sample response field may take: a string claim, a boolean claim.
+const SAMPLE_FIELD_VALUES: [fn() -> serde_json::Value; 2] = [
+    || serde_json::Value::from("1"),
+    || serde_json::Value::from(true),
+];
+
+/// A sample `Response`: every field one of [`SAMPLE_FIELD_VALUES`], the first combination its
+/// own `Deserialize` accepts (the types have a handful of fields: at most 2^n tries).
+fn sample_response<Response: DeserializeOwned>() -> Response {
+    let fields = serde_introspect::<Response>();
+    let kinds = SAMPLE_FIELD_VALUES.len();
+    let combinations = kinds.pow(u32::try_from(fields.len()).unwrap());
+    let mut last_error = None;
+    for combination in 0..combinations {
+        let sample: serde_json::Map<String, serde_json::Value> = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let kind = combination / kinds.pow(u32::try_from(i).unwrap()) % kinds;
+                (f.to_string(), SAMPLE_FIELD_VALUES[kind]())
+            })
+            .collect();
+        match serde_json::from_value(sample.into()) {
+            Ok(response) => return response,
+            Err(e) => last_error = Some(e),
+        }
+    }
+    panic!(
+        "no sample {} (each field a string or a boolean) deserializes ({last_error:?}): teach SAMPLE_FIELD_VALUES its field types",
+        std::any::type_name::<Response>()
+    )
+}
+
 /// Request field names by introspection; response field names by building a sample response
-/// (every field `"1"`) through the type's own `Deserialize`, serializing it and reading the keys.
+/// ([`sample_response`]), serializing it and reading the keys.
 fn contract_of<Request, Response>() -> FunctionContract
 where
     Request: DeserializeOwned,
@@ -155,16 +199,7 @@ where
         .iter()
         .map(|f| f.to_string())
         .collect();
-    let sample: serde_json::Map<String, serde_json::Value> = serde_introspect::<Response>()
-        .iter()
-        .map(|f| (f.to_string(), serde_json::Value::from("1")))
-        .collect();
-    let response: Response = serde_json::from_value(sample.into()).unwrap_or_else(|e| {
-        panic!(
-            "a sample {} (every field \"1\") does not deserialize ({e}): teach contract_of its field types",
-            std::any::type_name::<Response>()
-        )
-    });
+    let response: Response = sample_response();
     let returns = match serde_json::to_value(&response).unwrap() {
         serde_json::Value::Object(fields) => fields.keys().cloned().collect(),
         other => panic!(
@@ -199,6 +234,21 @@ fn every_function_has_a_contract_and_a_folder() {
     assert!(api["WaitForAuthyApproval"]
         .returns
         .contains("approvalStatus"));
+    // The push's claims (issue 13): the wait page passes CreateApprovalRequest's on to the wait.
+    for claim in ["approvalRequestId", "signInCode", "newApprovalRequest"] {
+        assert!(
+            api["CreateApprovalRequest"].returns.contains(claim),
+            "{claim}"
+        );
+        assert!(api["WaitForAuthyApproval"].reads.contains(claim), "{claim}");
+    }
+    for claim in ["correlationId", "ipAddress", "applicationName"] {
+        assert!(
+            api["CreateApprovalRequest"].reads.contains(claim),
+            "{claim}"
+        );
+    }
+    assert!(api["WaitForAuthyApproval"].reads.contains("ipAddress"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -209,7 +259,7 @@ fn policies_dir() -> PathBuf {
 }
 
 /// A policy file: its name and text.
-type PolicyText = (String, String);
+pub(crate) type PolicyText = (String, String);
 
 /// Every environment of `policies/appsettings.json`, rendered (in a temporary folder, removed
 /// again): environment name → its policy files.
@@ -231,8 +281,9 @@ fn rendered() -> &'static [(String, Vec<PolicyText>)] {
     })
 }
 
-/// The first environment's rendered policies: the base of the mutation tests.
-fn sample() -> Vec<PolicyText> {
+/// The first environment's rendered policies: the base of the mutation tests (and of the
+/// journey tests' wait page, `journey::WaitPage`).
+pub(crate) fn sample() -> Vec<PolicyText> {
     rendered()[0].1.clone()
 }
 
@@ -349,7 +400,7 @@ fn starter_pack(pack: StarterPack) -> Option<Vec<PolicyText>> {
 }
 
 /// Our own files, parsed (by the library the user-facing check uses); they must be well-formed.
-fn parse(files: &[PolicyText]) -> Vec<Parsed<'_>> {
+pub(crate) fn parse(files: &[PolicyText]) -> Vec<Parsed<'_>> {
     let (docs, problems) = policy_check::parse(
         files
             .iter()
@@ -370,10 +421,17 @@ fn policy_files(files: &[PolicyText]) -> Vec<PolicyFile> {
 // ---------------------------------------------------------------------------------------------
 // The wait page's numbers
 
-/// How many WaitForAuthyApproval calls one approval request can take with the handler's
-/// defaults: each pending answer takes the whole budget.
+/// How many Continues (each a failed validation while pending) one approval request can take with
+/// the handler's defaults: the one that sends the push, answered at once with its code, then one
+/// per wait budget until the request expires.
 fn calls_per_approval() -> u64 {
-    DEFAULT_APPROVAL_TTL_SECONDS.div_ceil(DEFAULT_APPROVAL_WAIT_SECONDS)
+    1 + DEFAULT_APPROVAL_TTL_SECONDS.div_ceil(DEFAULT_APPROVAL_WAIT_SECONDS)
+}
+
+/// How many pushes one wait page may send with the handler's defaults: the burst limit
+/// (`PUSH_LIMIT_BURST_COUNT`); a new one after each expired request.
+fn pushes_per_page() -> u64 {
+    u64::from(PushLimitSettings::default().burst.count)
 }
 
 fn wait_template() -> String {
@@ -397,13 +455,25 @@ fn template_max_continues(template: &str) -> u64 {
 struct WaitLimits {
     /// [`calls_per_approval`].
     calls_per_approval: u64,
+    /// [`pushes_per_page`].
+    pushes_per_page: u64,
     /// The template script's own limit of automatic Continues.
     script_continues: u64,
+}
+
+impl WaitLimits {
+    /// The failed validations a wait page must allow: every push of the page, each for the longer
+    /// of its lifetime of calls and the script's run of automatic Continues, plus the margin.
+    fn retry_limit_needed(&self) -> u64 {
+        self.pushes_per_page * self.calls_per_approval.max(self.script_continues)
+            + RETRY_LIMIT_MARGIN
+    }
 }
 
 fn wait_limits() -> WaitLimits {
     WaitLimits {
         calls_per_approval: calls_per_approval(),
+        pushes_per_page: pushes_per_page(),
         script_continues: template_max_continues(&wait_template()),
     }
 }
@@ -653,19 +723,70 @@ fn asserts_approved(all: &[(&str, Document)], id: &str, status_claim: &str) -> b
     false
 }
 
-/// Every journey step that calls WaitForAuthyApproval is a wait page that cannot be passed without
-/// `approvalStatus` "approved" and does not end the journey before the approval request does.
+/// Whether technical profile `id` (as merged along the chain) is a REST call of `function`.
+fn calls_function(all: &[(&str, Document)], id: &str, function: &str) -> bool {
+    merged(all, id)
+        .iter()
+        .any(|tp| is_rest(*tp) && function_of(&metadata(*tp)).as_deref() == Some(function))
+}
+
+/// The claims CreateApprovalRequest returns that WaitForAuthyApproval must be passed in the same
+/// Continue: the request to wait for, its code (quoted in the pending message) and whether it was
+/// just sent (then the wait answers at once, so the page shows the code before the user approves).
+const CREATE_TO_WAIT_CLAIMS: [&str; 3] = ["approvalRequestId", "signInCode", "newApprovalRequest"];
+
+/// The claim type a technical profile binds to API field `partner` in its `element`s
+/// (`InputClaim` or `OutputClaim`), lower-cased.
+fn claim_for(definitions: &[Node], element: &'static str, partner: &str) -> Option<String> {
+    definitions
+        .iter()
+        .flat_map(|d| descendants(*d, element))
+        .find(|c| partner_name(*c) == partner)
+        .and_then(|c| c.attribute("ClaimTypeReferenceId"))
+        .map(str::to_lowercase)
+}
+
+/// No journey calls a function of the API as an orchestration step: a REST technical profile's
+/// 409 there ends the journey with an error redirect to the application (MS docs
+/// "restful-technical-profile"), so a limit or pause message would never reach the user.
+fn check_no_rest_orchestration_steps(
+    ours: &[(&str, Document)],
+    all: &[(&str, Document)],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (file, doc) in ours {
+        for journey in descendants(doc.root(), "UserJourney") {
+            for step in descendants(journey, "OrchestrationStep") {
+                for id in descendants(step, "ClaimsExchange")
+                    .filter_map(|e| e.attribute("TechnicalProfileReferenceId"))
+                {
+                    for function in FUNCTION_NAMES {
+                        if calls_function(all, id, function) {
+                            problems.push(format!(
+                                "{file}: journey '{}' step {} calls {function} ('{id}') as an orchestration step: its 409 would end the journey with an error redirect; run it as a validation technical profile of a page",
+                                journey.attribute("Id").unwrap_or_default(),
+                                step.attribute("Order").unwrap_or_default()
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// Every journey step that calls WaitForAuthyApproval is a wait page that asks
+/// CreateApprovalRequest first, cannot be passed without `approvalStatus` "approved" and does not
+/// end the journey before its pushes do.
 fn check_wait_pages(
     ours: &[(&str, Document)],
     all: &[(&str, Document)],
     limits: WaitLimits,
 ) -> Vec<String> {
     let approved = ApprovalStatus::Approved.as_str();
-    let calls_wait = |id: &str| {
-        merged(all, id).iter().any(|tp| {
-            is_rest(*tp) && function_of(&metadata(*tp)).as_deref() == Some("WaitForAuthyApproval")
-        })
-    };
+    let calls_wait = |id: &str| calls_function(all, id, "WaitForAuthyApproval");
+    let calls_create = |id: &str| calls_function(all, id, "CreateApprovalRequest");
     let mut problems = Vec::new();
     if limits.script_continues < limits.calls_per_approval {
         problems.push(format!(
@@ -715,6 +836,26 @@ fn check_wait_pages(
                         problems.push(format!("{at}: '{rest_id}' has ContinueOnError=true: a failed wait would not stop the page"));
                     }
                     let rest_definitions = merged(all, &rest_id);
+                    match validations.iter().position(|v| calls_create(&reference(v))) {
+                        Some(create_at) if create_at < rest_at => {
+                            let create = validations[create_at];
+                            let create_id = reference(&create);
+                            if create.attribute("ContinueOnError") == Some("true")
+                                || child(create, "Preconditions").is_some()
+                            {
+                                problems.push(format!("{at}: '{create_id}' on '{page_id}' has ContinueOnError=true or preconditions: every Continue must get the journey's approval request, and stop on a refusal"));
+                            }
+                            let create_definitions = merged(all, &create_id);
+                            for partner in CREATE_TO_WAIT_CLAIMS {
+                                let returned = claim_for(&create_definitions, "OutputClaim", partner);
+                                let passed = claim_for(&rest_definitions, "InputClaim", partner);
+                                if returned.is_none() || returned != passed {
+                                    problems.push(format!("{at}: '{rest_id}' is not passed the {partner} that '{create_id}' returns (output claim {returned:?}, input claim {passed:?})"));
+                                }
+                            }
+                        }
+                        _ => problems.push(format!("{at}: '{page_id}' does not run CreateApprovalRequest as a validation technical profile before '{rest_id}': the first Continue must send the push, and one after an expired request a new one")),
+                    }
                     let status_claim = rest_definitions
                         .iter()
                         .flat_map(|d| descendants(*d, "OutputClaim"))
@@ -750,13 +891,13 @@ fn check_wait_pages(
                     if meta.get(ASSERTION_MESSAGE).is_none_or(|m| m.is_empty()) {
                         problems.push(format!("{at}: '{page_id}' has no {ASSERTION_MESSAGE} for a failed approval assertion"));
                     }
-                    let needed = limits.calls_per_approval + RETRY_LIMIT_MARGIN;
+                    let needed = limits.retry_limit_needed();
                     match meta.get("setting.retryLimit").map(|v| v.parse::<u64>()) {
                         None => problems.push(format!("{at}: '{page_id}' has no setting.retryLimit: B2C would end the journey (AADB2C90157) long before the approval request expires; it needs at least {needed}")),
                         Some(Err(e)) => problems.push(format!("{at}: '{page_id}' setting.retryLimit is not a whole number: {e}")),
                         Some(Ok(limit)) => {
                             if limit < needed {
-                                problems.push(format!("{at}: '{page_id}' setting.retryLimit {limit} is below {needed}: {} calls of one approval request (AUTHY_APPROVAL_TTL_SECONDS {} / APPROVAL_WAIT_SECONDS {DEFAULT_APPROVAL_WAIT_SECONDS}) plus a margin of {RETRY_LIMIT_MARGIN}", limits.calls_per_approval, DEFAULT_APPROVAL_TTL_SECONDS));
+                                problems.push(format!("{at}: '{page_id}' setting.retryLimit {limit} is below {needed}: {} pushes a page may send (PUSH_LIMIT_BURST_COUNT) × {} Continues each (1 + AUTHY_APPROVAL_TTL_SECONDS {DEFAULT_APPROVAL_TTL_SECONDS} / APPROVAL_WAIT_SECONDS {DEFAULT_APPROVAL_WAIT_SECONDS}, or the script's MAX_CONTINUES {} if more) plus a margin of {RETRY_LIMIT_MARGIN}", limits.pushes_per_page, limits.calls_per_approval, limits.script_continues));
                             }
                             if limit <= limits.script_continues {
                                 problems.push(format!("{at}: '{page_id}' setting.retryLimit {limit} is not above authy-wait.html's MAX_CONTINUES {}: the script alone would end the journey (AADB2C90157)", limits.script_continues));
@@ -806,6 +947,7 @@ fn check_all(
     let mut problems = check_rest_profiles(&ours, api);
     problems.extend(chained.iter().map(ToString::to_string));
     problems.extend(check_write_after_approval(&ours, &all));
+    problems.extend(check_no_rest_orchestration_steps(&ours, &all));
     problems.extend(check_wait_pages(&ours, &all, wait_limits()));
     problems
 }
@@ -1082,6 +1224,53 @@ fn our_files_are_a_layer_on_top_of_the_tenants_chain() {
     assert_eq!(names.len(), 10, "{names:?}");
 }
 
+/// The claims `REST-Authy-CreateApprovalRequest` sends in `files`, by their API names.
+fn create_inputs(files: &[PolicyText]) -> BTreeSet<String> {
+    let docs = parse(files);
+    merged(&docs, "REST-Authy-CreateApprovalRequest")
+        .iter()
+        .flat_map(|d| descendants(*d, "InputClaim"))
+        .map(partner_name)
+        .collect()
+}
+
+#[test]
+fn the_application_name_is_sent_only_when_set() {
+    // The sample leaves AuthyApplicationName empty: not sent.
+    assert!(
+        !create_inputs(&sample()).contains("applicationName"),
+        "{:?}",
+        create_inputs(&sample())
+    );
+    let mut env = variant_environment(
+        StarterPack::SocialAndLocalAccounts,
+        SocialProviders::None,
+        false,
+    );
+    env.policy_settings.insert(
+        policies::APPLICATION_NAME_KEY.to_owned(),
+        "Contoso Shop".to_owned(),
+    );
+    let dir = temp_dir("application-name");
+    let files: Vec<PolicyText> = policies::render_environment(&policies_dir(), &env, &dir)
+        .unwrap()
+        .iter()
+        .map(read_policy)
+        .collect();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(create_inputs(&files).contains("applicationName"));
+    // render-policies allows the names the API shows in full.
+    assert_eq!(
+        policies::APPLICATION_NAME_MAX_CHARS,
+        b2c_authy::functions::MAX_APPLICATION_NAME_CHARS
+    );
+    let (_, layer) = files.iter().find(|(f, _)| f == LAYER_FILE).unwrap();
+    assert!(layer.contains(r#"ClaimTypeReferenceId="applicationName" DefaultValue="Contoso Shop""#));
+    let pack = starter_pack(StarterPack::SocialAndLocalAccounts);
+    let problems = check_all(&files, pack.as_deref(), &api_contract());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 #[test]
 fn a_local_accounts_tenant_gets_no_facebook() {
     let env = variant_environment(StarterPack::LocalAccounts, SocialProviders::Facebook, false);
@@ -1282,6 +1471,22 @@ fn renaming_a_field_in_the_api_breaks_the_contract() {
         "{problems:#?}"
     );
 
+    // The sign-in code no longer returned: the page could not show it.
+    let mut api = api_contract();
+    api.get_mut("CreateApprovalRequest")
+        .unwrap()
+        .returns
+        .remove("signInCode");
+    let problems = check_all(&files, None, &api);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("REST-Authy-CreateApprovalRequest")
+                && p.contains("'signInCode'")
+                && p.contains("never returns")),
+        "{problems:#?}"
+    );
+
     let mut api = api_contract();
     api.get_mut("WaitForAuthyApproval")
         .unwrap()
@@ -1338,8 +1543,8 @@ fn broken_references_are_reported() {
     let steps = journey_steps(&sample(), "SignUpOrSignInWithAuthy");
     for (from, to, expected) in [
         (
-            r#"TechnicalProfileReferenceId="REST-Authy-CreateApprovalRequest""#,
-            r#"TechnicalProfileReferenceId="REST-Authy-CreateApproval""#,
+            r#"<ValidationTechnicalProfile ReferenceId="REST-Authy-CreateApprovalRequest""#,
+            r#"<ValidationTechnicalProfile ReferenceId="REST-Authy-CreateApproval""#,
             "TechnicalProfile 'REST-Authy-CreateApproval'".to_owned(),
         ),
         (
@@ -1400,6 +1605,81 @@ fn writing_the_authy_id_before_approval_is_reported() {
 }
 
 #[test]
+fn a_function_called_as_an_orchestration_step_is_reported() {
+    // The old journeys: CreateApprovalRequest as a step of its own, whose 409 (a limit, a pause)
+    // would end the journey with an error redirect.
+    let mutated = mutate(
+        r#"<ClaimsExchange Id="AuthyWaitForApproval" TechnicalProfileReferenceId="SelfAsserted-AuthyWaitForApproval" />"#,
+        r#"<ClaimsExchange Id="AuthyWaitForApproval" TechnicalProfileReferenceId="REST-Authy-CreateApprovalRequest" />"#,
+    );
+    let problems = check_all(&mutated, None, &api_contract());
+    let step = step_of(&sample(), "SignUpOrSignInWithAuthy", "AuthyWaitForApproval");
+    let expected = format!("journey 'SignUpOrSignInWithAuthy' step {step} calls CreateApprovalRequest ('REST-Authy-CreateApprovalRequest') as an orchestration step");
+    assert!(
+        problems.iter().any(|p| p.contains(&expected)),
+        "{problems:#?}"
+    );
+    // Not one step of the rendered journeys calls the API directly.
+    for variant in variants() {
+        let docs = parse(&variant.files);
+        assert_none(
+            variant,
+            "orchestration steps",
+            check_no_rest_orchestration_steps(&docs, &docs),
+        );
+    }
+}
+
+#[test]
+fn a_wait_page_that_does_not_ask_for_the_push_first_is_reported() {
+    let limits = wait_limits();
+    let create = r#"<ValidationTechnicalProfile ReferenceId="REST-Authy-CreateApprovalRequest" />"#;
+    let wait = r#"<ValidationTechnicalProfile ReferenceId="REST-Authy-WaitForAuthyApproval" />"#;
+    for (from, to, expected) in [
+        // No CreateApprovalRequest on the page: nothing sends the push.
+        (
+            create.to_owned(),
+            String::new(),
+            "does not run CreateApprovalRequest as a validation technical profile before",
+        ),
+        // The wait before the push.
+        (
+            format!("{create}\n            {wait}"),
+            format!("{wait}\n            {create}"),
+            "does not run CreateApprovalRequest as a validation technical profile before",
+        ),
+        // A refused push would not stop the page.
+        (
+            create.to_owned(),
+            create.replace(" />", r#" ContinueOnError="true" />"#),
+            "has ContinueOnError=true or preconditions",
+        ),
+        // The pending message could not quote the code.
+        (
+            r#"<InputClaim ClaimTypeReferenceId="signInCode" />"#.to_owned(),
+            String::new(),
+            "is not passed the signInCode that 'REST-Authy-CreateApprovalRequest' returns",
+        ),
+        // The first Continue would wait instead of showing the code at once.
+        (
+            r#"<OutputClaim ClaimTypeReferenceId="newApprovalRequest" />"#.to_owned(),
+            String::new(),
+            "is not passed the newApprovalRequest that 'REST-Authy-CreateApprovalRequest' returns",
+        ),
+        // The wait would be passed another claim than the request CreateApprovalRequest returned.
+        (
+            r#"<OutputClaim ClaimTypeReferenceId="approvalRequestId" />"#.to_owned(),
+            r#"<OutputClaim ClaimTypeReferenceId="objectId" PartnerClaimType="approvalRequestId" />"#
+                .to_owned(),
+            "is not passed the approvalRequestId that 'REST-Authy-CreateApprovalRequest' returns",
+        ),
+    ] {
+        let problems = wait_page_problems(&mutate(&from, &to), limits);
+        assert_every_wait_step(&problems, expected, &format!("{from} -> {to}"));
+    }
+}
+
+#[test]
 fn policy_templates_hold_no_function_keys() {
     for (file, text) in templates() {
         let doc = Document::parse(&text).unwrap();
@@ -1414,17 +1694,285 @@ fn policy_templates_hold_no_function_keys() {
     }
 }
 
-#[test]
-fn the_wait_page_template_waits_for_the_apis_pending_message() {
-    let template = wait_template();
-    let (_, rest) = template
-        .split_once("var PENDING_MESSAGE = \"")
+/// One `userMessage` of every way the API can answer a user-facing error, pending ones with and
+/// without a sign-in code: (code, message).
+fn every_user_message() -> Vec<(&'static str, String)> {
+    let minutes = std::time::Duration::from_secs(600);
+    let detail = || "detail".to_owned();
+    let mut errors = vec![
+        ApiError::MissingClaim { claim: "authyId" },
+        ApiError::InvalidPhoneNumber { reason: detail() },
+        ApiError::InvalidEmail,
+        ApiError::InvalidAuthyId,
+        ApiError::InvalidApprovalRequestId,
+        ApiError::ApprovalPending { sign_in_code: None },
+        ApiError::ApprovalDenied {
+            pause: Some(minutes),
+        },
+        ApiError::ApprovalDenied { pause: None },
+        ApiError::ApprovalExpired,
+        ApiError::PushLimitReached {
+            retry_after: minutes,
+        },
+        ApiError::PushesPaused {
+            retry_after: minutes,
+        },
+        ApiError::PushRequestInProgress,
+        ApiError::PushLimitsUnavailable,
+        ApiError::ApprovalRequestNotFound { detail: detail() },
+        ApiError::ApprovalRequestMismatch,
+        ApiError::AuthyUserNotFound { detail: detail() },
+        ApiError::AuthyThrottled { detail: detail() },
+        ApiError::AuthyUnavailable { detail: detail() },
+        ApiError::AuthyRejected { detail: detail() },
+        ApiError::AuthyApiKeyRejected,
+        ApiError::MalformedRequest { detail: detail() },
+        ApiError::UnsupportedMediaType,
+        ApiError::PayloadTooLarge,
+        ApiError::MethodNotAllowed,
+        ApiError::RequestTimeout,
+        ApiError::NotFound,
+        ApiError::Internal,
+        ApiError::ClientCertificateRejected { reason: detail() },
+    ];
+    for code in ["00", "07", "47", "99"] {
+        errors.push(ApiError::ApprovalPending {
+            sign_in_code: Some(SignInCode::parse(code).expect("a two-digit sign-in code")),
+        });
+    }
+    errors
+        .iter()
+        .map(|e| (e.code(), e.user_message().into_owned()))
+        .collect()
+}
+
+/// The template script's definitions, from `var PENDING_MESSAGE` up to (not including)
+/// `function pendingShown`: constants and pure functions, no DOM access.
+fn template_definitions(template: &str) -> &str {
+    let start = template
+        .find("var PENDING_MESSAGE = ")
         .expect("PENDING_MESSAGE in authy-wait.html");
-    let message = rest.split('"').next().unwrap();
+    let end = template[start..]
+        .find("function pendingShown()")
+        .expect("function pendingShown in authy-wait.html");
+    &template[start..start + end]
+}
+
+/// `isPendingMessage(text)` of the script `definitions`, run by Node for each of `texts`;
+/// `None` (after [`skip_or_fail`]) without Node.
+fn run_is_pending_message(definitions: &str, texts: &[String]) -> Option<Vec<bool>> {
+    let script = format!(
+        "{definitions}\nprocess.stdout.write(JSON.stringify(JSON.parse(process.argv[1]).map(isPendingMessage)));"
+    );
+    let output = match Command::new("node")
+        .arg("-e")
+        .arg(&script)
+        .arg(serde_json::to_string(texts).unwrap())
+        .output()
+    {
+        Ok(output) => output,
+        Err(e) => {
+            skip_or_fail(&format!("node is not installed ({e})"));
+            return None;
+        }
+    };
+    assert!(
+        output.status.success(),
+        "node: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(serde_json::from_slice(&output.stdout).expect("a JSON array of booleans"))
+}
+
+/// The texts whose `isPendingMessage` differs from "is an ApprovalPending userMessage".
+fn pending_matcher_problems(template: &str) -> Option<Vec<String>> {
+    let messages = every_user_message();
+    let texts: Vec<String> = messages.iter().map(|(_, m)| m.clone()).collect();
+    let answers = run_is_pending_message(template_definitions(template), &texts)?;
+    assert_eq!(answers.len(), messages.len());
+    Some(
+        messages
+            .iter()
+            .zip(answers)
+            .filter(|((code, _), pending)| (*code == "ApprovalPending") != *pending)
+            .map(|((code, message), pending)| {
+                format!("{code}: isPendingMessage({message:?}) is {pending}")
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn the_wait_page_template_continues_after_exactly_the_apis_pending_messages() {
+    let template = wait_template();
+    // The constants are the API's own messages.
+    let constant = |name: &str| {
+        let (_, rest) = template
+            .split_once(&format!("var {name} = \""))
+            .unwrap_or_else(|| panic!("{name} in authy-wait.html"));
+        rest.split('"').next().unwrap().to_owned()
+    };
     assert_eq!(
-        message,
+        constant("PENDING_MESSAGE"),
         ApiError::ApprovalPending { sign_in_code: None }.user_message()
     );
+    assert_eq!(
+        constant("PENDING_MESSAGE_WITH_CODE").replace("{code}", "47"),
+        ApiError::ApprovalPending {
+            sign_in_code: SignInCode::parse("47")
+        }
+        .user_message()
+    );
+    // Run by Node on every userMessage: pending exactly for ApprovalPending, so never after
+    // PushLimitReached, PushesPaused, ApprovalDenied or any other answer.
+    let Some(problems) = pending_matcher_problems(&template) else {
+        return;
+    };
+    assert_eq!(problems, Vec::<String>::new());
+    // White space as a page may lay it out still matches; near misses do not.
+    let texts = [
+        "  Approve the request in the Authy app only if it shows code 47,\n then select Continue. ",
+        "Approve the request in the Authy app only if it shows code , then select Continue.",
+        "Approve the request in the Authy app only if it shows code 4a, then select Continue.",
+        "Approve the request in the Authy app only if it shows code 47, then select Continue. Or not.",
+    ]
+    .map(str::to_owned);
+    let answers = run_is_pending_message(template_definitions(&template), &texts).unwrap();
+    assert_eq!(answers, [true, false, false, false], "{texts:#?}");
+
+    // Mutated: a matcher that takes any message starting like the pending one would select
+    // Continue after a limit message too ("Too many sign-in requests" does not, but a loose
+    // suffix test would take PushRequestInProgress's "..., then select Continue.").
+    let loose = template.replace(
+        "if (message === PENDING_MESSAGE) {",
+        "if (/then select Continue\\.$/.test(message)) {",
+    );
+    assert_ne!(loose, template, "the mutation must change the template");
+    let problems = pending_matcher_problems(&loose).unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("PushRequestInProgress: ") && p.ends_with(" is true")),
+        "{problems:#?}"
+    );
+}
+
+/// A page B2C would render, faked for Node around the template's whole script: the Continue
+/// button, one page-level error, a `MutationObserver` and timers run in order. Each click of
+/// Continue is answered with the next entry of `answers` (the messages shown one after the
+/// other before any timer runs); no entry left ends the run. Prints `{"clicks": n}`.
+const FAKE_PAGE: &str = r#"
+const answers = JSON.parse(process.argv[1]);
+let clicks = 0, clicked = false, observer = null;
+const timers = [];
+const error = { nodeType: 1, textContent: "", style: {}, attrs: { "aria-hidden": "true" },
+  getAttribute(n) { return n in this.attrs ? this.attrs[n] : null; },
+  closest(selector) { return selector === ".error.pageLevel" ? this : null; } };
+const button = { disabled: false, listeners: [],
+  addEventListener(type, f) { if (type === "click") this.listeners.push(f); },
+  click() { clicks++; clicked = true; this.listeners.forEach(f => f({ isTrusted: false })); } };
+global.document = { readyState: "complete", addEventListener() {},
+  getElementById(id) { return id === "continue" ? button : id === "api" ? {} : null; },
+  querySelectorAll(selector) { return selector === ".error.pageLevel" ? [error] : []; } };
+global.window = { setTimeout(f) { timers.push(f); } };
+global.MutationObserver = class { constructor(f) { observer = f; } observe() {} };
+function show(message) {
+  error.textContent = message;
+  error.attrs["aria-hidden"] = "false";
+  observer([{ target: error }]);
+}
+/*SCRIPT*/
+for (let step = 0; step < 10000; step++) {
+  if (clicked) {
+    clicked = false;
+    const answer = answers.shift();
+    if (answer === undefined) break;
+    answer.forEach(show);
+    continue;
+  }
+  const timer = timers.shift();
+  if (!timer) break;
+  timer();
+}
+process.stdout.write(JSON.stringify({ clicks }));
+"#;
+
+/// How many times the template's script (from `template`) selects Continue on [`FAKE_PAGE`]
+/// given `answers`; `None` (after [`skip_or_fail`]) without Node.
+fn clicks_on_fake_page(template: &str, answers: &[Vec<String>]) -> Option<u64> {
+    let start = template.find("<script>").expect("<script>") + "<script>".len();
+    let end = template.find("</script>").expect("</script>");
+    let script = FAKE_PAGE.replace("/*SCRIPT*/", &template[start..end]);
+    let output = match Command::new("node")
+        .arg("-e")
+        .arg(&script)
+        .arg(serde_json::to_string(answers).unwrap())
+        .output()
+    {
+        Ok(output) => output,
+        Err(e) => {
+            skip_or_fail(&format!("node is not installed ({e})"));
+            return None;
+        }
+    };
+    assert!(
+        output.status.success(),
+        "node: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    Some(answer["clicks"].as_u64().unwrap())
+}
+
+#[test]
+fn the_wait_page_script_stops_at_the_first_answer_that_is_not_pending() {
+    let template = wait_template();
+    let pending = ApiError::ApprovalPending {
+        sign_in_code: SignInCode::parse("47"),
+    }
+    .user_message()
+    .into_owned();
+    let one = |m: &str| vec![m.to_owned()];
+    // Pending all along: the first Continue, then one per pending answer, up to MAX_CONTINUES.
+    let max = template_max_continues(&template);
+    let Some(clicks) = clicks_on_fake_page(&template, &vec![one(&pending); 40]) else {
+        return;
+    };
+    assert_eq!(clicks, max);
+    // Two pending answers, then any other answer: 3 Continues, none after it, though the page
+    // would answer pending again (a new push after an expired request, say).
+    for (code, message) in every_user_message() {
+        if code == "ApprovalPending" {
+            continue;
+        }
+        let answers = [
+            one(&pending),
+            one(&pending),
+            one(&message),
+            one(&pending),
+            one(&pending),
+        ];
+        let clicks = clicks_on_fake_page(&template, &answers).unwrap();
+        assert_eq!(clicks, 3, "{code}: {message}");
+    }
+    // An answer that replaces a pending one during the pause before the next Continue (the
+    // pending message was still shown when B2C answered ApprovalExpired): no Continue for it.
+    let expired = ApiError::ApprovalExpired.user_message().into_owned();
+    let answers = [
+        one(&pending),
+        vec![pending.clone(), expired.clone()],
+        one(&pending),
+    ];
+    assert_eq!(clicks_on_fake_page(&template, &answers), Some(2));
+    // Mutated: the old script continued after the pause whatever the page then showed, and so
+    // would have sent a new push after the expired request.
+    let old = template.replace(
+        "window.setTimeout(continueIfStillPending, PAUSE_MS);",
+        "window.setTimeout(selectContinue, PAUSE_MS);",
+    );
+    assert_ne!(old, template, "the mutation must change the template");
+    // (The third Continue is that push, answered pending, and the fourth follows it.)
+    assert_eq!(clicks_on_fake_page(&old, &answers), Some(4));
 }
 
 /// Checks the wait pages of `files` (no starter pack needed: the wait page is ours).
@@ -1436,11 +1984,14 @@ fn wait_page_problems(files: &[PolicyText], limits: WaitLimits) -> Vec<String> {
 #[test]
 fn every_wait_page_asserts_approved_and_outlasts_the_approval_request() {
     let limits = wait_limits();
-    // The numbers the README gives: 120 s / 7 s → 18 calls; the script selects Continue 18 times.
+    // The numbers the README gives: 1 + 120 s / 7 s → 19 Continues; the script selects Continue
+    // 19 times in a row; 3 pushes a page → a retry limit of 3 × 19 + 6 = 63.
     assert_eq!(
-        limits.calls_per_approval, 18,
+        limits.calls_per_approval, 19,
         "{limits:?}: update the README's formula"
     );
+    assert_eq!(limits.pushes_per_page, 3, "{limits:?}");
+    assert_eq!(limits.retry_limit_needed(), 63, "{limits:?}");
     assert_eq!(
         limits.script_continues, limits.calls_per_approval,
         "{limits:?}"
@@ -1549,7 +2100,7 @@ fn a_wait_page_that_takes_any_200_for_approved_is_reported() {
 #[test]
 fn a_retry_limit_that_ends_the_wait_too_early_is_reported() {
     let limits = wait_limits();
-    let needed = limits.calls_per_approval + RETRY_LIMIT_MARGIN;
+    let needed = limits.retry_limit_needed();
     let rendered_limit = |files: &[PolicyText]| {
         let (_, text) = files.iter().find(|(f, _)| f == LAYER_FILE).unwrap();
         let (_, rest) = text
@@ -1579,18 +2130,32 @@ fn a_retry_limit_that_ends_the_wait_too_early_is_reported() {
         "retry limit too low",
     );
 
-    // The template script would use up the limit by itself (its old limit was 60).
+    // The template script would use up the limit by itself.
     let problems = wait_page_problems(
         &sample(),
         WaitLimits {
-            script_continues: 60,
+            script_continues: 63,
             ..limits
         },
     );
     assert_every_wait_step(
         &problems,
-        "is not above authy-wait.html's MAX_CONTINUES 60",
+        "is not above authy-wait.html's MAX_CONTINUES 63",
         "script limit too high",
+    );
+
+    // One push more a page (a higher burst limit) needs a higher retry limit.
+    let problems = wait_page_problems(
+        &sample(),
+        WaitLimits {
+            pushes_per_page: limits.pushes_per_page + 1,
+            ..limits
+        },
+    );
+    assert_every_wait_step(
+        &problems,
+        &format!("is below {}", needed + limits.calls_per_approval),
+        "burst limit raised",
     );
 
     // The script would stop selecting Continue before the approval request expires.

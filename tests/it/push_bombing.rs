@@ -200,6 +200,22 @@ async fn a_denial_pauses_every_journey_of_the_user_and_tells_them_to_change_thei
     assert_eq!(status, 200, "{body}");
 }
 
+/// The attacker's pattern: a journey per push, abandoned at once, so nobody waits for the
+/// user's answer. The denial is found before the next push anyway.
+#[tokio::test]
+async fn a_denial_nobody_waited_for_pauses_the_next_journey() {
+    let (app, _) = app(Duration::from_millis(200), &[]).await;
+    let authy_id = register(&app, DENIES).await;
+    let (status, body) = create(&app, &authy_id, "abandoned-1").await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for journey in ["abandoned-2", "abandoned-3"] {
+        let (status, body) = create(&app, &authy_id, journey).await;
+        assert_eq!(status, 409, "{journey}: {body}");
+        assert_b2c_error(&body, "PushesPaused");
+    }
+}
+
 #[tokio::test]
 async fn after_an_expired_request_the_same_journey_sends_a_new_push() {
     let (app, _) = app(Duration::from_millis(200), &[]).await;
