@@ -185,18 +185,18 @@ pub struct PushLimits {
 /// (SIGKILL by the host) — longer than any call lives (B2C's 10 s).
 const STALE_CLAIM: Duration = Duration::from_secs(15);
 
-/// Per authy id: push times, the end of a pause, and the last approval request sent; Unix ms.
+/// Per authy id: push times and the end of a pause; Unix ms.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct PushHistory {
     #[serde(default)]
     sent: Vec<u64>,
     #[serde(default, rename = "pausedUntil")]
     paused_until: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    last: Option<LastPush>,
 }
 
-/// The last approval request sent to an authy id, until it expires.
+/// The last approval request sent to an authy id, until it expires: a document of its own
+/// (`last/<hmac>`), so that recording it never contends with the counting of parallel pushes
+/// on the history.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct LastPush {
@@ -293,6 +293,36 @@ impl PushLimits {
 
     fn history_key(&self, authy_id: &AuthyId) -> String {
         self.name("pushes", &[authy_id.as_str()])
+    }
+
+    fn last_key(&self, authy_id: &AuthyId) -> String {
+        self.name("last", &[authy_id.as_str()])
+    }
+
+    /// Writes `last` unless the document already names a later push (parallel pushes of one
+    /// authy id: the one that expires last wins).
+    async fn write_last(&self, key: &str, last: &LastPush) -> Result<(), StoreError> {
+        let body = serde_json::to_vec(last).map_err(|e| StoreError(e.to_string()))?;
+        let mut attempt = 0u32;
+        loop {
+            let condition = match self.store.get(key).await? {
+                None => Condition::Absent,
+                Some(doc) => {
+                    let stored = serde_json::from_slice::<LastPush>(&doc.body).ok();
+                    if stored.is_some_and(|s| s.expires_at > last.expires_at) {
+                        return Ok(());
+                    }
+                    Condition::Matches(doc.etag)
+                }
+            };
+            match self.store.put(key, body.clone(), condition).await? {
+                Ok(_) => return Ok(()),
+                Err(Conflict) => {
+                    attempt += 1;
+                    backoff(attempt).await;
+                }
+            }
+        }
     }
 
     fn journey_key(&self, authy_id: &AuthyId, journey: &CorrelationId) -> String {
@@ -566,23 +596,14 @@ impl PushLimits {
         lifetime: Duration,
     ) {
         let expires_at = now_ms().saturating_add(ms(lifetime));
-        let last = async {
-            self.update_history(
-                &self.history_key(authy_id),
-                |history, _| {
-                    history.last = Some(LastPush {
-                        approval_request_id: approval_request_id.to_string(),
-                        expires_at,
-                    });
-                    Ok(())
-                },
-                now_ms,
-                &AtomicBool::new(false),
-            )
-            .await
+        let last = LastPush {
+            approval_request_id: approval_request_id.to_string(),
+            expires_at,
         };
-        match tokio::time::timeout(self.settings.store_timeout, last).await {
-            Ok(Ok(_)) => {}
+        let last_key = self.last_key(authy_id);
+        let write = self.write_last(&last_key, &last);
+        match tokio::time::timeout(self.settings.store_timeout, write).await {
+            Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(%approval_request_id, "last push not recorded: {e}"),
             Err(_) => {
                 tracing::error!(%approval_request_id, "last push not recorded: store timeout")
@@ -617,7 +638,7 @@ impl PushLimits {
     /// `None` also when the store fails (logged; the push decision then follows
     /// [`OnStoreFailure`]).
     pub async fn last_push(&self, authy_id: &AuthyId) -> Option<ApprovalRequestId> {
-        let key = self.history_key(authy_id);
+        let key = self.last_key(authy_id);
         let read = self.store.get(&key);
         let doc = match tokio::time::timeout(self.settings.store_timeout, read).await {
             Ok(Ok(doc)) => doc?,
@@ -630,7 +651,7 @@ impl PushLimits {
                 return None;
             }
         };
-        let last = read_history(&doc.body).last?;
+        let last: LastPush = serde_json::from_slice(&doc.body).ok()?;
         if now_ms() >= last.expires_at {
             return None;
         }
