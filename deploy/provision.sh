@@ -67,7 +67,7 @@ opt --authy-approval-ttl-seconds AUTHY_APPROVAL_TTL_SECONDS "" "Optional: lifeti
 opt --authy-send-install-link-via-sms AUTHY_SEND_INSTALL_LINK_VIA_SMS "" "Optional: true or false, whether Authy texts a newly enrolled user a link to install the Authy app (handler default true)."
 opt --push-limit-burst-count PUSH_LIMIT_BURST_COUNT "" "Optional: pushes per authy id within the burst window, 1-100000 (handler default 3)."
 opt --push-limit-burst-window-seconds PUSH_LIMIT_BURST_WINDOW_SECONDS "" "Optional: the burst window in seconds, 1-86400 (handler default 600)."
-opt --push-limit-daily-count PUSH_LIMIT_DAILY_COUNT "" "Optional: pushes per authy id within the daily window, 1-1000 (handler default 10)."
+opt --push-limit-daily-count PUSH_LIMIT_DAILY_COUNT "" "Optional: pushes per authy id within the daily window, 1-100000 (handler default 10)."
 opt --push-limit-daily-window-seconds PUSH_LIMIT_DAILY_WINDOW_SECONDS "" "Optional: the daily window in seconds, 1-604800 (handler default 86400)."
 opt --push-pause-after-denial-seconds PUSH_PAUSE_AFTER_DENIAL_SECONDS "" "Optional: seconds new pushes for an authy id pause after its user denies one, 0-86400 (handler default 900)."
 opt --push-limits-on-store-failure PUSH_LIMITS_ON_STORE_FAILURE "" "Optional: open or closed, what CreateApprovalRequest does while the storage account cannot be reached (handler default open: send the push, log an ERROR line)."
@@ -108,7 +108,7 @@ check_range --authy-approval-ttl-seconds "$AUTHY_APPROVAL_TTL_SECONDS" 10 86400 
 # The push limits (config.rs, push_limit_settings).
 check_range --push-limit-burst-count "$PUSH_LIMIT_BURST_COUNT" 1 100000 pushes
 check_range --push-limit-burst-window-seconds "$PUSH_LIMIT_BURST_WINDOW_SECONDS" 1 86400 seconds
-check_range --push-limit-daily-count "$PUSH_LIMIT_DAILY_COUNT" 1 1000 pushes
+check_range --push-limit-daily-count "$PUSH_LIMIT_DAILY_COUNT" 1 100000 pushes
 check_range --push-limit-daily-window-seconds "$PUSH_LIMIT_DAILY_WINDOW_SECONDS" 1 604800 seconds
 check_range --push-pause-after-denial-seconds "$PUSH_PAUSE_AFTER_DENIAL_SECONDS" 0 86400 seconds
 if [[ -n "$PUSH_LIMITS_ON_STORE_FAILURE" ]]; then
