@@ -416,8 +416,8 @@ fn provision_rejects_settings_the_handler_refuses() {
         ),
         (&["--authy-approval-ttl-seconds", "86401"], "from 10 to 86400"),
         (
-            &["--push-limit-daily-count", "1001"],
-            "--push-limit-daily-count must be a whole number of pushes from 1 to 1000, not '1001'",
+            &["--push-limit-daily-count", "100001"],
+            "--push-limit-daily-count must be a whole number of pushes from 1 to 100000, not '100001'",
         ),
         (&["--push-limit-burst-count", "0"], "from 1 to 100000, not '0'"),
         (
