@@ -1051,7 +1051,7 @@ impl Harness {
                     ("APPROVAL_WAIT_SECONDS", BUDGET_SECONDS.to_string()),
                     // Every sample pushes to the same authy id: limits out of the way.
                     ("PUSH_LIMIT_BURST_COUNT", "100000".into()),
-                    ("PUSH_LIMIT_DAILY_COUNT", "1000".into()),
+                    ("PUSH_LIMIT_DAILY_COUNT", "100000".into()),
                 ],
             )
             .await?;

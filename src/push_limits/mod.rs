@@ -674,8 +674,8 @@ impl PushLimits {
         }
     }
 
-    /// Records that `approval_request_id` was sent to `authy_id`: as the authy id's last push
-    /// ([`Self::last_push`]) and as this journey's request (so a retry reuses it). A store
+    /// Records that `approval_request_id` was sent to `authy_id`: among the authy id's recent pushes
+    /// ([`Self::recent_pushes`]) and as this journey's request (so a retry reuses it). A store
     /// failure is logged, not returned: the push is out either way.
     pub async fn sent(
         &self,

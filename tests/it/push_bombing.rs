@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::support::{
-    assert_b2c_error, client_cert, spawn_simulator, HandlerProcess, TestApp, TEST_API_KEY,
+    assert_b2c_error, client_cert, simulator_record, spawn_simulator, HandlerProcess, TestApp,
+    TEST_API_KEY,
 };
 
 /// Phone numbers whose last four digits make the simulator approve (any), deny (`0101`) or
@@ -16,17 +17,6 @@ use crate::support::{
 const APPROVES: &str = "+14255550100";
 const DENIES: &str = "+14255550101";
 const EXPIRES: &str = "+14255550102";
-
-async fn register(app: &TestApp, phone: &str) -> String {
-    let (status, body) = app
-        .call(
-            "Register",
-            json!({"email": "alice@example.com", "phoneNumber": phone}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["authyId"].as_str().unwrap().to_owned()
-}
 
 async fn create(app: &TestApp, authy_id: &str, journey: &str) -> (u16, Value) {
     app.call(
@@ -42,20 +32,6 @@ async fn create(app: &TestApp, authy_id: &str, journey: &str) -> (u16, Value) {
     .await
 }
 
-/// The approval request as the simulator recorded it (docs/simulator.md, "What tests can
-/// inspect").
-async fn recorded(app: &TestApp, authy_url: &str, id: &str) -> Value {
-    app.client
-        .get(format!("{authy_url}/simulator/approval_requests/{id}"))
-        .header("X-Authy-API-Key", TEST_API_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 async fn app(approve_after: Duration, settings: &[(&str, &str)]) -> (TestApp, String) {
     let url = spawn_simulator(approve_after, TEST_API_KEY).await;
     let app = crate::support::spawn_app_against(&url, settings).await;
@@ -65,7 +41,7 @@ async fn app(approve_after: Duration, settings: &[(&str, &str)]) -> (TestApp, St
 #[tokio::test]
 async fn one_journey_gets_one_push_with_its_code_and_context() {
     let (app, authy_url) = app(Duration::from_secs(30), &[]).await;
-    let authy_id = register(&app, APPROVES).await;
+    let authy_id = app.register(APPROVES).await;
 
     let (status, first) = create(&app, &authy_id, "journey-a").await;
     assert_eq!(status, 200, "{first}");
@@ -89,12 +65,8 @@ async fn one_journey_gets_one_push_with_its_code_and_context() {
     assert_ne!(other["approvalRequestId"], first["approvalRequestId"]);
 
     // What the user sees in the Authy app: the code first, then the context to judge it by.
-    let push = recorded(
-        &app,
-        &authy_url,
-        first["approvalRequestId"].as_str().unwrap(),
-    )
-    .await;
+    let id = first["approvalRequestId"].as_str().unwrap();
+    let push = simulator_record(&authy_url, &format!("approval_requests/{id}")).await;
     assert_eq!(push["details"]["Sign-in code"], code.as_str(), "{push}");
     assert_eq!(push["details"]["Account"], "alice@example.com", "{push}");
     assert_eq!(push["details"]["IP address"], "203.0.113.7", "{push}");
@@ -114,7 +86,7 @@ async fn one_journey_gets_one_push_with_its_code_and_context() {
 #[tokio::test]
 async fn the_first_wait_after_a_new_push_shows_the_code_at_once() {
     let (app, _) = app(Duration::from_secs(30), &[]).await;
-    let authy_id = register(&app, APPROVES).await;
+    let authy_id = app.register(APPROVES).await;
     let (_, created) = create(&app, &authy_id, "journey-c").await;
     let code = created["signInCode"].as_str().unwrap();
     let started = Instant::now();
@@ -143,7 +115,7 @@ async fn the_first_wait_after_a_new_push_shows_the_code_at_once() {
 #[tokio::test]
 async fn the_burst_limit_refuses_further_journeys_with_a_message_that_says_when() {
     let (app, _) = app(Duration::from_secs(30), &[("PUSH_LIMIT_BURST_COUNT", "2")]).await;
-    let authy_id = register(&app, APPROVES).await;
+    let authy_id = app.register(APPROVES).await;
     for journey in ["j1", "j2"] {
         let (status, body) = create(&app, &authy_id, journey).await;
         assert_eq!(status, 200, "{body}");
@@ -170,8 +142,8 @@ async fn the_burst_limit_refuses_further_journeys_with_a_message_that_says_when(
 #[tokio::test]
 async fn a_denial_pauses_every_journey_of_the_user_and_tells_them_to_change_their_password() {
     let (app, _) = app(Duration::from_millis(200), &[]).await;
-    let authy_id = register(&app, DENIES).await;
-    let bystander = register(&app, APPROVES).await;
+    let authy_id = app.register(DENIES).await;
+    let bystander = app.register(APPROVES).await;
     let (_, created) = create(&app, &authy_id, "attacker-1").await;
     let (status, body) = app
         .call(
@@ -205,7 +177,7 @@ async fn a_denial_pauses_every_journey_of_the_user_and_tells_them_to_change_thei
 #[tokio::test]
 async fn a_denial_nobody_waited_for_pauses_the_next_journey() {
     let (app, _) = app(Duration::from_millis(200), &[]).await;
-    let authy_id = register(&app, DENIES).await;
+    let authy_id = app.register(DENIES).await;
     let (status, body) = create(&app, &authy_id, "abandoned-1").await;
     assert_eq!(status, 200, "{body}");
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -225,7 +197,7 @@ async fn a_denial_nobody_waited_for_pauses_even_after_the_request_expired() {
         &[("AUTHY_APPROVAL_TTL_SECONDS", "10")],
     )
     .await;
-    let authy_id = register(&app, DENIES).await;
+    let authy_id = app.register(DENIES).await;
     let (status, body) = create(&app, &authy_id, "waited-out-1").await;
     assert_eq!(status, 200, "{body}");
     tokio::time::sleep(Duration::from_millis(11_000)).await;
@@ -237,7 +209,7 @@ async fn a_denial_nobody_waited_for_pauses_even_after_the_request_expired() {
 #[tokio::test]
 async fn after_an_expired_request_the_same_journey_sends_a_new_push() {
     let (app, _) = app(Duration::from_millis(200), &[]).await;
-    let authy_id = register(&app, EXPIRES).await;
+    let authy_id = app.register(EXPIRES).await;
     let (_, first) = create(&app, &authy_id, "journey-e").await;
     let (status, body) = app
         .call(
@@ -261,7 +233,7 @@ async fn after_an_expired_request_the_same_journey_sends_a_new_push() {
 #[tokio::test]
 async fn the_single_call_wait_shows_the_code_then_waits_for_the_same_request() {
     let (app, _) = app(Duration::from_secs(1), &[]).await;
-    let authy_id = register(&app, APPROVES).await;
+    let authy_id = app.register(APPROVES).await;
     let call = json!({"authyId": authy_id, "correlationId": "single-call"});
     let (status, body) = app.call("WaitForAuthyApproval", call.clone()).await;
     assert_eq!(status, 409);

@@ -604,15 +604,7 @@ async fn the_handlers_install_link_setting_reaches_the_simulator() {
             .await;
         assert_eq!(status, 200, "{body}");
         let authy_id = body["authyId"].as_str().expect("authyId").to_owned();
-        let recorded: Value = http()
-            .get(format!("{authy}/simulator/users/{authy_id}"))
-            .header("X-Authy-API-Key", TEST_API_KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let recorded = crate::support::simulator_record(&authy, &format!("users/{authy_id}")).await;
         assert_eq!(
             recorded["install_link_sms_sent"], sms,
             "{setting:?}: {recorded}"

@@ -147,6 +147,18 @@ impl TestApp {
         (status, json)
     }
 
+    /// Registers `phone` for alice@example.com, as the phone page does; returns the authy id.
+    pub async fn register(&self, phone: &str) -> String {
+        let (status, body) = self
+            .call(
+                "Register",
+                serde_json::json!({"email": "alice@example.com", "phoneNumber": phone}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["authyId"].as_str().expect("authyId").to_owned()
+    }
+
     /// Register, then CreateApprovalRequest: the authy id and approval request id.
     pub async fn enrol_and_push(&self, phone: &str) -> (String, String) {
         let (status, body) = self
@@ -169,6 +181,21 @@ impl TestApp {
             body["approvalRequestId"].as_str().unwrap().to_owned(),
         )
     }
+}
+
+/// What the simulator at `authy_url` recorded at one of its inspection paths
+/// (`users/{authy_id}`, `approval_requests/{uuid}`; docs/simulator.md, "What tests can
+/// inspect").
+pub async fn simulator_record(authy_url: &str, path: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{authy_url}/simulator/{path}"))
+        .header("X-Authy-API-Key", TEST_API_KEY)
+        .send()
+        .await
+        .expect("the simulator answers")
+        .json()
+        .await
+        .expect("JSON")
 }
 
 /// Asserts `body` is the B2C error body with `code`, and returns its userMessage.
