@@ -34,8 +34,9 @@ settings left out keep their current values, AUTHY_API_KEY may be left unset
 when the app already has one, and a Key Vault reference already in place is
 kept (with a warning if AUTHY_API_KEY is set without --key-vault).  Give the
 same --plan-type and --key-vault as the first run.
-The push limits keep their state (timestamps, no personal data) as blobs in the
-container PUSH_LIMITS_CONTAINER of the app's own storage account (the
+The push limits keep their state (push times, pauses, approval request ids and
+sign-in codes; no personal data) as blobs in the container
+PUSH_LIMITS_CONTAINER of the app's own storage account (the
 AzureWebJobsStorage connection); a lifecycle management rule of that account
 deletes them --push-limits-expiry-days after their last change (the account's
 other lifecycle rules are kept).

@@ -251,11 +251,41 @@ fn application_name(raw: &Option<String>) -> Option<String> {
     let name: String = raw
         .as_deref()?
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| !c.is_control() && !is_bidi_control(*c))
         .take(MAX_APPLICATION_NAME_CHARS)
         .collect();
     let name = name.trim();
     (!name.is_empty()).then(|| name.to_owned())
+}
+
+/// The Unicode bidirectional formatting characters (UAX #9, "Explicit Directional
+/// Embeddings/Overrides/Isolates" and the implicit marks): dropped from text shown in a push,
+/// where they could make it read as something else (an override reversing the rest).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn application_name_drops_control_and_bidi_characters_and_is_cut() {
+        let shown = |raw: &str| application_name(&Some(raw.to_owned()));
+        assert_eq!(
+            shown("Contoso\u{202E}lanoisseforp").as_deref(),
+            Some("Contosolanoisseforp")
+        );
+        assert_eq!(
+            shown("A\u{2066}B\u{2069}\nC\u{200F}").as_deref(),
+            Some("ABC")
+        );
+        assert_eq!(shown("\u{202E}\u{0007} "), None);
+        assert_eq!(
+            shown(&"x".repeat(100)).map(|s| s.chars().count()),
+            Some(MAX_APPLICATION_NAME_CHARS)
+        );
+    }
 }
 
 /// A required claim, or [`ApiError::MissingClaim`].
