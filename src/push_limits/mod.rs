@@ -1184,7 +1184,7 @@ mod tests {
                 on_store_failure: OnStoreFailure::Open,
                 ..Default::default()
             },
-            PushStore::AlwaysConflicting(MemoryStore::default()),
+            PushStore::Faulty(MemoryStore::default(), store::Fault::ConflictingWrites),
             b"secret",
         );
         let journey = CorrelationId::parse("j-contended").unwrap();
@@ -1209,7 +1209,7 @@ mod tests {
                 on_store_failure: OnStoreFailure::Open,
                 ..Default::default()
             },
-            PushStore::FailingDeletes(MemoryStore::default()),
+            PushStore::Faulty(MemoryStore::default(), store::Fault::FailingDeletes),
             b"secret",
         );
         let who = authy_id("14");
@@ -1237,7 +1237,7 @@ mod tests {
                 on_store_failure: OnStoreFailure::Open,
                 ..Default::default()
             },
-            PushStore::HangingWrites(MemoryStore::default()),
+            PushStore::Faulty(MemoryStore::default(), store::Fault::HangingWrites),
             b"secret",
         );
         let journey = CorrelationId::parse("j-slow").unwrap();

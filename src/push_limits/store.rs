@@ -63,17 +63,21 @@ pub enum PushStore {
     Memory(MemoryStore),
     /// Azure Blob Storage (or Azurite).
     Blob(super::blob::BlobStore),
-    /// Unit tests: reads as [`MemoryStore`], but every write loses the race, as under a
-    /// burst of parallel calls.
+    /// Unit tests: a [`MemoryStore`] with one [`Fault`].
     #[cfg(test)]
-    AlwaysConflicting(MemoryStore),
-    /// Unit tests: [`MemoryStore`] whose deletes fail.
-    #[cfg(test)]
-    FailingDeletes(MemoryStore),
-    /// Unit tests: reads as [`MemoryStore`], but writes never answer, as a store slowed down
-    /// by a burst.
-    #[cfg(test)]
-    HangingWrites(MemoryStore),
+    Faulty(MemoryStore, Fault),
+}
+
+/// How a unit test's store misbehaves; reads always work as in [`MemoryStore`].
+#[cfg(test)]
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    /// Every write loses the race, as under a burst of parallel calls.
+    ConflictingWrites,
+    /// Deletes fail.
+    FailingDeletes,
+    /// Writes and deletes never answer, as a store slowed down by a burst.
+    HangingWrites,
 }
 
 impl PushStore {
@@ -101,9 +105,7 @@ impl PushStore {
             Self::Memory(store) => Ok(store.get(key)),
             Self::Blob(store) => store.get(key).await,
             #[cfg(test)]
-            Self::AlwaysConflicting(store)
-            | Self::FailingDeletes(store)
-            | Self::HangingWrites(store) => Ok(store.get(key)),
+            Self::Faulty(store, _) => Ok(store.get(key)),
         }
     }
 
@@ -121,11 +123,11 @@ impl PushStore {
             Self::Memory(store) => Ok(store.put(key, body, &condition)),
             Self::Blob(store) => store.put(key, body, &condition).await,
             #[cfg(test)]
-            Self::AlwaysConflicting(_) => Ok(Err(Conflict)),
-            #[cfg(test)]
-            Self::FailingDeletes(store) => Ok(store.put(key, body, &condition)),
-            #[cfg(test)]
-            Self::HangingWrites(_) => std::future::pending().await,
+            Self::Faulty(store, fault) => match fault {
+                Fault::ConflictingWrites => Ok(Err(Conflict)),
+                Fault::FailingDeletes => Ok(store.put(key, body, &condition)),
+                Fault::HangingWrites => std::future::pending().await,
+            },
         }
     }
 
@@ -142,11 +144,13 @@ impl PushStore {
             }
             Self::Blob(store) => store.delete(key, etag).await,
             #[cfg(test)]
-            Self::AlwaysConflicting(_) => Ok(()),
+            Self::Faulty(_, Fault::ConflictingWrites) => Ok(()),
             #[cfg(test)]
-            Self::FailingDeletes(_) => Err(StoreError("delete failed (test)".into())),
+            Self::Faulty(_, Fault::FailingDeletes) => {
+                Err(StoreError("delete failed (test)".into()))
+            }
             #[cfg(test)]
-            Self::HangingWrites(_) => std::future::pending().await,
+            Self::Faulty(_, Fault::HangingWrites) => std::future::pending().await,
         }
     }
 
@@ -157,11 +161,7 @@ impl PushStore {
             Self::Memory(_) => "in-memory (this process only)".into(),
             Self::Blob(store) => store.describe(),
             #[cfg(test)]
-            Self::AlwaysConflicting(_) => "always conflicting (unit tests)".into(),
-            #[cfg(test)]
-            Self::FailingDeletes(_) => "failing deletes (unit tests)".into(),
-            #[cfg(test)]
-            Self::HangingWrites(_) => "hanging writes (unit tests)".into(),
+            Self::Faulty(_, fault) => format!("in-memory with {fault:?} (unit tests)"),
         }
     }
 }
