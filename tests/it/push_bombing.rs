@@ -271,12 +271,10 @@ async fn a_denial_is_logged_at_warn_for_the_soc_with_the_user_masked() {
             )
         }
     };
-    let (_, registered) = call(
-        "Register",
-        json!({"email": "mallory.target@example.com", "phoneNumber": DENIES}),
-    )
-    .await;
-    let authy_id = registered["authyId"].as_str().unwrap().to_owned();
+    // The authy id the simulator issues for DENIES (docs/simulator.md), without a Register:
+    // in a debug handler the first Register waits for the phone-number metadata, seconds on a
+    // loaded CI machine, and the test is not about it.
+    let authy_id = DENIES.trim_start_matches('+').to_owned();
     let (_, created) = call(
         "CreateApprovalRequest",
         json!({"authyId": authy_id, "correlationId": "soc-journey", "ipAddress": "198.51.100.23"}),

@@ -391,16 +391,10 @@ async fn three_handler_processes_share_the_burst_limit_through_the_storage_accou
         .timeout(support::CLIENT_TIMEOUT)
         .build()
         .unwrap();
-    let (status, body) = call(
-        &client,
-        &handlers[0].base,
-        &cert,
-        "Register",
-        json!({"email": "alice@example.com", "phoneNumber": "+14255550100"}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let authy_id = body["authyId"].as_str().unwrap().to_owned();
+    // The authy id the simulator issues for +14255550100 (it knows the ids it would issue:
+    // docs/simulator.md), without a Register: in a debug handler the first Register waits for
+    // the phone-number metadata, seconds on a loaded CI machine, and the test is not about it.
+    let authy_id = "14255550100".to_owned();
 
     let mut calls = Vec::new();
     for n in 0..20 {
@@ -463,16 +457,10 @@ async fn a_denial_seen_by_one_process_pauses_pushes_from_the_others() {
         .build()
         .unwrap();
     // Last four digits 0101: the simulator denies (docs/simulator.md, triggers).
-    let (status, body) = call(
-        &client,
-        &handlers[0].base,
-        &cert,
-        "Register",
-        json!({"email": "alice@example.com", "phoneNumber": "+14255550101"}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let authy_id = body["authyId"].as_str().unwrap().to_owned();
+    // The authy id the simulator issues for +14255550101 (it knows the ids it would issue:
+    // docs/simulator.md), without a Register: in a debug handler the first Register waits for
+    // the phone-number metadata, seconds on a loaded CI machine, and the test is not about it.
+    let authy_id = "14255550101".to_owned();
     let (status, created) = call(
         &client,
         &handlers[0].base,
