@@ -32,6 +32,20 @@ async fn create(app: &TestApp, authy_id: &str, journey: &str) -> (u16, Value) {
     .await
 }
 
+/// WaitForAuthyApproval for the approval request `created` (CreateApprovalRequest's answer)
+/// in `journey`, as the wait page's Continue sends it.
+async fn wait(app: &TestApp, authy_id: &str, created: &Value, journey: &str) -> (u16, Value) {
+    app.call(
+        "WaitForAuthyApproval",
+        json!({
+            "authyId": authy_id,
+            "approvalRequestId": created["approvalRequestId"],
+            "correlationId": journey,
+        }),
+    )
+    .await
+}
+
 async fn app(approve_after: Duration, settings: &[(&str, &str)]) -> (TestApp, String) {
     let url = spawn_simulator(approve_after, TEST_API_KEY).await;
     let app = crate::support::spawn_app_against(&url, settings).await;
@@ -145,16 +159,7 @@ async fn a_denial_pauses_every_journey_of_the_user_and_tells_them_to_change_thei
     let authy_id = app.register(DENIES).await;
     let bystander = app.register(APPROVES).await;
     let (_, created) = create(&app, &authy_id, "attacker-1").await;
-    let (status, body) = app
-        .call(
-            "WaitForAuthyApproval",
-            json!({
-                "authyId": authy_id,
-                "approvalRequestId": created["approvalRequestId"],
-                "correlationId": "attacker-1",
-            }),
-        )
-        .await;
+    let (status, body) = wait(&app, &authy_id, &created, "attacker-1").await;
     assert_eq!(status, 409);
     let message = assert_b2c_error(&body, "ApprovalDenied");
     assert!(message.contains("paused for 15 minutes"), "{message}");
@@ -211,16 +216,7 @@ async fn after_an_expired_request_the_same_journey_sends_a_new_push() {
     let (app, _) = app(Duration::from_millis(200), &[]).await;
     let authy_id = app.register(EXPIRES).await;
     let (_, first) = create(&app, &authy_id, "journey-e").await;
-    let (status, body) = app
-        .call(
-            "WaitForAuthyApproval",
-            json!({
-                "authyId": authy_id,
-                "approvalRequestId": first["approvalRequestId"],
-                "correlationId": "journey-e",
-            }),
-        )
-        .await;
+    let (status, body) = wait(&app, &authy_id, &first, "journey-e").await;
     assert_eq!(status, 409);
     let message = assert_b2c_error(&body, "ApprovalExpired");
     assert!(message.contains("Continue to send a new one"), "{message}");

@@ -161,14 +161,7 @@ impl TestApp {
 
     /// Register, then CreateApprovalRequest: the authy id and approval request id.
     pub async fn enrol_and_push(&self, phone: &str) -> (String, String) {
-        let (status, body) = self
-            .call(
-                "Register",
-                serde_json::json!({"email": "alice@example.com", "phoneNumber": phone}),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        let authy_id = body["authyId"].as_str().unwrap().to_owned();
+        let authy_id = self.register(phone).await;
         let (status, body) = self
             .call(
                 "CreateApprovalRequest",
