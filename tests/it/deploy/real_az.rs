@@ -843,7 +843,7 @@ fn the_real_cli_check_catches_a_wrong_call() {
     let Some((az, python)) = real_az() else {
         return;
     };
-    let mutants: [(&str, &str, &str, &str, &str); 12] = [
+    let mutants: [(&str, &str, &str, &str, &str); 13] = [
         (
             "provision.sh",
             "--runtime custom",
@@ -916,6 +916,14 @@ fn the_real_cli_check_catches_a_wrong_call() {
             "az rest --method patchh",
             "parse-error",
             "'patchh' is not a valid value for '--method'",
+        ),
+        // A body Graph would refuse (the wrapper checks it: the signed-out CLI does not).
+        (
+            "clear-authy-id.sh",
+            "printf '{\"%s\":null}\\n'",
+            "printf '{\"%s\":\"\"}\\n'",
+            "unexpected",
+            "neither an authy id nor null",
         ),
         (
             "upload-policies.sh",
