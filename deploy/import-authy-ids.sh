@@ -57,40 +57,7 @@ parse_args "$@"
 require CSV_FILE
 [[ -f "$CSV_FILE" ]] || die "CSV file $CSV_FILE not found"
 
-if [[ -n "$POLICY_ENVIRONMENT" ]]; then
-    SETTINGS_FILE="${SETTINGS_FILE:-$REPO_ROOT/policies/appsettings.json}"
-    [[ -f "$SETTINGS_FILE" ]] || die "settings file $SETTINGS_FILE not found"
-    require_cmd python3 "python3 reads --settings"
-    # "Tenant<TAB>B2cExtensionsAppClientId" of the environment.
-    from_settings="$(python3 - "$SETTINGS_FILE" "$POLICY_ENVIRONMENT" <<'PY'
-import json, sys
-path, name = sys.argv[1], sys.argv[2]
-try:
-    with open(path, encoding="utf-8-sig") as f:
-        settings = json.load(f)
-except (OSError, ValueError) as e:
-    sys.exit(f"import-authy-ids.sh: error: cannot read {path}: {e}")
-envs = settings.get("Environments", []) if isinstance(settings, dict) else []
-for env in envs if isinstance(envs, list) else []:
-    if isinstance(env, dict) and env.get("Name") == name:
-        policy = env.get("PolicySettings") or {}
-        print(f"{env.get('Tenant') or ''}\t{policy.get('B2cExtensionsAppClientId') or ''}")
-        break
-else:
-    sys.exit(f"import-authy-ids.sh: error: no environment named {name!r} in {path}")
-PY
-)" || exit 1
-    B2C_TENANT="${B2C_TENANT:-${from_settings%%$'\t'*}}"
-    B2C_EXTENSIONS_APP_CLIENT_ID="${B2C_EXTENSIONS_APP_CLIENT_ID:-${from_settings#*$'\t'}}"
-fi
-require B2C_TENANT B2C_EXTENSIONS_APP_CLIENT_ID
-# Both end up in Graph URLs and filters: only plain values pass.
-[[ "$B2C_TENANT" =~ ^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$ ]] ||
-    die "--tenant '$B2C_TENANT' is not a domain name such as contoso.onmicrosoft.com"
-[[ "$B2C_EXTENSIONS_APP_CLIENT_ID" =~ $GUID_RE ]] ||
-    die "--extensions-app-client-id '$B2C_EXTENSIONS_APP_CLIENT_ID' is not an application (client) id (a GUID)"
-[[ "$B2C_EXTENSIONS_APP_CLIENT_ID" != 00000000-0000-0000-0000-* ]] ||
-    die "--extensions-app-client-id $B2C_EXTENSIONS_APP_CLIENT_ID is the example placeholder: use the application (client) id of your tenant's b2c-extensions-app (Azure AD B2C > App registrations > All applications)"
+graph_resolve_target
 ATTRIBUTE="$(graph_extension_attribute "$B2C_EXTENSIONS_APP_CLIENT_ID" authyId)"
 
 # --- 1. every row checked before anything else ------------------------------
@@ -99,12 +66,6 @@ ATTRIBUTE="$(graph_extension_attribute "$B2C_EXTENSIONS_APP_CLIENT_ID" authyId)"
 # type the functions parse authy ids with.
 AUTHY_ID_MAX_DIGITS=20
 AUTHY_ID_RE="^[1-9][0-9]{0,$((AUTHY_ID_MAX_DIGITS - 1))}\$"
-# A local account's user name (Graph docs "objectIdentity resource type":
-# begins with a letter or digit, then letters, digits, - or _; at most 64
-# characters) and a plausible email address (no spaces, control characters,
-# commas or double quotes; a domain with a dot).
-USER_NAME_RE='^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$'
-EMAIL_RE='^[^@[:space:][:cntrl:]",]+@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$'
 
 rows_user=() rows_authy=() rows_line=()
 bad=()
@@ -150,16 +111,11 @@ while IFS= read -r line || [[ -n "$line" ]]; do
     elif [[ "$user" =~ $GUID_RE ]]; then
         user="${user,,}"
         key="$user"
-    elif [[ "$user" == *@* ]]; then
-        if ((${#user} > 254)) || [[ ! "$user" =~ $EMAIL_RE ]]; then
+    else
+        if ! is_sign_in_name "$user"; then
             problems+=("user is neither an object id (GUID) nor a valid email address or user name")
         fi
         # Sign-in names are case-insensitive.
-        key="${user,,}"
-    else
-        if [[ ! "$user" =~ $USER_NAME_RE ]]; then
-            problems+=("user is neither an object id (GUID) nor a valid email address or user name")
-        fi
         key="${user,,}"
     fi
     if [[ ! "$authy" =~ $AUTHY_ID_RE ]]; then

@@ -310,8 +310,8 @@ require() {
 
 # --- Microsoft Graph: users and their extension attributes -----------------
 #
-# Used by import-authy-ids.sh (and meant for any script that reads or changes
-# one user's authy id).  Reads run under --dry-run too (they change nothing;
+# Used by import-authy-ids.sh and clear-authy-id.sh (and meant for any script
+# that reads or changes one user's authy id).  Reads run under --dry-run too (they change nothing;
 # a dry run reports what a real run would do); writes go through `run`.
 
 GRAPH_V1_URL="https://graph.microsoft.com/v1.0"
@@ -339,6 +339,69 @@ url_encode() {
 odata_string() {
     local s="$1"
     printf "'%s'" "${s//\'/\'\'}"
+}
+
+# A local account's user name (Graph docs "objectIdentity resource type":
+# begins with a letter or digit, then letters, digits, - or _; at most 64
+# characters) and a plausible email address (no spaces, control characters,
+# commas or double quotes; a domain with a dot).
+USER_NAME_RE='^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$'
+EMAIL_RE='^[^@[:space:][:cntrl:]",]+@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$'
+# is_sign_in_name NAME: whether NAME can be a local account's sign-in name:
+# an email address (at most 254 characters) or a user name.
+is_sign_in_name() {
+    if [[ "$1" == *@* ]]; then
+        ((${#1} <= 254)) && [[ "$1" =~ $EMAIL_RE ]]
+    else
+        [[ "$1" =~ $USER_NAME_RE ]]
+    fi
+}
+
+# A domain name such as contoso.onmicrosoft.com.
+DOMAIN_RE='^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$'
+
+# graph_resolve_target: fill B2C_TENANT and B2C_EXTENSIONS_APP_CLIENT_ID from
+# the environment POLICY_ENVIRONMENT of SETTINGS_FILE (default
+# policies/appsettings.json of the repository) where they are still empty
+# (its Tenant and PolicySettings.B2cExtensionsAppClientId), then require and
+# check both: they end up in Graph URLs and filters, so only plain values
+# pass.  For the scripts that declare --tenant, --extensions-app-client-id,
+# --environment and --settings (import-authy-ids.sh, clear-authy-id.sh).
+graph_resolve_target() {
+    local from_settings
+    if [[ -n "${POLICY_ENVIRONMENT:-}" ]]; then
+        SETTINGS_FILE="${SETTINGS_FILE:-$REPO_ROOT/policies/appsettings.json}"
+        [[ -f "$SETTINGS_FILE" ]] || die "settings file $SETTINGS_FILE not found"
+        require_cmd python3 "python3 reads --settings"
+        # "Tenant<TAB>B2cExtensionsAppClientId" of the environment.
+        from_settings="$(python3 - "$SETTINGS_FILE" "$POLICY_ENVIRONMENT" "$SCRIPT_NAME" <<'PY'
+import json, sys
+path, name, script = sys.argv[1], sys.argv[2], sys.argv[3]
+try:
+    with open(path, encoding="utf-8-sig") as f:
+        settings = json.load(f)
+except (OSError, ValueError) as e:
+    sys.exit(f"{script}: error: cannot read {path}: {e}")
+envs = settings.get("Environments", []) if isinstance(settings, dict) else []
+for env in envs if isinstance(envs, list) else []:
+    if isinstance(env, dict) and env.get("Name") == name:
+        policy = env.get("PolicySettings") or {}
+        print(f"{env.get('Tenant') or ''}\t{policy.get('B2cExtensionsAppClientId') or ''}")
+        break
+else:
+    sys.exit(f"{script}: error: no environment named {name!r} in {path}")
+PY
+)" || exit 1
+        B2C_TENANT="${B2C_TENANT:-${from_settings%%$'\t'*}}"
+        B2C_EXTENSIONS_APP_CLIENT_ID="${B2C_EXTENSIONS_APP_CLIENT_ID:-${from_settings#*$'\t'}}"
+    fi
+    require B2C_TENANT B2C_EXTENSIONS_APP_CLIENT_ID
+    [[ "$B2C_TENANT" =~ $DOMAIN_RE ]] ||
+        die "--tenant '$B2C_TENANT' is not a domain name such as contoso.onmicrosoft.com"
+    [[ "$B2C_EXTENSIONS_APP_CLIENT_ID" =~ $GUID_RE ]] ||
+        die "--extensions-app-client-id '$B2C_EXTENSIONS_APP_CLIENT_ID' is not an application (client) id (a GUID)"
+    [[ "$B2C_EXTENSIONS_APP_CLIENT_ID" != 00000000-0000-0000-0000-* ]] ||
+        die "--extensions-app-client-id $B2C_EXTENSIONS_APP_CLIENT_ID is the example placeholder: use the application (client) id of your tenant's b2c-extensions-app (Azure AD B2C > App registrations > All applications)"
 }
 
 # graph_extension_attribute CLIENT_ID NAME: the Microsoft Graph name of the

@@ -358,7 +358,7 @@ fn every_documented_script_exists() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     let invented = vec![(
         PathBuf::from("README.md"),
-        "Run `deploy/clear-authy-id.sh --user x`.".to_string(),
+        "Run `deploy/no-such-script.sh --user x`.".to_string(),
     )];
     assert_eq!(missing_scripts(&invented).len(), 1, "the check can fail");
 }

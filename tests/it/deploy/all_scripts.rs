@@ -99,6 +99,7 @@ fn scripts_name_every_missing_parameter() {
         ),
         ("client-cert.sh", &["--out-dir (or OUT_DIR)"]),
         ("import-authy-ids.sh", &["--csv (or CSV_FILE)"]),
+        ("clear-authy-id.sh", &["--user (or B2C_USER)"]),
     ];
     for (script, missing) in expected {
         let out = run(&mut sb.command(script));

@@ -197,7 +197,7 @@ def canned(words, argv):
         if url.endswith("/trustFramework/keySets"):
             return {"id": "B2C_1A_RestApiClientCertificate", "keys": []}
         if url.startswith("https://graph.microsoft.com/v1.0/users"):
-            return graph_users(url, method)
+            return graph_users(url, method, arg(argv, "--body", "-b") or "")
         if "/trustFramework/policies/" in url:
             policy_id = url.split("/trustFramework/policies/", 1)[1].split("/", 1)[0]
             if method == "delete":
@@ -236,12 +236,12 @@ def check_policy(policy):
     return {"policy": {"rules": rules}}
 
 
-def graph_users(url, method):
-    """Microsoft Graph /v1.0/users, as import-authy-ids.sh calls it."""
+def graph_users(url, method, body):
+    """Microsoft Graph /v1.0/users, as import-authy-ids.sh and clear-authy-id.sh call it."""
     from urllib.parse import parse_qs, urlsplit
     parts = urlsplit(url)
     if method == "patch":
-        return None  # 204 No Content: az rest prints nothing
+        return check_user_patch(body) or None  # 204 No Content: az rest prints nothing
     query = parse_qs(parts.query)
     select = query.get("$select", ["id"])[0].split(",")
     context = "https://graph.microsoft.com/v1.0/$metadata#users(" + ",".join(select) + ")"
@@ -254,6 +254,27 @@ def graph_users(url, method):
     user = {"id": f"{digest[:8]}-{digest[8:12]}-4{digest[13:16]}-8{digest[17:20]}-{digest[20:32]}"}
     user.update({name: "2002" for name in select if name.startswith("extension_")})
     return {"@odata.context": context, "value": [user]}
+
+
+def check_user_patch(body):
+    """`--body @file` of a PATCH of a user: the CLI sends it as it is once signed in, so
+    check here what Graph would refuse: it must be a JSON object of directory extension
+    attributes (extension_<32 hex digits>_<name>), each an authy id (a string of digits)
+    or null, which removes the value (Graph docs "extensionProperty resource type")."""
+    import re
+    try:
+        with open(body[1:] if body.startswith("@") else body, encoding="utf-8") as f:
+            patch = json.load(f)
+    except (OSError, ValueError) as e:
+        return AzError(f"ERROR: az wrapper: --body is not JSON: {type(e).__name__}: {e}\n")
+    if not isinstance(patch, dict) or not patch:
+        return AzError(f"ERROR: az wrapper: --body is not a JSON object of attributes: {patch!r}\n")
+    for name, value in patch.items():
+        if not re.fullmatch(r"extension_[0-9a-f]{32}_[A-Za-z0-9]+", name):
+            return AzError(f"ERROR: az wrapper: --body sets {name!r}, not a directory extension attribute\n")
+        if value is not None and not (isinstance(value, str) and re.fullmatch(r"[1-9][0-9]{0,19}", value)):
+            return AzError(f"ERROR: az wrapper: --body sets {name} to {value!r}, neither an authy id nor null\n")
+    return None
 
 
 class RawText(str):

@@ -14,6 +14,7 @@
 //! `cargo test --test it deploy::provision::`.
 
 mod all_scripts;
+mod clear_authy_id;
 mod client_cert;
 mod deploy_code;
 mod import_authy_ids;
@@ -37,6 +38,7 @@ const SCRIPTS: &[&str] = &[
     "upload-policies.sh",
     "client-cert.sh",
     "import-authy-ids.sh",
+    "clear-authy-id.sh",
 ];
 
 /// The SHA-1 thumbprint the provision tests pass (in several spellings).

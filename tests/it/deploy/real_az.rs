@@ -351,6 +351,16 @@ const IMPORT_ARGS: &[&str] = &[
     "--overwrite",
 ];
 
+/// clear-authy-id.sh's arguments: a user by sign-in name.
+const CLEAR_ARGS: &[&str] = &[
+    "--tenant",
+    TENANT,
+    "--extensions-app-client-id",
+    "abcdef01-2345-6789-abcd-ef0123456789",
+    "--user",
+    "o'brien@example.com",
+];
+
 /// Runs the jobs PARALLEL at a time; returns their outcomes in job order.
 fn run_jobs(jobs: &[Job], az: &Path, python: &Path, cache: &Path) -> Vec<Outcome> {
     let next = AtomicUsize::new(0);
@@ -551,6 +561,36 @@ fn all_jobs() -> Vec<Job> {
         )
         .calls(&["rest --method get --uri https://graph.microsoft.com/v1.0/users?$filter="])
         .output(&["a real run would: set 2, unchanged 1"])
+        .forbid(&["--method patch"]),
+    );
+    // clear-authy-id.sh: by sign-in name (az_wrapper.py gives the user authy id 2002: the
+    // PATCH of null runs), by object id (the user has none: no PATCH), and a dry run.
+    jobs.push(
+        Job::new("clear-authy-id", "clear-authy-id.sh", CLEAR_ARGS)
+            .calls(&[
+                "rest --method get --uri https://graph.microsoft.com/v1.0/users?$filter=identities%2Fany%28c%3Ac%2FissuerAssignedId%20eq%20%27o%27%27brien%40example.com%27",
+                "rest --method patch --uri https://graph.microsoft.com/v1.0/users/",
+            ])
+            .output(&["cleared the authy id of o***@example.com ("]),
+    );
+    jobs.push(
+        Job::new(
+            "clear-authy-id-none",
+            "clear-authy-id.sh",
+            &[&CLEAR_ARGS[..4], &["--user", "6a2b7f0e-1c3d-4e5f-8a9b-0c1d2e3f4a5b"]].concat(),
+        )
+        .calls(&["rest --method get --uri https://graph.microsoft.com/v1.0/users/6a2b7f0e-1c3d-4e5f-8a9b-0c1d2e3f4a5b?$select=id,extension_abcdef0123456789abcdef0123456789_authyId --query"])
+        .output(&["6a2b7f0e-1c3d-4e5f-8a9b-0c1d2e3f4a5b has no authy id: nothing to clear"])
+        .forbid(&["--method patch"]),
+    );
+    jobs.push(
+        Job::new(
+            "clear-authy-id-dry-run",
+            "clear-authy-id.sh",
+            &[CLEAR_ARGS, &["--dry-run"]].concat(),
+        )
+        .calls(&["rest --method get --uri https://graph.microsoft.com/v1.0/users?$filter="])
+        .output(&["a real run would clear the authy id of o***@example.com ("])
         .forbid(&["--method patch"]),
     );
     // package.sh calls no az: its plan runs through the wrapper with no call.
@@ -803,7 +843,7 @@ fn the_real_cli_check_catches_a_wrong_call() {
     let Some((az, python)) = real_az() else {
         return;
     };
-    let mutants: [(&str, &str, &str, &str, &str); 11] = [
+    let mutants: [(&str, &str, &str, &str, &str); 13] = [
         (
             "provision.sh",
             "--runtime custom",
@@ -871,6 +911,21 @@ fn the_real_cli_check_catches_a_wrong_call() {
             "'pach' is not a valid value for '--method'",
         ),
         (
+            "clear-authy-id.sh",
+            "az rest --method patch",
+            "az rest --method patchh",
+            "parse-error",
+            "'patchh' is not a valid value for '--method'",
+        ),
+        // A body Graph would refuse (the wrapper checks it: the signed-out CLI does not).
+        (
+            "clear-authy-id.sh",
+            "printf '{\"%s\":null}\\n'",
+            "printf '{\"%s\":\"\"}\\n'",
+            "unexpected",
+            "neither an authy id nor null",
+        ),
+        (
             "upload-policies.sh",
             "az rest --method delete",
             "az rest --method remove",
@@ -911,6 +966,7 @@ fn the_real_cli_check_catches_a_wrong_call() {
                     .env("STORAGE_ROLE_WAIT_SECONDS", "0")
             }
             "import-authy-ids.sh" => Job::new(&format!("mutant-{i}"), script, IMPORT_ARGS),
+            "clear-authy-id.sh" => Job::new(&format!("mutant-{i}"), script, CLEAR_ARGS),
             "deploy-code.sh" => Job::new(
                 &format!("mutant-{i}"),
                 script,

@@ -10,7 +10,8 @@
 #   contain this text.
 # AZ_STUB_USERS: the users of a B2C tenant, for Microsoft Graph look-ups
 #   (GET .../v1.0/users/{id}, GET .../v1.0/users?$filter=identities/any(...))
-#   and writes (PATCH .../v1.0/users/{id}, which updates this file): a file of
+#   and writes (PATCH .../v1.0/users/{id}, which updates this file; a body
+#   {"<attribute>":null} empties the authy id): a file of
 #   `objectId<TAB>signInName<TAB>authyId` lines.  Look-ups answer what
 #   `--output tsv` prints for the scripts' queries: `objectId<TAB>authyId`.
 # AZ_STUB_POLICIES: a folder standing in for the tenant's B2C custom
