@@ -1843,6 +1843,28 @@ fn the_wait_page_template_continues_after_exactly_the_apis_pending_messages() {
     // so never after PushLimitReached, PushesPaused, ApprovalDenied or any other answer.
     let problems = pending_matcher_problems(&template).unwrap();
     assert_eq!(problems, Vec::<String>::new());
+    // The REST technical profiles' own messages (B2C shows them when the handler did not answer):
+    // only WaitForAuthyApproval's timeout, a harmless one, says pending, as the API would.
+    let file = std::fs::read_to_string(repo().join("policies/AuthyExtensions.xml")).unwrap();
+    let doc = Document::parse(&file).unwrap();
+    let own: Vec<(String, String)> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("Item"))
+        .filter_map(|n| {
+            let key = n.attribute("Key")?;
+            REST_ERROR_MESSAGES.contains(&key).then_some(())?;
+            let profile = n.ancestors().find(|a| a.has_tag_name("TechnicalProfile"))?;
+            let id = profile.attribute("Id")?;
+            Some((format!("{id} {key}"), n.text().unwrap_or_default().to_owned()))
+        })
+        .collect();
+    assert!(own.len() >= 12, "{own:?}");
+    let texts: Vec<String> = own.iter().map(|(_, text)| text.clone()).collect();
+    let answers = run_is_pending_message(template_definitions(&template), &texts).unwrap();
+    for ((at, text), pending) in own.iter().zip(answers) {
+        let timeout = at == "REST-Authy-WaitForAuthyApproval UserMessageIfRequestTimeout";
+        assert_eq!(pending, timeout, "{at}: {text:?}");
+    }
     // White space as a page may lay it out still matches; the marker alone, elsewhere, or
     // missing does not.
     let texts = [
