@@ -396,6 +396,43 @@ mod tests {
     }
 
     #[test]
+    fn every_message_has_a_key_of_the_table() {
+        let code = SignInCode::parse("47").unwrap();
+        let minute = Duration::from_secs(60);
+        let all = [
+            Message::SomethingWentWrong,
+            Message::RequestNoLongerValid,
+            Message::InvalidPhoneNumber,
+            Message::InvalidEmail,
+            Message::ApprovalPending,
+            Message::ApprovalPendingWithCode(&code),
+            Message::ApprovalDenied,
+            Message::ApprovalDeniedPaused(minute),
+            Message::ApprovalExpired,
+            Message::PushLimitReached(minute),
+            Message::PushesPaused(minute),
+            Message::PushRequestInProgress,
+            Message::PushLimitsUnavailable,
+            Message::AuthyUserNotFound,
+            Message::AuthyThrottled,
+            Message::AuthyUnavailable,
+            Message::AuthyRejected,
+            Message::PushMessage,
+            Message::PushDetailSignInCode,
+            Message::PushDetailAccount,
+            Message::PushDetailIpAddress,
+            Message::PushDetailApplication,
+        ];
+        let keys: BTreeSet<&str> = all.iter().map(Message::key).collect();
+        assert_eq!(keys.len(), all.len(), "two messages share a key");
+        for key in &keys {
+            assert!(KEYS.iter().any(|(k, _)| k == key), "{key} is not in KEYS");
+        }
+        // The rest of KEYS: the duration phrases.
+        assert_eq!(KEYS.len(), keys.len() + 2);
+    }
+
+    #[test]
     fn a_broken_table_is_refused_with_its_problems() {
         let refused = |mutated: String| {
             assert_ne!(mutated, MESSAGES_TOML, "the mutation must change the table");

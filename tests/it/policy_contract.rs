@@ -1855,7 +1855,10 @@ fn the_wait_page_template_continues_after_exactly_the_apis_pending_messages() {
             REST_ERROR_MESSAGES.contains(&key).then_some(())?;
             let profile = n.ancestors().find(|a| a.has_tag_name("TechnicalProfile"))?;
             let id = profile.attribute("Id")?;
-            Some((format!("{id} {key}"), n.text().unwrap_or_default().to_owned()))
+            Some((
+                format!("{id} {key}"),
+                n.text().unwrap_or_default().to_owned(),
+            ))
         })
         .collect();
     assert!(own.len() >= 12, "{own:?}");
