@@ -171,9 +171,10 @@ pub const KEYS: [(&str, &[&str]); 24] = [
     ("push_detail_application", &[]),
 ];
 
-/// Longest push detail name, in characters (Authy's limit for `details` keys, as
-/// `functions::approval_request` keeps them).
-pub const MAX_DETAIL_NAME_CHARS: usize = 20;
+/// Longest push detail name, in bytes of UTF-8: Authy's limit of 20 characters for `details`
+/// keys (as `functions::approval_request` keeps them), counted the strict way, since whether
+/// Authy counts characters or bytes is not documented.
+pub const MAX_DETAIL_NAME_BYTES: usize = 20;
 
 /// Said when the table itself is broken (which [`check`] refuses at start): English, fixed.
 const TABLE_BROKEN: &str = "Something went wrong on our side. Please try again later.";
@@ -251,7 +252,7 @@ impl Table {
     /// Parses and checks a table: every language of [`Language::ALL`] has exactly the keys of
     /// [`KEYS`], each a string with exactly its placeholders (no other braces), no text holds
     /// [`PENDING_MARKER`]'s hourglass, and push detail names have at most
-    /// [`MAX_DETAIL_NAME_CHARS`] characters.
+    /// [`MAX_DETAIL_NAME_BYTES`] bytes.
     ///
     /// # Errors
     /// Every problem found, one per line (TOML syntax errors with their line and column).
@@ -303,9 +304,9 @@ impl Table {
                         "[{tag}] {key}: holds the pending marker {PENDING_MARKER:?}, which the handler adds to pending messages only"
                     ));
                 }
-                if key.starts_with("push_detail_") && text.chars().count() > MAX_DETAIL_NAME_CHARS {
+                if key.starts_with("push_detail_") && text.len() > MAX_DETAIL_NAME_BYTES {
                     problems.push(format!(
-                        "[{tag}] {key}: longer than {MAX_DETAIL_NAME_CHARS} characters"
+                        "[{tag}] {key}: longer than {MAX_DETAIL_NAME_BYTES} bytes in UTF-8"
                     ));
                 }
                 entries.insert(key.to_owned(), text.to_owned());
@@ -474,6 +475,12 @@ mod tests {
             refused(MESSAGES_TOML.replacen("\"Adresse IP\"", "\"Adresse IP de l’appareil\"", 1));
         assert!(
             e.contains("[fr] push_detail_ip_address: longer than 20"),
+            "{e}"
+        );
+        // 8 characters, 24 bytes.
+        let e = refused(MESSAGES_TOML.replacen("\"認証コード\"", "\"サインインコード\"", 1));
+        assert!(
+            e.contains("[ja] push_detail_sign_in_code: longer than 20"),
             "{e}"
         );
         // A section that is no language of the code.

@@ -163,5 +163,5 @@ async fn the_administrators_push_title_stays_as_given_in_every_language() {
     let authy_id = app.register("+14255550100").await;
     let (_, push) = push_and_pending(&app, &url, &authy_id, "ja").await;
     assert_eq!(push["message"], "Contoso sign-in", "{push}");
-    assert!(push["details"]["サインイン コード"].is_string(), "{push}");
+    assert!(push["details"]["認証コード"].is_string(), "{push}");
 }
