@@ -523,7 +523,7 @@ mod tests {
         let code = SignInCode::parse("47").unwrap();
         assert_eq!(
             Message::ApprovalPendingWithCode(&code).text(Language::Ja),
-            "\u{23F3} Authy アプリにコード 47 が表示されている場合にのみ要求を承認し、[続行] を選択してください。"
+            "\u{23F3} Authy アプリに認証コード 47 が表示されている場合にのみ要求を承認し、[続行] を選択してください。"
         );
         assert_eq!(
             Message::PushLimitReached(Duration::from_secs(61)).text(Language::De),
