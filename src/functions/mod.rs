@@ -104,6 +104,10 @@ impl Deadline {
 /// object's entries: an unknown field is checked for JSON syntax only, never converted, so
 /// whatever it holds (a number beyond `f64` such as `1e400`, nesting deeper than
 /// serde_json's recursion limit) it is ignored. A field given twice counts with its last value.
+///
+/// Once the body is an object, its `uiLocale` claim sets the invocation's language
+/// ([`crate::messages::LANGUAGE`]): every error of the call from then on — a claim of the wrong
+/// type included — answers its `userMessage` in that language.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ClaimsJson<T>(pub T);
 
@@ -354,7 +358,8 @@ struct PushContext<'a> {
 /// visible details the user can judge it by (the code to compare, the account, the IP address
 /// B2C saw, the application), named in the user's language; B2C's correlation id hidden for
 /// support. Detail names stay within Authy's 20 characters (Twilio docs "OneTouch API: create
-/// approval request", `details`; checked for every language by [`crate::messages::Table::parse`]).
+/// approval request", `details`), counted as UTF-8 bytes in every language by
+/// [`crate::messages::Table::parse`].
 fn approval_request(settings: &ApprovalSettings, context: PushContext<'_>) -> NewApprovalRequest {
     let language = context.language;
     let name = |message: Message<'_>| message.text(language);
