@@ -8,6 +8,7 @@
 //! The app receives its Authy client ready-made ([`Application::build`]); it never starts a
 //! simulator itself.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use crate::config::Config;
 use crate::domain::PhoneNumber;
 use crate::error::{ApiError, OutcomeCode, INVOCATION_ID};
 use crate::functions::{self, ApprovalSettings, Deadline, FunctionsState, FUNCTION_NAMES};
+use crate::messages::{Language, LANGUAGE};
 use crate::push_limits::PushLimits;
 
 /// Kept free at the end of each invocation's budget, for writing the answer, so the caller
@@ -195,7 +197,7 @@ impl Drop for CancelGuard {
 }
 
 /// Per-invocation middleware: sets the invocation id (for `requestId` in error bodies), the
-/// deadline, a log span, and writes one log line per invocation with function, outcome code,
+/// invocation's language (English until the body's `uiLocale` is read), the deadline, a log span, and writes one log line per invocation with function, outcome code,
 /// HTTP status, duration, Authy status, invocation id and B2C correlation id.
 async fn invocation(State(budget): State<Duration>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -219,13 +221,17 @@ async fn invocation(State(budget): State<Duration>, mut request: Request, next: 
     // The functions end by their deadline on their own; this also bounds what happens before
     // them, such as a client that sends its body slowly or never.
     let hard_deadline = started + budget;
-    let mut response = INVOCATION_ID
-        .scope(id.clone(), async move {
-            match tokio::time::timeout_at(hard_deadline, next.run(request)).await {
-                Ok(response) => response,
-                Err(_elapsed) => ApiError::RequestTimeout.into_response(),
-            }
-        })
+    // English until the functions' body extractor reads `uiLocale`.
+    let mut response = LANGUAGE
+        .scope(
+            Cell::new(Language::default()),
+            INVOCATION_ID.scope(id.clone(), async move {
+                match tokio::time::timeout_at(hard_deadline, next.run(request)).await {
+                    Ok(response) => response,
+                    Err(_elapsed) => ApiError::RequestTimeout.into_response(),
+                }
+            }),
+        )
         .instrument(span.clone())
         .await;
     guard.armed = false;

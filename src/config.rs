@@ -112,8 +112,10 @@ pub struct Config {
     pub authy_api_key: Option<SecretString>,
     /// `AUTHY_API_URL`: https, or http to a loopback address (the simulator).
     pub authy_api_url: Url,
-    /// `AUTHY_APPROVAL_MESSAGE`: the push title.
-    pub approval_message: String,
+    /// `AUTHY_APPROVAL_MESSAGE`: the push title, sent as given whatever the user's language;
+    /// `None` (not set): the title of the messages table in the user's language ("Sign-in
+    /// request" in English).
+    pub approval_message: Option<String>,
     /// `AUTHY_APPROVAL_TTL_SECONDS`: `seconds_to_expire` of each approval request; this, not
     /// one HTTP call, is how long a user has to approve.
     pub approval_ttl: Duration,
@@ -237,9 +239,11 @@ impl Config {
             }
         };
 
-        let approval_message =
-            get("AUTHY_APPROVAL_MESSAGE").unwrap_or_else(|| "Sign-in request".into());
-        if approval_message.chars().count() > 200 {
+        let approval_message = get("AUTHY_APPROVAL_MESSAGE");
+        if approval_message
+            .as_ref()
+            .is_some_and(|m| m.chars().count() > 200)
+        {
             errors.push("AUTHY_APPROVAL_MESSAGE: at most 200 characters".into());
         }
 

@@ -5,8 +5,9 @@
 //! `{"version": "1.0.0", "status": 409, "userMessage": "..."}` (MS docs
 //! "restful-technical-profile", section "Returning validation error message"). Every failure of
 //! every function therefore ends here: each variant fixes its `code`, its HTTP status and its
-//! `userMessage`. `userMessage` is a `&'static str` chosen per variant, so no exception text,
-//! URL or key can ever reach a user; details go to `developerMessage`.
+//! `userMessage`. `userMessage` is a text of the translators' table ([`crate::messages`]) chosen
+//! per variant, in the invocation's language, filled with typed values only, so no exception
+//! text, URL or key can ever reach a user; details go to `developerMessage`.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -19,6 +20,7 @@ use serde::Serialize;
 
 use crate::authy::AuthyError;
 use crate::domain::{InvalidApprovalRequestId, InvalidAuthyId, InvalidEmail, InvalidPhoneNumber};
+use crate::messages::{current_language, Language, Message};
 use crate::push_limits::{Refusal, SignInCode};
 
 tokio::task_local! {
@@ -138,23 +140,15 @@ pub enum ApiError {
     },
 }
 
-/// The `userMessage` of every error that the user cannot act on: configuration faults, bugs
-/// and protocol faults B2C itself never causes.
-const SOMETHING_WENT_WRONG: &str = "Something went wrong on our side. Please try again later.";
-
-/// The `userMessage` of an approval request that cannot be used any more.
-const REQUEST_NO_LONGER_VALID: &str =
-    "This sign-in request is no longer valid. Sign in again to send a new request.";
-
 /// One row of the contract: what B2C reads of a variant.
-struct Contract {
+struct Contract<'a> {
     /// [`ApiError::code`].
     code: &'static str,
     /// [`ApiError::http_status`].
     status: StatusCode,
-    /// [`ApiError::user_message`]: a fixed text, or one built from typed values only (a
-    /// [`SignInCode`], a number of minutes).
-    user_message: Cow<'static, str>,
+    /// [`ApiError::user_message_in`]: a text of the translators' table, filled with typed
+    /// values only (a [`SignInCode`], a number of minutes).
+    user_message: Message<'a>,
     /// Whether the answer goes out before the request body was read (refused on its headers
     /// or path alone), which makes the connection unusable for a next request.
     leaves_body_unread: bool,
@@ -164,148 +158,133 @@ impl ApiError {
     /// The contract, one row per variant: `code`, HTTP status (409 for everything B2C should
     /// show, the natural 4xx for protocol faults, never 5xx), `userMessage` (fixed, actionable,
     /// free of internals) and whether the body is left unread.
-    fn contract(&self) -> Contract {
+    fn contract(&self) -> Contract<'_> {
+        use Message as M;
         use StatusCode as S;
-        let (code, status, user_message, leaves_body_unread): (_, _, Cow<'static, str>, _) = match self {
-            Self::MissingClaim { .. } => ("MissingClaim", S::CONFLICT, SOMETHING_WENT_WRONG.into(), false),
+        let (code, status, user_message, leaves_body_unread) = match self {
+            Self::MissingClaim { .. } => {
+                ("MissingClaim", S::CONFLICT, M::SomethingWentWrong, false)
+            }
             Self::InvalidPhoneNumber { .. } => (
                 "InvalidPhoneNumber",
                 S::CONFLICT,
-                "Enter your mobile phone number with its country code, for example +1 425 555 0100.".into(),
+                M::InvalidPhoneNumber,
                 false,
             ),
-            Self::InvalidEmail => ("InvalidEmail", S::CONFLICT, "Enter a valid email address.".into(), false),
-            Self::InvalidAuthyId => ("InvalidAuthyId", S::CONFLICT, SOMETHING_WENT_WRONG.into(), false),
-            Self::InvalidApprovalRequestId => {
-                ("InvalidApprovalRequestId", S::CONFLICT, SOMETHING_WENT_WRONG.into(), false)
-            }
+            Self::InvalidEmail => ("InvalidEmail", S::CONFLICT, M::InvalidEmail, false),
+            Self::InvalidAuthyId => ("InvalidAuthyId", S::CONFLICT, M::SomethingWentWrong, false),
+            Self::InvalidApprovalRequestId => (
+                "InvalidApprovalRequestId",
+                S::CONFLICT,
+                M::SomethingWentWrong,
+                false,
+            ),
             Self::ApprovalPending { sign_in_code } => (
                 "ApprovalPending",
                 S::CONFLICT,
-                match sign_in_code {
-                    Some(code) => format!(
-                        "Approve the request in the Authy app only if it shows code {}, then select Continue.",
-                        code.as_str()
-                    )
-                    .into(),
-                    None => "Approve the request in the Authy app, then select Continue.".into(),
-                },
+                sign_in_code
+                    .as_ref()
+                    .map_or(M::ApprovalPending, M::ApprovalPendingWithCode),
                 false,
             ),
             Self::ApprovalDenied { pause } => (
                 "ApprovalDenied",
                 S::CONFLICT,
-                match pause {
-                    Some(pause) => format!(
-                        "The sign-in request was denied in the Authy app. New requests are paused for {}. If you did not try to sign in, change your password.",
-                        minutes(*pause)
-                    )
-                    .into(),
-                    None => "The sign-in request was denied in the Authy app. If you did not try to sign in, change your password.".into(),
-                },
+                pause.map_or(M::ApprovalDenied, M::ApprovalDeniedPaused),
                 false,
             ),
-            Self::ApprovalExpired => (
-                "ApprovalExpired",
-                S::CONFLICT,
-                "The sign-in request expired before it was approved. Select Continue to send a new one.".into(),
-                false,
-            ),
+            Self::ApprovalExpired => ("ApprovalExpired", S::CONFLICT, M::ApprovalExpired, false),
             Self::PushLimitReached { retry_after } => (
                 "PushLimitReached",
                 S::CONFLICT,
-                format!(
-                    "Too many sign-in requests were sent to your phone. Try again in {}.",
-                    minutes(*retry_after)
-                )
-                .into(),
+                M::PushLimitReached(*retry_after),
                 false,
             ),
             Self::PushesPaused { retry_after } => (
                 "PushesPaused",
                 S::CONFLICT,
-                format!(
-                    "A sign-in request was denied in the Authy app, so new requests are paused for {}. If you did not try to sign in, change your password.",
-                    minutes(*retry_after)
-                )
-                .into(),
+                M::PushesPaused(*retry_after),
                 false,
             ),
             Self::PushRequestInProgress => (
                 "PushRequestInProgress",
                 S::CONFLICT,
-                "A sign-in request is being sent to your phone. Wait a moment, then select Continue.".into(),
+                M::PushRequestInProgress,
                 false,
             ),
             Self::PushLimitsUnavailable => (
                 "PushLimitsUnavailable",
                 S::CONFLICT,
-                "Sign-in requests can't be sent right now. Wait a few minutes, then try again.".into(),
+                M::PushLimitsUnavailable,
                 false,
             ),
             Self::ApprovalRequestNotFound { .. } => (
                 "ApprovalRequestNotFound",
                 S::CONFLICT,
-                REQUEST_NO_LONGER_VALID.into(),
+                M::RequestNoLongerValid,
                 false,
             ),
             Self::ApprovalRequestMismatch => (
                 "ApprovalRequestMismatch",
                 S::CONFLICT,
-                REQUEST_NO_LONGER_VALID.into(),
+                M::RequestNoLongerValid,
                 false,
             ),
             Self::AuthyUserNotFound { .. } => (
                 "AuthyUserNotFound",
                 S::CONFLICT,
-                "Your phone is no longer enrolled for sign-in approval. Contact support to enrol it again.".into(),
+                M::AuthyUserNotFound,
                 false,
             ),
-            Self::AuthyThrottled { .. } => (
-                "AuthyThrottled",
-                S::CONFLICT,
-                "Too many sign-in requests right now. Wait a moment, then select Continue.".into(),
-                false,
-            ),
-            Self::AuthyUnavailable { .. } => (
-                "AuthyUnavailable",
-                S::CONFLICT,
-                "The approval service is not responding right now. Wait a moment, then select Continue.".into(),
-                false,
-            ),
-            Self::AuthyRejected { .. } => (
-                "AuthyRejected",
-                S::CONFLICT,
-                "The approval service could not process this request. Check your phone number, then try again.".into(),
-                false,
-            ),
-            Self::AuthyApiKeyRejected => {
-                ("AuthyApiKeyRejected", S::CONFLICT, SOMETHING_WENT_WRONG.into(), false)
+            Self::AuthyThrottled { .. } => {
+                ("AuthyThrottled", S::CONFLICT, M::AuthyThrottled, false)
             }
-            Self::MalformedRequest { .. } => {
-                ("MalformedRequest", S::BAD_REQUEST, SOMETHING_WENT_WRONG.into(), false)
+            Self::AuthyUnavailable { .. } => {
+                ("AuthyUnavailable", S::CONFLICT, M::AuthyUnavailable, false)
             }
+            Self::AuthyRejected { .. } => ("AuthyRejected", S::CONFLICT, M::AuthyRejected, false),
+            Self::AuthyApiKeyRejected => (
+                "AuthyApiKeyRejected",
+                S::CONFLICT,
+                M::SomethingWentWrong,
+                false,
+            ),
+            Self::MalformedRequest { .. } => (
+                "MalformedRequest",
+                S::BAD_REQUEST,
+                M::SomethingWentWrong,
+                false,
+            ),
             Self::UnsupportedMediaType => (
                 "UnsupportedMediaType",
                 S::UNSUPPORTED_MEDIA_TYPE,
-                SOMETHING_WENT_WRONG.into(),
+                M::SomethingWentWrong,
                 true,
             ),
-            Self::PayloadTooLarge => {
-                ("PayloadTooLarge", S::PAYLOAD_TOO_LARGE, SOMETHING_WENT_WRONG.into(), true)
-            }
-            Self::MethodNotAllowed => {
-                ("MethodNotAllowed", S::METHOD_NOT_ALLOWED, SOMETHING_WENT_WRONG.into(), true)
-            }
-            Self::RequestTimeout => {
-                ("RequestTimeout", S::REQUEST_TIMEOUT, SOMETHING_WENT_WRONG.into(), true)
-            }
-            Self::NotFound => ("NotFound", S::NOT_FOUND, SOMETHING_WENT_WRONG.into(), true),
-            Self::Internal => ("InternalError", S::CONFLICT, SOMETHING_WENT_WRONG.into(), false),
+            Self::PayloadTooLarge => (
+                "PayloadTooLarge",
+                S::PAYLOAD_TOO_LARGE,
+                M::SomethingWentWrong,
+                true,
+            ),
+            Self::MethodNotAllowed => (
+                "MethodNotAllowed",
+                S::METHOD_NOT_ALLOWED,
+                M::SomethingWentWrong,
+                true,
+            ),
+            Self::RequestTimeout => (
+                "RequestTimeout",
+                S::REQUEST_TIMEOUT,
+                M::SomethingWentWrong,
+                true,
+            ),
+            Self::NotFound => ("NotFound", S::NOT_FOUND, M::SomethingWentWrong, true),
+            Self::Internal => ("InternalError", S::CONFLICT, M::SomethingWentWrong, false),
             Self::ClientCertificateRejected { .. } => (
                 "ClientCertificateRejected",
                 S::FORBIDDEN,
-                SOMETHING_WENT_WRONG.into(),
+                M::SomethingWentWrong,
                 true,
             ),
         };
@@ -328,10 +307,16 @@ impl ApiError {
         self.contract().status
     }
 
-    /// The text B2C shows the user: fixed per variant, actionable, free of internals; the
-    /// only values ever put into it are typed (a [`SignInCode`], a number of minutes).
+    /// The text B2C shows the user, in English: [`ApiError::user_message_in`].
     pub fn user_message(&self) -> Cow<'static, str> {
-        self.contract().user_message
+        self.user_message_in(Language::En)
+    }
+
+    /// The text B2C shows the user, in `language`: fixed per variant, actionable, free of
+    /// internals; the only values ever put into it are typed (a [`SignInCode`], a number of
+    /// minutes). `ApprovalPending`'s start with [`crate::messages::PENDING_MARKER`].
+    pub fn user_message_in(&self, language: Language) -> Cow<'static, str> {
+        self.contract().user_message.text(language).into()
     }
 
     /// Details for the policy's developer (B2C shows them only in Application Insights
@@ -403,13 +388,14 @@ impl ApiError {
         }
     }
 
-    /// The body B2C reads, with `requestId` set to `request_id`.
-    pub fn body(&self, request_id: &str) -> B2cErrorBody {
+    /// The body B2C reads, with `requestId` set to `request_id` and `userMessage` in
+    /// `language`.
+    pub fn body(&self, request_id: &str, language: Language) -> B2cErrorBody {
         B2cErrorBody {
             version: B2C_ERROR_VERSION,
             status: 409,
             code: self.code(),
-            user_message: self.user_message(),
+            user_message: self.user_message_in(language),
             developer_message: self.developer_message(),
             request_id: request_id.to_owned(),
         }
@@ -453,7 +439,11 @@ impl IntoResponse for ApiError {
         let request_id = INVOCATION_ID
             .try_with(Clone::clone)
             .unwrap_or_else(|_| uuid::Uuid::new_v4().to_string());
-        let mut response = (self.http_status(), Json(self.body(&request_id))).into_response();
+        let mut response = (
+            self.http_status(),
+            Json(self.body(&request_id, current_language())),
+        )
+            .into_response();
         response.extensions_mut().insert(OutcomeCode(self.code()));
         if self.contract().leaves_body_unread {
             // hyper then closes the connection; saying so keeps the caller (the Functions
@@ -464,15 +454,6 @@ impl IntoResponse for ApiError {
             );
         }
         response
-    }
-}
-
-/// A duration as the user reads it: whole minutes, rounded up, at least one
-/// (`"1 minute"`, `"15 minutes"`).
-fn minutes(duration: Duration) -> String {
-    match duration.as_secs().div_ceil(60).max(1) {
-        1 => "1 minute".into(),
-        n => format!("{n} minutes"),
     }
 }
 

@@ -17,6 +17,8 @@
 //!   journey, in a store shared by every instance (the app's storage account).
 //! - [`authy`] — the Authy REST client.
 //! - [`error`] — [`error::ApiError`], the B2C error contract.
+//! - [`messages`] — the texts users see (`userMessage`, the push), per language, from the
+//!   translators' table `src/messages.toml`.
 //! - [`config`] — settings from the environment, validated at startup.
 //! - `simulator` — the built-in Authy simulator (demo, `func start`, tests); only with the
 //!   `simulator` cargo feature (default), which the Azure package leaves out.
@@ -39,6 +41,7 @@ pub mod domain;
 pub mod error;
 pub mod functions;
 pub mod logging;
+pub mod messages;
 pub mod policies;
 pub mod policy_check;
 pub mod push_limits;

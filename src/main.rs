@@ -112,6 +112,10 @@ async fn serve(config: Config, demo: Option<&DemoClientCert>) -> Result<(), Stri
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    // The texts users see are embedded: a broken table is a build fault, refused here rather
+    // than answered to a user.
+    b2c_authy::messages::check()
+        .map_err(|e| format!("src/messages.toml, the table of user messages, is broken:\n{e}"))?;
     let authy = match config.authy_backend {
         AuthyBackend::Remote => AuthyClient::new(
             config.authy_api_url.clone(),

@@ -29,6 +29,7 @@ use b2c_authy::functions::create_approval_request::CreateApprovalRequestRequest;
 use b2c_authy::functions::register::RegisterRequest;
 use b2c_authy::functions::wait_for_authy_approval::WaitForAuthyApprovalRequest;
 use b2c_authy::functions::ClaimsJson;
+use b2c_authy::messages::Language;
 use libfuzzer_sys::fuzz_target;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
@@ -59,9 +60,11 @@ fn extract<T: DeserializeOwned>(data: &[u8]) -> Result<T, ApiError> {
 fn check_error(error: &ApiError) {
     let status = error.http_status();
     assert!(status.is_client_error(), "{error:?} answers {status}");
-    let body = error.body("fuzz");
-    assert_eq!(body.status, 409);
-    assert!(!body.code.is_empty() && !body.user_message.is_empty());
+    for language in Language::ALL {
+        let body = error.body("fuzz", language);
+        assert_eq!(body.status, 409);
+        assert!(!body.code.is_empty() && !body.user_message.is_empty());
+    }
 }
 
 fn check_claim(claim: &Option<String>) {

@@ -44,6 +44,9 @@ pub struct CreateApprovalRequestRequest {
     /// The application's name, when the policy sends one: shown in the push details
     /// (`Application`), cut to 64 characters.
     pub application_name: Claim,
+    /// The user's language (`{Culture:RFC5646}`: `es`, `fr-CA`, …; optional, English by
+    /// default): the language of `userMessage`, and of the push's title and detail names.
+    pub ui_locale: Claim,
 }
 
 /// Output claims.
@@ -80,6 +83,7 @@ pub async fn create_approval_request(
         ip_address: request.ip_address.as_deref().and_then(|ip| ip.parse().ok()),
         application_name: application_name(&request.application_name),
         sign_in_code: None,
+        language: super::language(&request.ui_locale),
     };
     let (id, code, sent) = push_within_limits(&state, &authy_id, context, deadline).await?;
     Ok(Json(CreateApprovalRequestResponse {

@@ -23,6 +23,7 @@ use tracing::Instrument;
 use crate::authy::{AuthyClient, AuthyError, NewApprovalRequest};
 use crate::domain::{ApprovalRequestId, AuthyId, CorrelationId, Email};
 use crate::error::ApiError;
+use crate::messages::{Language, Message};
 use crate::push_limits::{PushDecision, PushLimits, PushTicket, SignInCode};
 
 pub mod create_approval_request;
@@ -74,8 +75,9 @@ pub struct FunctionsState {
 /// How approval requests are created and awaited.
 #[derive(Clone, Debug)]
 pub struct ApprovalSettings {
-    /// Push title (`AUTHY_APPROVAL_MESSAGE`).
-    pub message: String,
+    /// Push title set by the administrator (`AUTHY_APPROVAL_MESSAGE`), sent as given in every
+    /// language; `None`: the table's `push_message` in the user's language.
+    pub message: Option<String>,
     /// `seconds_to_expire` of each approval request.
     pub ttl: Duration,
     /// Pause between two status polls.
@@ -102,6 +104,10 @@ impl Deadline {
 /// object's entries: an unknown field is checked for JSON syntax only, never converted, so
 /// whatever it holds (a number beyond `f64` such as `1e400`, nesting deeper than
 /// serde_json's recursion limit) it is ignored. A field given twice counts with its last value.
+///
+/// Once the body is an object, its `uiLocale` claim sets the invocation's language
+/// ([`crate::messages::LANGUAGE`]): every error of the call from then on — a claim of the wrong
+/// type included — answers its `userMessage` in that language.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ClaimsJson<T>(pub T);
 
@@ -135,6 +141,13 @@ where
                     })
                 }
             };
+        // The language of every answer from here on, even one refusing another claim.
+        let ui_locale = object
+            .get(UI_LOCALE_CLAIM)
+            .and_then(|raw| serde_json::from_str::<Claim>(raw.get()).ok());
+        crate::messages::set_current_language(language(
+            ui_locale.as_ref().unwrap_or(&Claim::default()),
+        ));
         let entries = MapDeserializer::<_, serde_json::Error>::new(
             object.iter().map(|(name, value)| (name.as_str(), &**value)),
         );
@@ -288,6 +301,14 @@ mod tests {
     }
 }
 
+/// The input claim every function reads for the user's language (B2C's `{Culture:RFC5646}`).
+pub const UI_LOCALE_CLAIM: &str = "uiLocale";
+
+/// The language of a `uiLocale` claim ([`Language::from_ui_locale`]).
+pub fn language(ui_locale: &Claim) -> Language {
+    Language::from_ui_locale(ui_locale.as_deref())
+}
+
 /// A required claim, or [`ApiError::MissingClaim`].
 fn required<'a>(value: &'a Option<String>, claim: &'static str) -> Result<&'a str, ApiError> {
     value.as_deref().ok_or(ApiError::MissingClaim { claim })
@@ -329,33 +350,47 @@ struct PushContext<'a> {
     application_name: Option<String>,
     /// The code to compare, shown first as `Sign-in code`.
     sign_in_code: Option<&'a SignInCode>,
+    /// The user's language (`uiLocale`): the title (unless set) and the detail names.
+    language: Language,
 }
 
-/// The push for one sign-in: title from settings; visible details the user can judge it by
-/// (the code to compare, the account, the IP address B2C saw, the application); B2C's
-/// correlation id hidden for support. Detail keys stay within Authy's 20 characters (Twilio
-/// docs "OneTouch API: create approval request", `details`).
+/// The push for one sign-in: title from settings (else the table's, in the user's language);
+/// visible details the user can judge it by (the code to compare, the account, the IP address
+/// B2C saw, the application), named in the user's language; B2C's correlation id hidden for
+/// support. Detail names stay within Authy's 20 characters (Twilio docs "OneTouch API: create
+/// approval request", `details`), counted as UTF-8 bytes in every language by
+/// [`crate::messages::Table::parse`].
 fn approval_request(settings: &ApprovalSettings, context: PushContext<'_>) -> NewApprovalRequest {
+    let language = context.language;
+    let name = |message: Message<'_>| message.text(language);
     let mut request = NewApprovalRequest {
-        message: settings.message.clone(),
+        message: settings
+            .message
+            .clone()
+            .unwrap_or_else(|| name(Message::PushMessage)),
         seconds_to_expire: settings.ttl.as_secs(),
         ..Default::default()
     };
     if let Some(code) = context.sign_in_code {
-        request
-            .details
-            .push(("Sign-in code".into(), code.as_str().to_owned()));
+        request.details.push((
+            name(Message::PushDetailSignInCode),
+            code.as_str().to_owned(),
+        ));
     }
     if let Some(email) = context.email {
         request
             .details
-            .push(("Account".into(), email.as_str().to_owned()));
+            .push((name(Message::PushDetailAccount), email.as_str().to_owned()));
     }
     if let Some(ip) = context.ip_address {
-        request.details.push(("IP address".into(), ip.to_string()));
+        request
+            .details
+            .push((name(Message::PushDetailIpAddress), ip.to_string()));
     }
-    if let Some(name) = context.application_name {
-        request.details.push(("Application".into(), name));
+    if let Some(app) = context.application_name {
+        request
+            .details
+            .push((name(Message::PushDetailApplication), app));
     }
     if let Some(id) = context.correlation_id {
         request

@@ -27,6 +27,9 @@ pub struct RegisterRequest {
     pub phone_number: Claim,
     /// B2C's correlation id, for logs.
     pub correlation_id: Claim,
+    /// The user's language (`{Culture:RFC5646}`: `es`, `fr-CA`, …; optional, English by
+    /// default): the language of `userMessage`.
+    pub ui_locale: Claim,
 }
 
 /// Output claims.

@@ -65,6 +65,9 @@ pub struct WaitForAuthyApprovalRequest {
     pub ip_address: Claim,
     /// Shown in the push when one is created here.
     pub application_name: Claim,
+    /// The user's language (`{Culture:RFC5646}`: `es`, `fr-CA`, …; optional, English by
+    /// default): the language of `userMessage`, and of the push's title and detail names.
+    pub ui_locale: Claim,
 }
 
 /// Output claims: only ever sent when the user approved.
@@ -110,6 +113,7 @@ pub async fn wait_for_authy_approval(
                 ip_address,
                 application_name: application_name(&request.application_name),
                 sign_in_code: None,
+                language: super::language(&request.ui_locale),
             };
             let (id, code, sent) = push_within_limits(&state, &authy_id, context, deadline).await?;
             // Without a journey the next call could not find this request again: wait now.

@@ -53,7 +53,7 @@ async fn pending_answers_approval_pending_strictly_inside_the_budget() {
     let message = assert_b2c_error(&body, "ApprovalPending");
     assert_eq!(
         message,
-        "Approve the request in the Authy app, then select Continue."
+        "\u{23F3} Approve the request in the Authy app, then select Continue."
     );
     assert!(
         took < Duration::from_secs(3),
@@ -749,7 +749,7 @@ async fn the_wait_page_asks_for_the_push_then_waits_with_its_code() {
     assert_eq!(code.len(), 2, "{code}");
     assert_eq!(
         pending,
-        format!("Approve the request in the Authy app only if it shows code {code}, then select Continue.")
+        format!("\u{23F3} Approve the request in the Authy app only if it shows code {code}, then select Continue.")
     );
     assert_eq!(claims["newApprovalRequest"], json!(true));
     let first_request = claims["approvalRequestId"].clone();

@@ -16,6 +16,7 @@ mod docs;
 mod function_folders;
 mod host_emulation;
 mod journey;
+mod languages;
 mod layout;
 mod policy_check;
 mod policy_contract;

@@ -34,7 +34,8 @@
 //!   outlasts every push the burst limit allows with the handler's defaults, with a margin, and
 //!   stays above the wait page template's own limit of automatic Continues;
 //! - the optional wait page template's `isPendingMessage`, run with Node, takes exactly the API's
-//!   two "pending" messages for pending and no other `userMessage` of the API (so it never selects
+//!   "pending" messages (marked with the API's `PENDING_MARKER`), in every language, for pending
+//!   and no other `userMessage` of the API in any language (so it never selects
 //!   Continue after a limit, a pause or a denial); the whole script, run by Node on a faked
 //!   page, selects Continue only after pending answers, never after any other answer nor after
 //!   one that replaced a pending answer during its pause; it keeps its script in `<head>`, and its
@@ -64,6 +65,7 @@ use b2c_authy::error::ApiError;
 use b2c_authy::functions::{
     create_approval_request, register, wait_for_authy_approval, FUNCTION_NAMES,
 };
+use b2c_authy::messages::{Language, PENDING_MARKER};
 use b2c_authy::policies::{
     self, AppSettings, Environment, LayerSettings, PolicyError, SocialProviders, StarterPack,
 };
@@ -1695,7 +1697,7 @@ fn policy_templates_hold_no_function_keys() {
 }
 
 /// One `userMessage` of every way the API can answer a user-facing error, pending ones with and
-/// without a sign-in code: (code, message).
+/// without a sign-in code, in every language of the messages table: (code, message).
 fn every_user_message() -> Vec<(&'static str, String)> {
     let minutes = std::time::Duration::from_secs(600);
     let detail = || "detail".to_owned();
@@ -1740,22 +1742,43 @@ fn every_user_message() -> Vec<(&'static str, String)> {
             sign_in_code: Some(SignInCode::parse(code).expect("a two-digit sign-in code")),
         });
     }
-    errors
+    Language::ALL
         .iter()
-        .map(|e| (e.code(), e.user_message().into_owned()))
+        .flat_map(|language| {
+            errors
+                .iter()
+                .map(|e| (e.code(), e.user_message_in(*language).into_owned()))
+        })
         .collect()
 }
 
-/// The template script's definitions, from `var PENDING_MESSAGE` up to (not including)
+/// The template script's definitions, from `var PENDING_MARKER` up to (not including)
 /// `function pendingShown`: constants and pure functions, no DOM access.
 fn template_definitions(template: &str) -> &str {
     let start = template
-        .find("var PENDING_MESSAGE = ")
-        .expect("PENDING_MESSAGE in authy-wait.html");
+        .find("var PENDING_MARKER = ")
+        .expect("PENDING_MARKER in authy-wait.html");
     let end = template[start..]
         .find("function pendingShown()")
         .expect("function pendingShown in authy-wait.html");
     &template[start..start + end]
+}
+
+/// What `script` prints, run by Node; `None` (after [`skip_or_fail`]) without Node.
+fn run_node(script: &str) -> Option<String> {
+    let output = match Command::new("node").arg("-e").arg(script).output() {
+        Ok(output) => output,
+        Err(e) => {
+            skip_or_fail(&format!("node is not installed ({e})"));
+            return None;
+        }
+    };
+    assert!(
+        output.status.success(),
+        "node: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(String::from_utf8(output.stdout).expect("UTF-8 from node"))
 }
 
 /// `isPendingMessage(text)` of the script `definitions`, run by Node for each of `texts`;
@@ -1805,54 +1828,84 @@ fn pending_matcher_problems(template: &str) -> Option<Vec<String>> {
 #[test]
 fn the_wait_page_template_continues_after_exactly_the_apis_pending_messages() {
     let template = wait_template();
-    // The constants are the API's own messages.
-    let constant = |name: &str| {
-        let (_, rest) = template
-            .split_once(&format!("var {name} = \""))
-            .unwrap_or_else(|| panic!("{name} in authy-wait.html"));
-        rest.split('"').next().unwrap().to_owned()
-    };
-    assert_eq!(
-        constant("PENDING_MESSAGE"),
-        ApiError::ApprovalPending { sign_in_code: None }.user_message()
-    );
-    assert_eq!(
-        constant("PENDING_MESSAGE_WITH_CODE").replace("{code}", "47"),
-        ApiError::ApprovalPending {
-            sign_in_code: SignInCode::parse("47")
-        }
-        .user_message()
-    );
-    // Run by Node on every userMessage: pending exactly for ApprovalPending, so never after
-    // PushLimitReached, PushesPaused, ApprovalDenied or any other answer.
-    let Some(problems) = pending_matcher_problems(&template) else {
+    // The script's marker is the API's, as Node reads the script's string.
+    let Some(marker) = run_node(&format!(
+        "{}\nprocess.stdout.write(JSON.stringify(PENDING_MARKER));",
+        template_definitions(&template)
+    )) else {
         return;
     };
+    assert_eq!(
+        serde_json::from_str::<String>(&marker).unwrap(),
+        PENDING_MARKER.trim()
+    );
+    // Run by Node on every userMessage in every language: pending exactly for ApprovalPending,
+    // so never after PushLimitReached, PushesPaused, ApprovalDenied or any other answer.
+    let problems = pending_matcher_problems(&template).unwrap();
     assert_eq!(problems, Vec::<String>::new());
-    // White space as a page may lay it out still matches; near misses do not.
+    // The REST technical profiles' own messages (B2C shows them when the handler did not answer):
+    // only WaitForAuthyApproval's timeout, a harmless one, says pending, as the API would.
+    let file = std::fs::read_to_string(repo().join("policies/AuthyExtensions.xml")).unwrap();
+    let doc = Document::parse(&file).unwrap();
+    let own: Vec<(String, String)> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("Item"))
+        .filter_map(|n| {
+            let key = n.attribute("Key")?;
+            REST_ERROR_MESSAGES.contains(&key).then_some(())?;
+            let profile = n.ancestors().find(|a| a.has_tag_name("TechnicalProfile"))?;
+            let id = profile.attribute("Id")?;
+            Some((
+                format!("{id} {key}"),
+                n.text().unwrap_or_default().to_owned(),
+            ))
+        })
+        .collect();
+    assert!(own.len() >= 12, "{own:?}");
+    let texts: Vec<String> = own.iter().map(|(_, text)| text.clone()).collect();
+    let answers = run_is_pending_message(template_definitions(&template), &texts).unwrap();
+    for ((at, text), pending) in own.iter().zip(answers) {
+        let timeout = at == "REST-Authy-WaitForAuthyApproval UserMessageIfRequestTimeout";
+        assert_eq!(pending, timeout, "{at}: {text:?}");
+    }
+    // White space as a page may lay it out still matches; the marker alone, elsewhere, or
+    // missing does not.
     let texts = [
-        "  Approve the request in the Authy app only if it shows code 47,\n then select Continue. ",
-        "Approve the request in the Authy app only if it shows code , then select Continue.",
-        "Approve the request in the Authy app only if it shows code 4a, then select Continue.",
-        "Approve the request in the Authy app only if it shows code 47, then select Continue. Or not.",
+        "  \u{23F3} Approve the request in the Authy app only if it shows code 47,\n then select Continue. ",
+        "\u{23F3}\u{a0}Apruebe la solicitud en la aplicación Authy y, después, seleccione Continuar.",
+        "\u{23F3}Authy アプリで要求を承認してから、[続行] を選択してください。",
+        " \u{23F3} ",
+        "Approve the request \u{23F3} in the Authy app, then select Continue.",
+        "Approve the request in the Authy app, then select Continue.",
+        "\u{231B} Approve the request in the Authy app, then select Continue.",
     ]
     .map(str::to_owned);
     let answers = run_is_pending_message(template_definitions(&template), &texts).unwrap();
-    assert_eq!(answers, [true, false, false, false], "{texts:#?}");
-
-    // Mutated: a matcher that takes any message starting like the pending one would select
-    // Continue after a limit message too ("Too many sign-in requests" does not, but a loose
-    // suffix test would take PushRequestInProgress's "..., then select Continue.").
-    let loose = template.replace(
-        "if (message === PENDING_MESSAGE) {",
-        "if (/then select Continue\\.$/.test(message)) {",
+    assert_eq!(
+        answers,
+        [true, true, true, false, false, false, false],
+        "{texts:#?}"
     );
-    assert_ne!(loose, template, "the mutation must change the template");
-    let problems = pending_matcher_problems(&loose).unwrap();
+
+    // Mutated: the old matcher compared English text; it misses the pending messages of every
+    // other language (the page would wait for a Continue by hand), and a loose English match
+    // takes PushRequestInProgress's "..., then select Continue." for pending.
+    let english = template.replace(
+        "return message.length > PENDING_MARKER.length",
+        "return /then select Continue\\.$/.test(message) || message.length > PENDING_MARKER.length && false",
+    );
+    assert_ne!(english, template, "the mutation must change the template");
+    let problems = pending_matcher_problems(&english).unwrap();
     assert!(
         problems
             .iter()
             .any(|p| p.starts_with("PushRequestInProgress: ") && p.ends_with(" is true")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.starts_with("ApprovalPending: ")
+            && p.contains("[続行]")
+            && p.ends_with(" is false")),
         "{problems:#?}"
     );
 }
@@ -1932,6 +1985,29 @@ fn the_wait_page_script_stops_at_the_first_answer_that_is_not_pending() {
     }
     .user_message()
     .into_owned();
+    // In every language: pending answers all along, then one that is not.
+    for language in Language::ALL {
+        let pending = ApiError::ApprovalPending {
+            sign_in_code: SignInCode::parse("47"),
+        }
+        .user_message_in(language)
+        .into_owned();
+        let denied = ApiError::ApprovalDenied {
+            pause: Some(std::time::Duration::from_secs(900)),
+        }
+        .user_message_in(language)
+        .into_owned();
+        let answers = [
+            vec![pending.clone()],
+            vec![pending.clone()],
+            vec![denied],
+            vec![pending],
+        ];
+        let Some(clicks) = clicks_on_fake_page(&template, &answers) else {
+            return;
+        };
+        assert_eq!(clicks, 3, "{language:?}");
+    }
     let one = |m: &str| vec![m.to_owned()];
     // Pending all along: the first Continue, then one per pending answer, up to MAX_CONTINUES.
     let max = template_max_continues(&template);

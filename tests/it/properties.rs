@@ -8,8 +8,10 @@
 //!    does not start with `+` or holds a letter is refused with `InvalidPhoneNumber`.
 //! 2. Errors: every `ApiError` variant, built with arbitrary details, yields the body B2C reads
 //!    (`version` 1.0.0, `status` 409, a non-empty `code` and `userMessage`), a 4xx, the same
-//!    status and body through `IntoResponse`, and a `userMessage` that never carries the detail
-//!    (internals go to `developerMessage` only). Every code is unique and documented in
+//!    status and body through `IntoResponse`, and, in every language of the messages table, a
+//!    `userMessage` that never carries the detail (internals go to `developerMessage` only), no
+//!    placeholder left unfilled, and the pending marker exactly when the code is
+//!    `ApprovalPending`. Every code is unique and documented in
 //!    docs/api.md.
 //! 3. Arbitrary bodies (JSON values of any shape, biased towards the real claim names, and raw
 //!    bytes) POSTed over real HTTP to the three functions never get a 5xx or an
@@ -24,6 +26,7 @@ use axum::response::IntoResponse;
 use b2c_authy::domain::{InvalidPhoneNumber, PhoneNumber};
 use b2c_authy::error::ApiError;
 use b2c_authy::functions::FUNCTION_NAMES;
+use b2c_authy::messages::{Language, PENDING_MARKER};
 use b2c_authy::push_limits::SignInCode;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -323,11 +326,12 @@ proptest! {
         detail in detail(),
         claim in prop::sample::select(CLAIMS),
         request_id in "[!-~]{1,64}",
+        language in prop::sample::select(&Language::ALL[..]),
     ) {
         let error = api_error(index, detail.clone(), claim);
         let status = error.http_status();
         prop_assert!(status.is_client_error(), "{error:?}: HTTP {status}");
-        let body = serde_json::to_value(error.body(&request_id)).unwrap();
+        let body = serde_json::to_value(error.body(&request_id, language)).unwrap();
         prop_assert_eq!(&body["version"], "1.0.0");
         prop_assert_eq!(&body["status"], 409);
         prop_assert_eq!(&body["requestId"], request_id.as_str());
@@ -335,6 +339,17 @@ proptest! {
         let user_message = body["userMessage"].as_str().unwrap_or_default();
         prop_assert!(!code.is_empty() && !user_message.trim().is_empty(), "{body}");
         prop_assert!(!user_message.contains(&detail) && !user_message.contains(SENTINEL), "{body}");
+        // Every placeholder filled, with the typed value only.
+        prop_assert!(!user_message.contains(['{', '}']), "{body}");
+        if let ApiError::MissingClaim { claim } = &error {
+            prop_assert!(!user_message.contains(claim), "{body}");
+        }
+        prop_assert_eq!(
+            user_message.starts_with(PENDING_MARKER),
+            code == "ApprovalPending",
+            "{}", body
+        );
+        prop_assert_eq!(user_message.contains(PENDING_MARKER.trim()), code == "ApprovalPending");
         let developer_message = body["developerMessage"].as_str().unwrap_or_default();
         prop_assert!(!developer_message.is_empty());
         if carries_detail(&error) {
@@ -343,13 +358,15 @@ proptest! {
         if let ApiError::MissingClaim { claim } = error {
             prop_assert!(developer_message.contains(claim), "{body}");
         }
-        // What the handler actually sends: same status, same body (with a generated requestId).
+        // What the handler actually sends outside an invocation: same status, same body (with a
+        // generated requestId), in English.
         let response = error.clone().into_response();
         prop_assert_eq!(response.status(), status);
         let mut sent = body_json(response);
         prop_assert!(sent["requestId"].as_str().is_some_and(|id| !id.is_empty()));
         sent["requestId"] = Value::from(request_id.as_str());
-        prop_assert_eq!(sent, body);
+        let english = serde_json::to_value(error.body(&request_id, Language::En)).unwrap();
+        prop_assert_eq!(sent, english);
     }
 }
 
@@ -381,7 +398,8 @@ fn every_code_is_unique_and_documented_in_the_api_reference() {
 const HTTP_CASES: u32 = 64;
 
 /// The claim names the three functions read.
-const CLAIM_NAMES: [&str; 7] = [
+const CLAIM_NAMES: [&str; 8] = [
+    "uiLocale",
     "email",
     "signInName",
     "phoneNumber",
@@ -448,6 +466,7 @@ fn plausible(name: &str) -> BoxedStrategy<Value> {
         "authyId" => prop::sample::select(VALID_NUMBERS)
             .prop_map(|(cc, n)| format!("{cc}{n}"))
             .boxed(),
+        "uiLocale" => "(en|es|fr|de|ja|ES|Fr|it|zh)(-[A-Za-z]{2})?".boxed(),
         "approvalRequestId" | "correlationId" => {
             "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}".boxed()
         }
