@@ -63,7 +63,7 @@ use b2c_authy::authy::ApprovalStatus;
 use b2c_authy::config::{DEFAULT_APPROVAL_TTL_SECONDS, DEFAULT_APPROVAL_WAIT_SECONDS};
 use b2c_authy::error::ApiError;
 use b2c_authy::functions::{
-    create_approval_request, register, wait_for_authy_approval, FUNCTION_NAMES,
+    create_approval_request, register, wait_for_authy_approval, FUNCTION_NAMES, UI_LOCALE_CLAIM,
 };
 use b2c_authy::messages::{Language, PENDING_MARKER};
 use b2c_authy::policies::{
@@ -90,6 +90,9 @@ const REST_ERROR_MESSAGES: [&str; 4] = [
     "UserMessageIfDnsResolutionFailed",
     "UserMessageIfRequestTimeout",
 ];
+/// The claim resolver of the page's language, an RFC 5646 tag (MS docs "claim-resolver-overview",
+/// "Culture"), which every REST technical profile sends as `uiLocale`.
+const UI_LOCALE_RESOLVER: &str = "{Culture:RFC5646}";
 /// The self-asserted metadata whose message B2C shows when an AssertBooleanClaimIsEqualToValue of
 /// a validation technical profile fails (MS docs "boolean-transformations").
 const ASSERTION_MESSAGE: &str = "UserMessageIfClaimsTransformationBooleanValueIsNotEqual";
@@ -251,6 +254,10 @@ fn every_function_has_a_contract_and_a_folder() {
         );
     }
     assert!(api["WaitForAuthyApproval"].reads.contains("ipAddress"));
+    // The page's language (issue 14): every function reads it.
+    for name in FUNCTION_NAMES {
+        assert!(api[name].reads.contains(UI_LOCALE_CLAIM), "{name}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -568,6 +575,25 @@ fn check_rest_profiles(
         expect("AuthenticationType", "ClientCertificate", &mut problems);
         expect("SendClaimsIn", "Body", &mut problems);
         expect("AllowInsecureAuthInProduction", "false", &mut problems);
+        // The page's language, so that the userMessage and the push follow it (issue 14):
+        // always B2C's {Culture:RFC5646}, never a value from elsewhere in the journey, and
+        // resolved only with IncludeClaimResolvingInClaimsHandling (MS docs
+        // "claim-resolver-overview"). That the function reads it is checked above.
+        expect(
+            "IncludeClaimResolvingInClaimsHandling",
+            "true",
+            &mut problems,
+        );
+        let locale = elements("InputClaim").find(|c| partner_name(*c) == UI_LOCALE_CLAIM);
+        if !locale.is_some_and(|c| {
+            c.attribute("DefaultValue") == Some(UI_LOCALE_RESOLVER)
+                && c.attribute("AlwaysUseDefaultValue") == Some("true")
+        }) {
+            problems.push(format!(
+                "{at}: must send {UI_LOCALE_CLAIM} as DefaultValue=\"{UI_LOCALE_RESOLVER}\" AlwaysUseDefaultValue=\"true\", sends {:?}",
+                locale.map(|c| (c.attribute("DefaultValue"), c.attribute("AlwaysUseDefaultValue")))
+            ));
+        }
         for key in REST_ERROR_MESSAGES {
             if meta
                 .get(key)
@@ -1532,6 +1558,58 @@ fn a_service_url_without_a_function_folder_breaks_the_contract() {
         problems
             .iter()
             .any(|p| p.contains("no folder WaitForApproval/function.json")),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn a_rest_profile_without_the_page_language_is_reported() {
+    let api = api_contract();
+    // Left out of one profile: its messages would be English on every page.
+    let line = r#"
+            <InputClaim ClaimTypeReferenceId="uiLocale" DefaultValue="{Culture:RFC5646}" AlwaysUseDefaultValue="true" />"#;
+    let problems = check_all(&mutate(line, ""), None, &api);
+    assert_eq!(
+        problems
+            .iter()
+            .filter(|p| p.contains("must send uiLocale"))
+            .count(),
+        1,
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("REST technical profile 'REST-Authy-Register'")),
+        "{problems:#?}"
+    );
+    // A resolver other than the page's culture, or a value the journey could override.
+    for (from, to) in [
+        (
+            r#"DefaultValue="{Culture:RFC5646}""#,
+            r#"DefaultValue="{Culture:LanguageName}""#,
+        ),
+        (
+            r#"DefaultValue="{Culture:RFC5646}" AlwaysUseDefaultValue="true""#,
+            r#"DefaultValue="{Culture:RFC5646}""#,
+        ),
+    ] {
+        let problems = check_all(&mutate(from, to), None, &api);
+        assert!(
+            problems.iter().any(|p| p.contains("must send uiLocale")),
+            "{from} -> {to}: {problems:#?}"
+        );
+    }
+    // The API no longer reading it: every profile sends a claim it does not read.
+    let mut api = api_contract();
+    api.get_mut("WaitForAuthyApproval")
+        .unwrap()
+        .reads
+        .remove(UI_LOCALE_CLAIM);
+    let problems = check_all(&sample(), None, &api);
+    assert!(
+        problems.iter().any(|p| p.contains("sends claim 'uiLocale'")
+            && p.contains("REST-Authy-WaitForAuthyApproval")),
         "{problems:#?}"
     );
 }
