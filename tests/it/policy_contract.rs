@@ -968,10 +968,13 @@ fn check_wait_pages(
 // Localization (issue 14): our pages in the API's languages
 
 /// One localized string: (ElementType, ElementId or "", StringId).
-type StringKey = (String, String, String);
+pub(crate) type StringKey = (String, String, String);
 
 /// The strings of `LocalizedResources` `id` in our files, `None` when no file defines it.
-fn localized_strings(ours: &[(&str, Document)], id: &str) -> Option<BTreeMap<StringKey, String>> {
+pub(crate) fn localized_strings(
+    ours: &[(&str, Document)],
+    id: &str,
+) -> Option<BTreeMap<StringKey, String>> {
     let resources = ours
         .iter()
         .flat_map(|(_, d)| descendants(d.root(), "LocalizedResources"))
