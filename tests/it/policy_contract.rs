@@ -1921,6 +1921,22 @@ fn a_rest_profile_without_the_page_language_is_reported() {
             "{from} -> {to}: {problems:#?}"
         );
     }
+    // Claim resolvers not resolved in the profile's claims: B2C would send the text
+    // "{Culture:RFC5646}" itself.
+    let problems = check_all(
+        &mutate(
+            r#"<Item Key="IncludeClaimResolvingInClaimsHandling">true</Item>"#,
+            r#"<Item Key="IncludeClaimResolvingInClaimsHandling">false</Item>"#,
+        ),
+        None,
+        &api,
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("metadata IncludeClaimResolvingInClaimsHandling must be true")),
+        "{problems:#?}"
+    );
     // The API no longer reading it: every profile sends a claim it does not read.
     let mut api = api_contract();
     api.get_mut("WaitForAuthyApproval")
