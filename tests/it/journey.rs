@@ -647,6 +647,10 @@ impl WaitPage {
                 let value = match fixed.as_deref() {
                     Some("{Context:CorrelationId}") => Some(json!(journey.correlation_id)),
                     Some("{Context:IPAddress}") => Some(json!(journey.ip_address)),
+                    Some("{Culture:RFC5646}") => Some(json!(journey.culture)),
+                    Some(other) if other.starts_with('{') => {
+                        panic!("{}: claim resolver {other} is not played here", rest.id)
+                    }
                     Some(other) => Some(json!(other)),
                     None => claims.get(claim).cloned(),
                 };
@@ -679,6 +683,9 @@ impl WaitPage {
 struct Journey {
     correlation_id: String,
     ip_address: &'static str,
+    /// What `{Culture:RFC5646}` gives: the page's language (B2C's pick among the policy's
+    /// SupportedLanguages, from `ui_locales` or the browser's).
+    culture: &'static str,
 }
 
 impl Journey {
@@ -686,6 +693,15 @@ impl Journey {
         Self {
             correlation_id: uuid::Uuid::new_v4().to_string(),
             ip_address: "203.0.113.7",
+            culture: "en-US",
+        }
+    }
+
+    /// A journey whose pages are in `culture`.
+    fn in_culture(culture: &'static str) -> Self {
+        Self {
+            culture,
+            ..Self::new()
         }
     }
 }
@@ -762,6 +778,38 @@ async fn the_wait_page_asks_for_the_push_then_waits_with_its_code() {
     assert_eq!(claims["signInCode"], json!(code));
     assert_eq!(claims["newApprovalRequest"], json!(false));
     assert_eq!(claims["approvalStatus"], json!("approved"));
+}
+
+#[tokio::test]
+async fn the_wait_page_shows_the_apis_messages_in_the_page_language() {
+    use b2c_authy::error::ApiError;
+    use b2c_authy::messages::Language;
+    use b2c_authy::push_limits::SignInCode;
+    let page = WaitPage::from_policy();
+    let (app, _authy) = spawn_app_counting_pushes_with(
+        Duration::from_millis(1500),
+        &[("APPROVAL_WAIT_SECONDS", "1")],
+    )
+    .await;
+    // The page's culture as {Culture:RFC5646} gives it, region and all.
+    for (culture, language) in [
+        ("en-US", Language::En),
+        ("es-ES", Language::Es),
+        ("fr-CA", Language::Fr),
+        ("de-DE", Language::De),
+        ("ja-JP", Language::Ja),
+        ("it-IT", Language::En),
+    ] {
+        let journey = Journey::in_culture(culture);
+        let mut claims = enrolled(&app, "+1 425 555 0100").await;
+        let shown = page.select_continue(&app, &journey, &mut claims).await;
+        let pending = message(shown, "WaitForAuthyApproval", "ApprovalPending");
+        let code = SignInCode::parse(claims["signInCode"].as_str().unwrap());
+        let expected = ApiError::ApprovalPending { sign_in_code: code }
+            .user_message_in(language)
+            .into_owned();
+        assert_eq!(pending, expected, "{culture}");
+    }
 }
 
 #[tokio::test]

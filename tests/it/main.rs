@@ -27,3 +27,4 @@ mod shutdown;
 mod simulator;
 mod support;
 mod upstream_faults;
+mod wait_page_browser;

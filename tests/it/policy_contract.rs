@@ -10,6 +10,14 @@
 //! - every REST technical profile: its `ServiceUrl` names a function with a folder and a
 //!   `function.json`; it sends only claims the function reads and expects only claims it returns;
 //!   client certificate authentication, JSON body, own error messages, function key from settings;
+//!   the page's language as `uiLocale`, always `{Culture:RFC5646}`;
+//! - our pages are localized (`check_localization`): `SupportedLanguages` are exactly the API's
+//!   languages (`ReplaceAll`), every self-asserted page of ours has its own content definition
+//!   with `LocalizedResources` of ours in each language holding every string English has; the
+//!   wait page's timeout message is the API's pending message (marker included) in each language
+//!   and no other string carries the marker; a button a text names (the policies' or the API's)
+//!   is the page's `button_continue` in that language; the phone number's pattern help is the
+//!   API's `InvalidPhoneNumber` message;
 //! - every technical profile, claim, content definition, claims transformation, user journey and
 //!   claims exchange our files reference is defined by our files or the tenant's chain, played by
 //!   the variant's starter pack: its Base, Localization and Extensions from `../shared/b2c/` (the
@@ -63,7 +71,7 @@ use b2c_authy::authy::ApprovalStatus;
 use b2c_authy::config::{DEFAULT_APPROVAL_TTL_SECONDS, DEFAULT_APPROVAL_WAIT_SECONDS};
 use b2c_authy::error::ApiError;
 use b2c_authy::functions::{
-    create_approval_request, register, wait_for_authy_approval, FUNCTION_NAMES,
+    create_approval_request, register, wait_for_authy_approval, FUNCTION_NAMES, UI_LOCALE_CLAIM,
 };
 use b2c_authy::messages::{Language, PENDING_MARKER};
 use b2c_authy::policies::{
@@ -90,6 +98,9 @@ const REST_ERROR_MESSAGES: [&str; 4] = [
     "UserMessageIfDnsResolutionFailed",
     "UserMessageIfRequestTimeout",
 ];
+/// The claim resolver of the page's language, an RFC 5646 tag (MS docs "claim-resolver-overview",
+/// "Culture"), which every REST technical profile sends as `uiLocale`.
+const UI_LOCALE_RESOLVER: &str = "{Culture:RFC5646}";
 /// The self-asserted metadata whose message B2C shows when an AssertBooleanClaimIsEqualToValue of
 /// a validation technical profile fails (MS docs "boolean-transformations").
 const ASSERTION_MESSAGE: &str = "UserMessageIfClaimsTransformationBooleanValueIsNotEqual";
@@ -251,6 +262,10 @@ fn every_function_has_a_contract_and_a_folder() {
         );
     }
     assert!(api["WaitForAuthyApproval"].reads.contains("ipAddress"));
+    // The page's language (issue 14): every function reads it.
+    for name in FUNCTION_NAMES {
+        assert!(api[name].reads.contains(UI_LOCALE_CLAIM), "{name}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -568,6 +583,25 @@ fn check_rest_profiles(
         expect("AuthenticationType", "ClientCertificate", &mut problems);
         expect("SendClaimsIn", "Body", &mut problems);
         expect("AllowInsecureAuthInProduction", "false", &mut problems);
+        // The page's language, so that the userMessage and the push follow it (issue 14):
+        // always B2C's {Culture:RFC5646}, never a value from elsewhere in the journey, and
+        // resolved only with IncludeClaimResolvingInClaimsHandling (MS docs
+        // "claim-resolver-overview"). That the function reads it is checked above.
+        expect(
+            "IncludeClaimResolvingInClaimsHandling",
+            "true",
+            &mut problems,
+        );
+        let locale = elements("InputClaim").find(|c| partner_name(*c) == UI_LOCALE_CLAIM);
+        if !locale.is_some_and(|c| {
+            c.attribute("DefaultValue") == Some(UI_LOCALE_RESOLVER)
+                && c.attribute("AlwaysUseDefaultValue") == Some("true")
+        }) {
+            problems.push(format!(
+                "{at}: must send {UI_LOCALE_CLAIM} as DefaultValue=\"{UI_LOCALE_RESOLVER}\" AlwaysUseDefaultValue=\"true\", sends {:?}",
+                locale.map(|c| (c.attribute("DefaultValue"), c.attribute("AlwaysUseDefaultValue")))
+            ));
+        }
         for key in REST_ERROR_MESSAGES {
             if meta
                 .get(key)
@@ -930,6 +964,318 @@ fn check_wait_pages(
     problems
 }
 
+// ---------------------------------------------------------------------------------------------
+// Localization (issue 14): our pages in the API's languages
+
+/// One localized string: (ElementType, ElementId or "", StringId).
+pub(crate) type StringKey = (String, String, String);
+
+/// The strings of `LocalizedResources` `id` in our files, `None` when no file defines it.
+pub(crate) fn localized_strings(
+    ours: &[(&str, Document)],
+    id: &str,
+) -> Option<BTreeMap<StringKey, String>> {
+    let resources = ours
+        .iter()
+        .flat_map(|(_, d)| descendants(d.root(), "LocalizedResources"))
+        .find(|r| r.attribute("Id") == Some(id))?;
+    Some(
+        descendants(resources, "LocalizedString")
+            .map(|s| {
+                let attribute = |name| s.attribute(name).unwrap_or_default().to_owned();
+                (
+                    (
+                        attribute("ElementType"),
+                        attribute("ElementId"),
+                        attribute("StringId"),
+                    ),
+                    s.text().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// The key of a `UxElement` string.
+fn ux(id: &str) -> StringKey {
+    ("UxElement".to_owned(), String::new(), id.to_owned())
+}
+
+/// The key of an `ErrorMessage` string.
+fn error_message(id: &str) -> StringKey {
+    ("ErrorMessage".to_owned(), String::new(), id.to_owned())
+}
+
+/// The key of a string of claim type `claim`.
+fn claim_string(claim: &str, id: &str) -> StringKey {
+    ("ClaimType".to_owned(), claim.to_owned(), id.to_owned())
+}
+
+/// Whether `text` starts with the API's pending marker (leading white space ignored), as the wait
+/// page script's `isPendingMessage` reads it.
+fn starts_with_pending_marker(text: &str) -> bool {
+    text.trim_start().starts_with(PENDING_MARKER.trim())
+}
+
+/// Our pages localized in exactly the API's languages (`src/messages.toml`), in agreement with
+/// the API's texts:
+/// - one `<Localization Enabled="true">` whose `SupportedLanguages` are [`Language::ALL`],
+///   English the default, `ReplaceAll` (Append would list a language of the tenant's
+///   Localization twice, which B2C refuses);
+/// - every self-asserted page of ours has a content definition of ours that references
+///   `LocalizedResources` of ours for each language, each with the strings English has, none
+///   empty: the `DisplayName` (and `UserHelpText`, `PatternHelpText` where the claim type has
+///   them) of every claim it shows, `button_continue`, the REST error messages of every REST
+///   validation technical profile, the assertion message where the page sets one, and the
+///   strings its `GetLocalizedStringsTransformation`s take;
+/// - the wait page's `UserMessageIfRequestTimeout` is the API's pending message in that
+///   language, marker included, and no other string of ours starts with the marker;
+/// - every string (ours, and every `userMessage` of the API) whose English text names the English
+///   `button_continue` names the page's `button_continue` in its own language;
+/// - the phone number's `PatternHelpText` is the API's `InvalidPhoneNumber` message.
+fn check_localization(ours: &[(&str, Document)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let tags: Vec<&str> = Language::ALL.iter().map(|l| l.tag()).collect();
+    let localizations: Vec<Node> = ours
+        .iter()
+        .flat_map(|(_, d)| descendants(d.root(), "Localization"))
+        .collect();
+    match localizations.as_slice() {
+        [localization] => {
+            if localization.attribute("Enabled") != Some("true") {
+                problems.push("Localization is not Enabled=\"true\"".to_owned());
+            }
+            let supported = child(*localization, "SupportedLanguages");
+            let listed: Vec<String> = supported
+                .iter()
+                .flat_map(|s| descendants(*s, "SupportedLanguage"))
+                .map(text)
+                .collect();
+            if listed != tags {
+                problems.push(format!("SupportedLanguages are {listed:?}, not the API's languages {tags:?} (src/messages.toml)"));
+            }
+            let default = supported.and_then(|s| s.attribute("DefaultLanguage"));
+            let merge = supported.and_then(|s| s.attribute("MergeBehavior"));
+            if default != Some(Language::En.tag()) || merge != Some("ReplaceAll") {
+                problems.push(format!("SupportedLanguages must have DefaultLanguage=\"en\" MergeBehavior=\"ReplaceAll\" (Append lists a language of the tenant's Localization twice, which B2C refuses), has {default:?} {merge:?}"));
+            }
+        }
+        other => problems.push(format!(
+            "our layer must have one Localization element, has {}",
+            other.len()
+        )),
+    }
+    // The API's messages in every language, by error, to compare with English.
+    let api_messages: Vec<(&str, Vec<String>)> = {
+        let all = every_user_message();
+        let per_language = all.len() / Language::ALL.len();
+        (0..per_language)
+            .map(|i| {
+                (
+                    all[i].0,
+                    (0..Language::ALL.len())
+                        .map(|l| all[l * per_language + i].1.clone())
+                        .collect(),
+                )
+            })
+            .collect()
+    };
+    let pages: Vec<Node> = ours
+        .iter()
+        .flat_map(|(_, d)| descendants(d.root(), "TechnicalProfile"))
+        .filter(|tp| {
+            child(*tp, "Protocol")
+                .and_then(|p| p.attribute("Handler"))
+                .is_some_and(|h| h.contains("SelfAssertedAttributeProvider"))
+        })
+        .collect();
+    for page in pages {
+        let page_id = page.attribute("Id").unwrap_or_default();
+        let meta = metadata(page);
+        let content = meta
+            .get("ContentDefinitionReferenceId")
+            .cloned()
+            .unwrap_or_default();
+        let at = format!("page '{page_id}' (content definition '{content}')");
+        let Some(definition) = ours
+            .iter()
+            .flat_map(|(_, d)| descendants(d.root(), "ContentDefinition"))
+            .find(|c| c.attribute("Id") == Some(content.as_str()))
+        else {
+            problems.push(format!("{at}: the content definition is not ours, so its strings cannot be localized without overriding the tenant's"));
+            continue;
+        };
+        let references: BTreeMap<String, String> =
+            descendants(definition, "LocalizedResourcesReference")
+                .map(|r| {
+                    (
+                        r.attribute("Language").unwrap_or_default().to_owned(),
+                        r.attribute("LocalizedResourcesReferenceId")
+                            .unwrap_or_default()
+                            .to_owned(),
+                    )
+                })
+                .collect();
+        let mut strings: Vec<BTreeMap<StringKey, String>> = Vec::new();
+        for tag in &tags {
+            let resolved = references
+                .get(*tag)
+                .and_then(|id| localized_strings(ours, id));
+            match resolved {
+                Some(s) => strings.push(s),
+                None => {
+                    problems.push(format!(
+                        "{at}: no LocalizedResources of ours for language '{tag}' (reference {:?})",
+                        references.get(*tag)
+                    ));
+                    strings.push(BTreeMap::new());
+                }
+            }
+        }
+        if references.len() != tags.len() {
+            problems.push(format!(
+                "{at}: references LocalizedResources for {:?}, not exactly {tags:?}",
+                references.keys().collect::<Vec<_>>()
+            ));
+        }
+        // What English must have.
+        let mut needed: Vec<StringKey> = vec![ux("button_continue")];
+        for claim in child(page, "OutputClaims")
+            .into_iter()
+            .chain(child(page, "InputClaims"))
+            .flat_map(|c| descendants(c, "OutputClaim").chain(descendants(c, "InputClaim")))
+            .filter_map(|c| c.attribute("ClaimTypeReferenceId"))
+        {
+            let Some(claim_type) = ours
+                .iter()
+                .flat_map(|(_, d)| descendants(d.root(), "ClaimType"))
+                .find(|t| t.attribute("Id") == Some(claim))
+            else {
+                continue;
+            };
+            if child(claim_type, "UserInputType").is_none() {
+                continue; // not shown
+            }
+            needed.push(claim_string(claim, "DisplayName"));
+            if child(claim_type, "UserHelpText").is_some() {
+                needed.push(claim_string(claim, "UserHelpText"));
+            }
+            if descendants(claim_type, "Pattern").any(|p| p.attribute("HelpText").is_some()) {
+                needed.push(claim_string(claim, "PatternHelpText"));
+            }
+        }
+        let rest_validation = descendants(page, "ValidationTechnicalProfile")
+            .filter_map(|v| v.attribute("ReferenceId"))
+            .any(|id| merged(ours, id).iter().any(|d| is_rest(*d)));
+        if rest_validation {
+            needed.extend(REST_ERROR_MESSAGES.iter().map(|k| error_message(k)));
+        }
+        if meta.contains_key(ASSERTION_MESSAGE) {
+            needed.push(error_message(ASSERTION_MESSAGE));
+        }
+        for reference in descendants(page, "InputClaimsTransformation")
+            .chain(descendants(page, "OutputClaimsTransformation"))
+            .filter_map(|t| t.attribute("ReferenceId"))
+        {
+            let Some(transformation) = claims_transformation(ours, reference) else {
+                continue;
+            };
+            if transformation.attribute("TransformationMethod")
+                == Some("GetLocalizedStringsTransformation")
+            {
+                needed.extend(
+                    descendants(transformation, "OutputClaim")
+                        .filter_map(|c| c.attribute("TransformationClaimType"))
+                        .map(|id| {
+                            (
+                                "GetLocalizedStringsTransformationClaimType".to_owned(),
+                                String::new(),
+                                id.to_owned(),
+                            )
+                        }),
+                );
+            }
+        }
+        let english = &strings[0];
+        for key in &needed {
+            if !english.contains_key(key) {
+                problems.push(format!("{at}: no English string {key:?}"));
+            }
+        }
+        let calls_wait = descendants(page, "ValidationTechnicalProfile")
+            .filter_map(|v| v.attribute("ReferenceId"))
+            .any(|id| calls_function(ours, id, "WaitForAuthyApproval"));
+        let english_button = english.get(&ux("button_continue")).cloned();
+        for (language, local) in Language::ALL.iter().zip(&strings) {
+            let tag = language.tag();
+            let keys: BTreeSet<_> = local.keys().collect();
+            let english_keys: BTreeSet<_> = english.keys().collect();
+            if keys != english_keys {
+                problems.push(format!(
+                    "{at} [{tag}]: strings differ from English: missing {:?}, extra {:?}",
+                    english_keys.difference(&keys).collect::<Vec<_>>(),
+                    keys.difference(&english_keys).collect::<Vec<_>>()
+                ));
+            }
+            for (key, value) in local {
+                if value.trim().is_empty() {
+                    problems.push(format!("{at} [{tag}]: {key:?} is empty"));
+                }
+            }
+            // The pending marker: exactly in the wait page's timeout message, which is the API's
+            // pending message in this language.
+            let timeout = error_message("UserMessageIfRequestTimeout");
+            for (key, value) in local {
+                let pending_expected = calls_wait && *key == timeout;
+                if pending_expected {
+                    let api = ApiError::ApprovalPending { sign_in_code: None }
+                        .user_message_in(*language)
+                        .into_owned();
+                    if *value != api {
+                        problems.push(format!("{at} [{tag}]: UserMessageIfRequestTimeout is {value:?}, not the API's pending message {api:?} (with its marker, so the wait page script continues after it)"));
+                    }
+                } else if starts_with_pending_marker(value) {
+                    problems.push(format!("{at} [{tag}]: {key:?} starts with the pending marker: the wait page script would select Continue after it"));
+                }
+            }
+            // Buttons named in the texts are this page's, in this language.
+            let (Some(english_button), Some(button)) =
+                (english_button.as_deref(), local.get(&ux("button_continue")))
+            else {
+                continue;
+            };
+            for (key, value) in local {
+                let names_button = english.get(key).is_some_and(|e| e.contains(english_button));
+                if names_button && !value.contains(button.as_str()) {
+                    problems.push(format!("{at} [{tag}]: {key:?} {value:?} does not name the button as the page labels it, '{button}'"));
+                }
+            }
+            if calls_wait {
+                let i = Language::ALL
+                    .iter()
+                    .position(|l| l == language)
+                    .unwrap_or(0);
+                for (code, texts) in &api_messages {
+                    if texts[0].contains(english_button) && !texts[i].contains(button.as_str()) {
+                        problems.push(format!("{at} [{tag}]: the API's {code} message {:?} (src/messages.toml) does not name the wait page's button '{button}'", texts[i]));
+                    }
+                }
+            }
+            if let Some(pattern_help) = local.get(&claim_string("phoneNumber", "PatternHelpText")) {
+                let api = ApiError::InvalidPhoneNumber {
+                    reason: String::new(),
+                }
+                .user_message_in(*language)
+                .into_owned();
+                if *pattern_help != api {
+                    problems.push(format!("{at} [{tag}]: phoneNumber's PatternHelpText {pattern_help:?} is not the API's InvalidPhoneNumber message {api:?}"));
+                }
+            }
+        }
+    }
+    problems
+}
+
 /// Every check on one set of rendered policies (and the starter pack, when there).
 fn check_all(
     ours: &[PolicyText],
@@ -951,6 +1297,7 @@ fn check_all(
     problems.extend(check_write_after_approval(&ours, &all));
     problems.extend(check_no_rest_orchestration_steps(&ours, &all));
     problems.extend(check_wait_pages(&ours, &all, wait_limits()));
+    problems.extend(check_localization(&ours));
     problems
 }
 
@@ -1532,6 +1879,74 @@ fn a_service_url_without_a_function_folder_breaks_the_contract() {
         problems
             .iter()
             .any(|p| p.contains("no folder WaitForApproval/function.json")),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn a_rest_profile_without_the_page_language_is_reported() {
+    let api = api_contract();
+    // Left out of one profile: its messages would be English on every page.
+    let line = r#"
+            <InputClaim ClaimTypeReferenceId="uiLocale" DefaultValue="{Culture:RFC5646}" AlwaysUseDefaultValue="true" />"#;
+    let problems = check_all(&mutate(line, ""), None, &api);
+    assert_eq!(
+        problems
+            .iter()
+            .filter(|p| p.contains("must send uiLocale"))
+            .count(),
+        1,
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("REST technical profile 'REST-Authy-Register'")),
+        "{problems:#?}"
+    );
+    // A resolver other than the page's culture, or a value the journey could override.
+    for (from, to) in [
+        (
+            r#"DefaultValue="{Culture:RFC5646}""#,
+            r#"DefaultValue="{Culture:LanguageName}""#,
+        ),
+        (
+            r#"DefaultValue="{Culture:RFC5646}" AlwaysUseDefaultValue="true""#,
+            r#"DefaultValue="{Culture:RFC5646}""#,
+        ),
+    ] {
+        let problems = check_all(&mutate(from, to), None, &api);
+        assert!(
+            problems.iter().any(|p| p.contains("must send uiLocale")),
+            "{from} -> {to}: {problems:#?}"
+        );
+    }
+    // Claim resolvers not resolved in the profile's claims: B2C would send the text
+    // "{Culture:RFC5646}" itself.
+    let problems = check_all(
+        &mutate(
+            r#"<Item Key="IncludeClaimResolvingInClaimsHandling">true</Item>"#,
+            r#"<Item Key="IncludeClaimResolvingInClaimsHandling">false</Item>"#,
+        ),
+        None,
+        &api,
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("metadata IncludeClaimResolvingInClaimsHandling must be true")),
+        "{problems:#?}"
+    );
+    // The API no longer reading it: every profile sends a claim it does not read.
+    let mut api = api_contract();
+    api.get_mut("WaitForAuthyApproval")
+        .unwrap()
+        .reads
+        .remove(UI_LOCALE_CLAIM);
+    let problems = check_all(&sample(), None, &api);
+    assert!(
+        problems.iter().any(|p| p.contains("sends claim 'uiLocale'")
+            && p.contains("REST-Authy-WaitForAuthyApproval")),
         "{problems:#?}"
     );
 }
@@ -2376,5 +2791,130 @@ fn rendered_policies_pass_check_b2c_policies() {
     assert!(
         !passed && output.contains("'Facebook-OAUTH'"),
         "check-b2c-policies accepted Facebook on LocalAccounts:\n{output}"
+    );
+}
+
+/// Applies one text replacement, everywhere, to the rendered extensions policy.
+fn mutate_all(from: &str, to: &str) -> Vec<PolicyText> {
+    let mutated: Vec<PolicyText> = sample()
+        .into_iter()
+        .map(|(f, t)| {
+            if f == LAYER_FILE {
+                (f, t.replace(from, to))
+            } else {
+                (f, t)
+            }
+        })
+        .collect();
+    assert_ne!(mutated, sample(), "'{from}' is not in {LAYER_FILE}");
+    mutated
+}
+
+/// The localization problems of `files`.
+fn localization_problems(files: &[PolicyText]) -> Vec<String> {
+    check_localization(&parse(files))
+}
+
+#[test]
+fn our_pages_are_localized_in_the_apis_languages() {
+    // In the sample and in every variant (check_all runs it too).
+    assert_eq!(localization_problems(&sample()), Vec::<String>::new());
+    for variant in variants() {
+        assert_none(
+            variant,
+            "localization",
+            localization_problems(&variant.files),
+        );
+    }
+    let expect = |files: Vec<PolicyText>, what: &str, wanted: &[&str]| {
+        let problems = localization_problems(&files);
+        for want in wanted {
+            assert!(
+                problems.iter().any(|p| p.contains(want)),
+                "{what}: no problem with '{want}' in {problems:#?}"
+            );
+        }
+    };
+    // The German button relabelled: the messages that name „Weiter“ no longer match the page.
+    expect(
+        mutate_all(
+            r#"StringId="button_continue">Weiter<"#,
+            r#"StringId="button_continue">Fortfahren<"#,
+        ),
+        "German button",
+        &[
+            "[de]: the API's ApprovalPending message",
+            "[de]: the API's ApprovalExpired message",
+            "page 'SelfAsserted-AuthyPhoneEnrollment' (content definition 'api.selfasserted.authyphone') [de]: (\"ErrorMessage\", \"\", \"UserMessageIfRequestTimeout\")",
+            "[de]: (\"GetLocalizedStringsTransformationClaimType\", \"\", \"authyWaitMessage\")",
+        ],
+    );
+    // A language dropped from the list, or the tenant's list appended to.
+    expect(
+        mutate("<SupportedLanguage>ja</SupportedLanguage>", ""),
+        "ja unsupported",
+        &["SupportedLanguages are [\"en\", \"es\", \"fr\", \"de\"]"],
+    );
+    expect(
+        mutate(r#"MergeBehavior="ReplaceAll""#, r#"MergeBehavior="Append""#),
+        "Append",
+        &["MergeBehavior=\"ReplaceAll\""],
+    );
+    // The French timeout message of the wait page without the marker: the script would stop.
+    expect(
+        mutate("\u{23F3} Approuvez la demande", "Approuvez la demande"),
+        "French timeout",
+        &["[fr]: UserMessageIfRequestTimeout is \"Approuvez"],
+    );
+    // The marker on a message that is not pending (the phone page's timeout).
+    expect(
+        mutate(
+            r#"StringId="UserMessageIfRequestTimeout">The Authy service"#,
+            "StringId=\"UserMessageIfRequestTimeout\">\u{23F3} The Authy service",
+        ),
+        "marker on the phone page",
+        &["starts with the pending marker"],
+    );
+    // A Japanese string missing, a reference to resources that do not exist.
+    let ja_circuit = r#"<LocalizedString ElementType="ErrorMessage" StringId="UserMessageIfCircuitOpen">Authy サービスは現在利用できません。数分後にもう一度お試しください。</LocalizedString>"#;
+    expect(
+        mutate(ja_circuit, ""),
+        "ja string missing",
+        &["[ja]: strings differ from English: missing [(\"ErrorMessage\", \"\", \"UserMessageIfCircuitOpen\")]"],
+    );
+    expect(
+        mutate(
+            r#"LocalizedResourcesReferenceId="api.selfasserted.authywait.es""#,
+            r#"LocalizedResourcesReferenceId="api.selfasserted.authywait.sp""#,
+        ),
+        "dangling reference",
+        &["no LocalizedResources of ours for language 'es'"],
+    );
+    // The phone page back on the tenant's content definition.
+    expect(
+        mutate(
+            ">api.selfasserted.authyphone</Item>",
+            ">api.selfasserted</Item>",
+        ),
+        "tenant's content definition",
+        &["page 'SelfAsserted-AuthyPhoneEnrollment' (content definition 'api.selfasserted'): the content definition is not ours"],
+    );
+    // The phone page's pattern help out of step with the API's message.
+    expect(
+        mutate(
+            "zum Beispiel +49 151 23456789.</LocalizedString>",
+            "z. B. +49 151 23456789.</LocalizedString>",
+        ),
+        "pattern help",
+        &["[de]: phoneNumber's PatternHelpText"],
+    );
+    // The wait page's paragraph no longer localized (the English default value back).
+    expect(
+        mutate(
+            r#"<LocalizedString ElementType="GetLocalizedStringsTransformationClaimType" StringId="authyWaitMessage">Select"#,
+            r#"<LocalizedString ElementType="UxElement" StringId="authyWaitMessage">Select"#,
+        ),
+        "paragraph",
+        &["no English string (\"GetLocalizedStringsTransformationClaimType\""],
     );
 }
