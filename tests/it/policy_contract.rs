@@ -296,6 +296,14 @@ pub(crate) fn sample() -> Vec<PolicyText> {
     rendered()[0].1.clone()
 }
 
+/// The first environment's policies rendered with `AuthyPhoneRecovery` `true` (the lost-phone
+/// journey's tests, `journey::RecoveryJourney`).
+pub(crate) fn recovery_sample() -> Vec<PolicyText> {
+    variant("SocialAndLocalAccounts/None/script=false/recovery=true")
+        .files
+        .clone()
+}
+
 /// One combination of the layer settings, rendered.
 struct Variant {
     /// For messages, e.g. `LocalAccounts/None/script=false`.
