@@ -1093,6 +1093,27 @@ fn verified_email_claim(all: &[(&str, Document)], page: &[Node]) -> Result<Strin
     })
 }
 
+/// Every claims transformation technical profile of ours has an output claim: "The OutputClaims
+/// element is mandatory. Provide at least one output claim returned by the technical profile"
+/// (MS docs "claims-transformation-technical-profile").
+fn check_claims_transformation_profiles(ours: &[(&str, Document)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (file, doc) in ours {
+        for tp in descendants(doc.root(), "TechnicalProfile") {
+            let is_transformation_profile = child(tp, "Protocol")
+                .and_then(|p| p.attribute("Handler"))
+                .is_some_and(|h| h.contains("ClaimsTransformationProtocolProvider"));
+            if is_transformation_profile && descendants(tp, "OutputClaim").next().is_none() {
+                problems.push(format!(
+                    "{file}: claims transformation technical profile '{}' has no output claim",
+                    tp.attribute("Id").unwrap_or_default()
+                ));
+            }
+        }
+    }
+    problems
+}
+
 /// The lost-phone journey: the authy id is written only after the password of a local account,
 /// then a one-time code mailed to the account's own address (read from the directory, shown
 /// read-only, checked again on Continue), then the new phone's enrolment and a push approved on
@@ -1346,6 +1367,7 @@ fn check_all(
     if !pack_files.is_empty() {
         problems.extend(check_recovery_journeys(&ours, &all));
     }
+    problems.extend(check_claims_transformation_profiles(&ours));
     problems
 }
 
@@ -2889,6 +2911,11 @@ fn a_weakened_lost_phone_journey_is_reported() {
             "the write before the push on the new phone",
             swapped(&recovery.files, wait_exchange, write_exchange),
             "writes extension_authyId before the user approved a push for it",
+        ),
+        (
+            "a claims transformation technical profile without an output claim",
+            replaced_after(&recovery.files, r#"Id="Authy-AssertRecoveryEmailIsDirectoryEmail""#, r#"<OutputClaim ClaimTypeReferenceId="authyRecoveryEmailChecked" DefaultValue="true" AlwaysUseDefaultValue="true" />"#, ""),
+            "'Authy-AssertRecoveryEmailIsDirectoryEmail' has no output claim",
         ),
         (
             "a wait page without the approval assertion",
