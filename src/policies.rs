@@ -39,6 +39,7 @@
 //! | `SocialProviders` | `None`, `Facebook` ([`SocialProviders`]); `Facebook` not with `LocalAccounts` | `None` |
 //! | `AuthyBasePolicy` | the PolicyId our layer inherits from, `B2C_1A_…` | `B2C_1A_TrustFrameworkExtensions` |
 //! | `AuthyWaitPageScript` | `true`, `false`; `true` needs an `AuthyWaitPageLoadUri` of your own, not a built-in `~/tenant/…` page | `false` |
+//! | `AuthyPhoneRecovery` | `true`, `false`: the self-service "lost your phone?" relying party (`RecoverPhoneAuthy.xml`) and its journey are rendered only with `true` | `false` |
 //!
 //! Rendering fails on a bad value, on one of these combinations, and on the keys the layer no
 //! longer uses ([`REMOVED_KEYS`]), which belong to the tenant's own extensions policy.
@@ -69,6 +70,11 @@
 //! a block that never renders). An unknown or empty key, an `{EndIf}` without `{If}`, an `{If}`
 //! without `{EndIf}`, a malformed directive or one that shares its line with other text fails the
 //! rendering, with file and line ([`ConditionalError`]).
+//!
+//! A template whose rendered text has no element left (only the XML declaration, comments and
+//! white space: its whole `TrustFrameworkPolicy` sat in a dropped block) is not written at all
+//! ([`has_element`]), and an earlier rendering of it is removed: a policy that a setting turns
+//! off is neither rendered nor uploaded.
 //!
 //! After the blocks are dropped, the `Order` attributes of the `OrchestrationStep`s of every
 //! `UserJourney` (and `SubJourney`) are renumbered 1..N in document order ([`renumber_steps`]),
@@ -113,6 +119,11 @@ pub const WAIT_PAGE_SCRIPT_KEY: &str = "AuthyWaitPageScript";
 /// `PolicySettings` key: the wait page's template (`LoadUri` of its content definition).
 pub const WAIT_PAGE_LOAD_URI_KEY: &str = "AuthyWaitPageLoadUri";
 
+/// `PolicySettings` key: `true` renders the self-service lost-phone journey (email code, new
+/// phone, push on it) and its relying party `B2C_1A_authy_recoverphone`; `false` (the default)
+/// renders nothing of it.
+pub const PHONE_RECOVERY_KEY: &str = "AuthyPhoneRecovery";
+
 /// `PolicySettings` key: the application name the push shows ("Application"), optional.
 pub const APPLICATION_NAME_KEY: &str = "AuthyApplicationName";
 
@@ -126,11 +137,12 @@ pub const OPTIONAL_KEYS: [&str; 1] = [APPLICATION_NAME_KEY];
 
 /// The values a missing `PolicySettings` key of the layer takes, for placeholders, conditional
 /// blocks and [`Environment::layer_settings`] alike.
-pub const SETTING_DEFAULTS: [(&str, &str); 4] = [
+pub const SETTING_DEFAULTS: [(&str, &str); 5] = [
     (STARTER_PACK_KEY, "SocialAndLocalAccounts"),
     (SOCIAL_PROVIDERS_KEY, "None"),
     (AUTHY_BASE_POLICY_KEY, "B2C_1A_TrustFrameworkExtensions"),
     (WAIT_PAGE_SCRIPT_KEY, "false"),
+    (PHONE_RECOVERY_KEY, "false"),
 ];
 
 /// `PolicySettings` keys of earlier versions, which the layer no longer uses, and why: rendering
@@ -283,6 +295,8 @@ pub struct LayerSettings {
     pub authy_base_policy: String,
     /// `AuthyWaitPageScript`.
     pub wait_page_script: bool,
+    /// `AuthyPhoneRecovery`: whether the self-service lost-phone journey is rendered.
+    pub phone_recovery: bool,
 }
 
 /// Whether `value`, set for one of the typed keys, is one of its values: `Ok(())` for any other
@@ -297,7 +311,9 @@ fn check_typed_value(key: &str, value: &str) -> Result<(), String> {
             .parse::<SocialProviders>()
             .map(drop)
             .map_err(|e| e.to_string()),
-        WAIT_PAGE_SCRIPT_KEY => parse_bool(value).map(drop).map_err(|e| e.to_string()),
+        WAIT_PAGE_SCRIPT_KEY | PHONE_RECOVERY_KEY => {
+            parse_bool(value).map(drop).map_err(|e| e.to_string())
+        }
         _ => Ok(()),
     };
     result.map_err(|e| format!("{key}: {e}"))
@@ -720,6 +736,7 @@ impl Environment {
         let social_providers =
             typed(SOCIAL_PROVIDERS_KEY).and_then(|v| v.parse::<SocialProviders>().ok());
         let wait_page_script = typed(WAIT_PAGE_SCRIPT_KEY).and_then(|v| parse_bool(&v).ok());
+        let phone_recovery = typed(PHONE_RECOVERY_KEY).and_then(|v| parse_bool(&v).ok());
         let authy_base_policy = typed(AUTHY_BASE_POLICY_KEY);
 
         if let Some(base) = &authy_base_policy {
@@ -769,17 +786,21 @@ impl Environment {
             social_providers,
             authy_base_policy,
             wait_page_script,
+            phone_recovery,
         ) {
-            (Some(starter_pack), Some(social_providers), Some(authy_base_policy), Some(script))
-                if problems.is_empty() =>
-            {
-                Ok(LayerSettings {
-                    starter_pack,
-                    social_providers,
-                    authy_base_policy,
-                    wait_page_script: script,
-                })
-            }
+            (
+                Some(starter_pack),
+                Some(social_providers),
+                Some(authy_base_policy),
+                Some(script),
+                Some(phone_recovery),
+            ) if problems.is_empty() => Ok(LayerSettings {
+                starter_pack,
+                social_providers,
+                authy_base_policy,
+                wait_page_script: script,
+                phone_recovery,
+            }),
             _ => Err(problems),
         }
     }
@@ -1028,6 +1049,28 @@ fn select_lines<'t>(
     }
 }
 
+/// Whether `xml` holds an element: anything but the XML declaration (or another processing
+/// instruction), comments and text. [`render_environment`] writes no file for a template whose
+/// rendered text has none.
+pub fn has_element(xml: &str) -> bool {
+    let mut rest = xml;
+    while let Some(at) = rest.find('<') {
+        rest = &rest[at..];
+        let end = if rest.starts_with("<!--") {
+            "-->"
+        } else if rest.starts_with("<?") {
+            "?>"
+        } else {
+            return true;
+        };
+        match rest.find(end) {
+            Some(e) => rest = &rest[e + end.len()..],
+            None => return false,
+        }
+    }
+    false
+}
+
 /// Renumbers the `Order` attribute of the `OrchestrationStep` elements of every `UserJourney` and
 /// `SubJourney` of a policy 1..N in document order, leaving all other text as it is. Comments are
 /// skipped; a step without an `Order` attribute is left alone (and still counted).
@@ -1135,7 +1178,9 @@ pub fn environment_dir(policies_dir: &Path, name: &str) -> PathBuf {
 /// renamed or deleted policy, which an upload of the folder would otherwise include).
 ///
 /// The layer settings are checked first ([`Environment::layer_settings`]); all files are then
-/// rendered in memory: on any error nothing is written. Returns the written files, sorted.
+/// rendered in memory: on any error nothing is written. A template whose rendered text has no
+/// element ([`has_element`]: its policy sat in a block its settings drop) is not written, and
+/// its file from an earlier rendering is removed. Returns the written files, sorted.
 ///
 /// # Errors
 /// [`PolicyError::InvalidLayerSettings`], [`PolicyError::Conditionals`] (every directive that
@@ -1160,6 +1205,8 @@ pub fn render_environment(
             source,
         })?;
         match render_text(&text, env, &template) {
+            // Nothing left but the declaration and comments: a policy its settings turn off.
+            Ok(text) if !has_element(&text) => {}
             Ok(text) => rendered.push((template, text)),
             Err(found) => {
                 conditionals.extend(found.conditionals);
@@ -1407,10 +1454,10 @@ mod tests {
     fn conditions_on_typed_keys_must_name_their_values() {
         let errors = conditional_errors(
             &env(),
-            "<!--{If:SocialProviders=Facbook}-->\n<!--{EndIf}-->\n<!--{If:AuthyWaitPageScript!=yes}-->\n<!--{EndIf}-->\n<!--{If:StarterPack=Local}-->\n<!--{EndIf}-->\n",
+            "<!--{If:SocialProviders=Facbook}-->\n<!--{EndIf}-->\n<!--{If:AuthyWaitPageScript!=yes}-->\n<!--{EndIf}-->\n<!--{If:StarterPack=Local}-->\n<!--{EndIf}-->\n<!--{If:AuthyPhoneRecovery=on}-->\n<!--{EndIf}-->\n",
         );
         let lines: Vec<usize> = errors.iter().map(|(l, _)| *l).collect();
-        assert_eq!(lines, vec![1, 3, 5], "{errors:?}");
+        assert_eq!(lines, vec![1, 3, 5, 7], "{errors:?}");
         let messages: Vec<String> = errors.iter().map(|(_, p)| p.to_string()).collect();
         assert!(
             messages[0].contains("'Facbook' is not a social provider setting"),
@@ -1424,6 +1471,59 @@ mod tests {
             messages[2].contains("'Local' is not a starter pack"),
             "{messages:?}"
         );
+        assert!(
+            messages[3].contains("AuthyPhoneRecovery: 'on' is not true or false"),
+            "{messages:?}"
+        );
+    }
+
+    #[test]
+    fn only_a_declaration_and_comments_is_no_element() {
+        for empty in [
+            "",
+            "\n",
+            "<?xml version=\"1.0\" encoding=\"utf-8\" ?>\n<!-- b2c-authy:managed-policy -->\n<!--\n  <a/> in a comment\n-->\n",
+            "<!-- unterminated <a/>",
+            "<?xml unterminated <a/>",
+        ] {
+            assert!(!has_element(empty), "{empty:?}");
+        }
+        for element in [
+            "<a/>",
+            "<?xml version=\"1.0\"?>\n<!-- x -->\n<TrustFrameworkPolicy/>",
+            "text <b>",
+        ] {
+            assert!(has_element(element), "{element:?}");
+        }
+    }
+
+    #[test]
+    fn a_template_its_settings_turn_off_is_neither_written_nor_left_behind() {
+        let base = std::env::temp_dir().join(format!(
+            "b2c-authy-policies-off-unit-{}",
+            std::process::id()
+        ));
+        let templates = base.join("templates");
+        let out = base.join("out");
+        fs::create_dir_all(&templates).unwrap();
+        fs::write(templates.join("a.xml"), "<a/>\n").unwrap();
+        fs::write(
+            templates.join("recover.xml"),
+            "<?xml version=\"1.0\"?>\n<!-- marker -->\n<!--{If:AuthyPhoneRecovery=true}-->\n<P>{Settings:ApiUrl}</P>\n<!--{EndIf}-->\n",
+        )
+        .unwrap();
+        let on = env_with(&[("AuthyPhoneRecovery", "true")]);
+        let written = render_environment(&templates, &on, &out).unwrap();
+        assert_eq!(written.len(), 2, "{written:?}");
+        assert_eq!(
+            fs::read_to_string(out.join("recover.xml")).unwrap(),
+            "<?xml version=\"1.0\"?>\n<!-- marker -->\n<P>https://api.example</P>\n"
+        );
+        // Off (the default): not written, and the earlier rendering is gone.
+        let written = render_environment(&templates, &env(), &out).unwrap();
+        assert_eq!(written, vec![out.join("a.xml")]);
+        assert!(!out.join("recover.xml").exists());
+        fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]
@@ -1497,6 +1597,7 @@ mod tests {
                 social_providers: SocialProviders::None,
                 authy_base_policy: "B2C_1A_TrustFrameworkExtensions".into(),
                 wait_page_script: false,
+                phone_recovery: false,
             }
         );
         assert_eq!(
@@ -1530,6 +1631,7 @@ mod tests {
             ("StarterPack", "Social"),
             ("SocialProviders", "Google"),
             ("AuthyWaitPageScript", "yes"),
+            ("AuthyPhoneRecovery", "True"),
         ]);
         assert!(
             problems.contains("StarterPack: 'Social' is not a starter pack"),
@@ -1541,6 +1643,10 @@ mod tests {
         );
         assert!(
             problems.contains("AuthyWaitPageScript: 'yes' is not true or false"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("AuthyPhoneRecovery: 'True' is not true or false"),
             "{problems}"
         );
         let problems = layer_problems(&[("SocialProviders", " ")]);

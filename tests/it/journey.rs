@@ -3,6 +3,12 @@
 //! The wait page tests ([`WaitPage`]) run the wait page as B2C would, from the rendered policy:
 //! its validation technical profiles in order, their input and output claims by the policy's
 //! names, `{Context:CorrelationId}` and `{Context:IPAddress}` resolved per journey.
+//!
+//! The lost-phone tests ([`RecoveryJourney`]) run the journey `AuthyPhoneRecovery` of the policy
+//! rendered with `AuthyPhoneRecovery=true` step by step: the password page, the directory read,
+//! the email page (its verification display control and its validation), the phone page and the
+//! wait page through their REST technical profiles against the handler, the directory write,
+//! each step read from its technical profile; the directory and the mailboxes are emulated.
 
 use std::time::{Duration, Instant};
 
@@ -520,6 +526,7 @@ enum Validation {
 /// validation technical profiles in order. Each Continue runs them as B2C does (MS docs
 /// "validation-technical-profile"): in order, each one's output claims available to the next,
 /// the first 4xx stopping the page and showing its `userMessage`.
+#[derive(Debug)]
 struct WaitPage {
     validations: Vec<Validation>,
 }
@@ -539,10 +546,18 @@ enum Shown {
 
 impl WaitPage {
     fn from_policy() -> Self {
+        Self::of_page(
+            &crate::policy_contract::sample(),
+            "SelfAsserted-AuthyWaitForApproval",
+        )
+    }
+
+    /// The validation technical profiles of self-asserted page `page_id` in `files` (a wait page,
+    /// or the phone page with its `Register`).
+    fn of_page(files: &[crate::policy_contract::PolicyText], page_id: &str) -> Self {
         use b2c_authy::policy_check::{descendants, is_rest, merged, metadata};
-        let files = crate::policy_contract::sample();
-        let docs = crate::policy_contract::parse(&files);
-        let page = merged(&docs, "SelfAsserted-AuthyWaitForApproval");
+        let docs = crate::policy_contract::parse(files);
+        let page = merged(&docs, page_id);
         let ids: Vec<String> = page
             .iter()
             .flat_map(|d| descendants(*d, "ValidationTechnicalProfile"))
@@ -905,4 +920,478 @@ async fn a_b2c_retry_of_create_approval_request_sends_no_second_push() {
     assert_eq!(status, 200, "{another}");
     assert_ne!(another["approvalRequestId"], first["approvalRequestId"]);
     assert_eq!(pushes(&authy), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The lost-phone journey as B2C runs it, from the rendered policy (AuthyPhoneRecovery=true)
+
+/// The one local account of the lost-phone tests: what the directory holds.
+#[derive(Clone, Debug, PartialEq)]
+struct Account {
+    object_id: String,
+    /// `signInNames.emailAddress`: the address it signs in with.
+    email: String,
+    password: String,
+    /// `extension_authyId`.
+    authy_id: Option<String>,
+}
+
+/// What the person at the browser knows, has and does.
+struct Person {
+    /// The sign-in name and password typed on the password page.
+    sign_in: (String, String),
+    /// The mailboxes they can read.
+    reads_mail_of: Vec<String>,
+    /// An address they put into the read-only email field before Send code (a form field is
+    /// still a form field), if any.
+    tampers_email: Option<String>,
+    /// The new phone's number typed on the phone page.
+    new_phone: String,
+}
+
+/// One orchestration step of the journey, as the emulation runs it.
+#[derive(Debug)]
+enum RecoveryStep {
+    /// A self-asserted page validated by `login-NonInteractive`: the account's password.
+    Password,
+    /// An AAD Read: directory attributes into claims, then its `CopyClaim` transformations
+    /// (input claim, output claim).
+    DirectoryRead {
+        outputs: Vec<String>,
+        copies: Vec<(String, String)>,
+    },
+    /// The email page: its verification display control sends a code to `claim` and verifies it;
+    /// on Continue its `AssertStringClaimsAreEqual` validations compare claims (ignoring case).
+    EmailPage {
+        claim: String,
+        asserts_equal: Vec<(String, String)>,
+        message: String,
+    },
+    /// A page whose validations call the API (the phone page, the wait page).
+    ApiPage {
+        id: String,
+        page: WaitPage,
+    },
+    /// An AAD Write of these claims (when its preconditions let it run).
+    DirectoryWrite {
+        persisted: Vec<String>,
+        skip_unless: Vec<String>,
+    },
+    SendClaims,
+}
+
+/// Where a run of the journey ended.
+#[derive(Debug)]
+enum Ended {
+    /// SendClaims: the token was issued.
+    TokenIssued,
+    /// The user could not leave a page (`step` is its index); what it showed.
+    StuckAt { step: usize, shown: String },
+}
+
+/// The journey `AuthyPhoneRecovery` as the rendered policy (with AuthyPhoneRecovery=true)
+/// defines it: its steps in order, each read from its technical profile.
+struct RecoveryJourney {
+    steps: Vec<RecoveryStep>,
+}
+
+impl RecoveryJourney {
+    fn from_policy() -> Self {
+        use b2c_authy::policy_check::{child, descendants, merged, metadata, text};
+        let files = crate::policy_contract::recovery_sample();
+        let docs = crate::policy_contract::parse(&files);
+        let journey = docs
+            .iter()
+            .flat_map(|(_, d)| descendants(d.root(), "UserJourney"))
+            .find(|j| j.attribute("Id") == Some("AuthyPhoneRecovery"))
+            .expect("the rendered policy has no journey AuthyPhoneRecovery");
+        let transformations = |definitions: &[roxmltree::Node], method: &str| {
+            definitions
+                .iter()
+                .flat_map(|d| descendants(*d, "OutputClaimsTransformation"))
+                .filter_map(|r| r.attribute("ReferenceId"))
+                .filter_map(|id| {
+                    docs.iter()
+                        .flat_map(|(_, d)| descendants(d.root(), "ClaimsTransformation"))
+                        .find(|t| t.attribute("Id") == Some(id))
+                })
+                .filter(|t| t.attribute("TransformationMethod") == Some(method))
+                .map(|t| {
+                    let claims: Vec<String> = descendants(t, "InputClaim")
+                        .chain(descendants(t, "OutputClaim"))
+                        .map(|c| c.attribute("ClaimTypeReferenceId").unwrap().to_owned())
+                        .collect();
+                    (claims[0].clone(), claims[1].clone())
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut steps = Vec::new();
+        for step in descendants(journey, "OrchestrationStep") {
+            if step.attribute("Type") == Some("SendClaims") {
+                steps.push(RecoveryStep::SendClaims);
+                continue;
+            }
+            let id = descendants(step, "ClaimsExchange")
+                .find_map(|e| e.attribute("TechnicalProfileReferenceId"))
+                .unwrap();
+            let tp = merged(&docs, id);
+            let meta: std::collections::BTreeMap<_, _> =
+                tp.iter().flat_map(|d| metadata(*d)).collect();
+            let validations: Vec<String> = tp
+                .iter()
+                .flat_map(|d| descendants(*d, "ValidationTechnicalProfile"))
+                .map(|v| v.attribute("ReferenceId").unwrap().to_owned())
+                .collect();
+            let claims = |element: &'static str| -> Vec<String> {
+                tp.iter()
+                    .flat_map(|d| descendants(*d, element))
+                    .map(|c| c.attribute("ClaimTypeReferenceId").unwrap().to_owned())
+                    .collect()
+            };
+            let display_control = tp
+                .iter()
+                .flat_map(|d| descendants(*d, "DisplayClaim"))
+                .find_map(|c| c.attribute("DisplayControlReferenceId"));
+            steps.push(if validations.iter().any(|v| v == "login-NonInteractive") {
+                RecoveryStep::Password
+            } else if let Some(control) = display_control {
+                let control = docs
+                    .iter()
+                    .flat_map(|(_, d)| descendants(d.root(), "DisplayControl"))
+                    .find(|c| c.attribute("Id") == Some(control))
+                    .unwrap();
+                assert_eq!(
+                    control.attribute("UserInterfaceControlType"),
+                    Some("VerificationControl")
+                );
+                let claim = descendants(control, "DisplayClaim")
+                    .find(|c| c.attribute("ControlClaimType").is_none())
+                    .and_then(|c| c.attribute("ClaimTypeReferenceId"))
+                    .unwrap()
+                    .to_owned();
+                let asserts_equal = validations
+                    .iter()
+                    .flat_map(|v| transformations(&merged(&docs, v), "AssertStringClaimsAreEqual"))
+                    .collect();
+                RecoveryStep::EmailPage {
+                    claim,
+                    asserts_equal,
+                    message: meta["UserMessageIfClaimsTransformationStringsAreNotEqual"].clone(),
+                }
+            } else if !validations.is_empty() {
+                RecoveryStep::ApiPage {
+                    id: id.to_owned(),
+                    page: WaitPage::of_page(&files, id),
+                }
+            } else if meta.get("Operation").map(String::as_str) == Some("Read") {
+                RecoveryStep::DirectoryRead {
+                    outputs: claims("OutputClaim"),
+                    copies: transformations(&tp, "CopyClaim"),
+                }
+            } else if meta.get("Operation").map(String::as_str) == Some("Write") {
+                let skip_unless = descendants(step, "Precondition")
+                    .map(|p| {
+                        assert_eq!(p.attribute("Type"), Some("ClaimsExist"));
+                        assert_eq!(p.attribute("ExecuteActionsIf"), Some("false"));
+                        text(child(p, "Value").unwrap())
+                    })
+                    .collect();
+                RecoveryStep::DirectoryWrite {
+                    persisted: claims("PersistedClaim"),
+                    skip_unless,
+                }
+            } else {
+                panic!("a step the emulation does not know: {id}");
+            });
+        }
+        Self { steps }
+    }
+
+    /// Runs the journey for `person` against `account` (the directory), with the handler `app`:
+    /// every page as B2C runs it, the API pages through their REST validation technical profiles.
+    /// The person selects Continue on a wait page until it passes or shows anything but a pending
+    /// message (then they stop).
+    async fn run(
+        &self,
+        app: &crate::support::TestApp,
+        account: &mut Account,
+        person: &Person,
+    ) -> Ended {
+        use serde_json::Value;
+        let journey = Journey::new();
+        let mut claims = serde_json::Map::new();
+        let mut mailbox: Vec<(String, String)> = Vec::new(); // (address, code) the SSPR service mailed
+        for (index, step) in self.steps.iter().enumerate() {
+            let stuck = |shown: &str| Ended::StuckAt {
+                step: index,
+                shown: shown.to_owned(),
+            };
+            match step {
+                RecoveryStep::Password => {
+                    let (name, password) = &person.sign_in;
+                    if !(name.eq_ignore_ascii_case(&account.email) && *password == account.password)
+                    {
+                        return stuck("Your password is incorrect.");
+                    }
+                    claims.insert("signInName".into(), json!(name));
+                    claims.insert("objectId".into(), json!(account.object_id));
+                }
+                RecoveryStep::DirectoryRead { outputs, copies } => {
+                    for claim in outputs {
+                        let value = match claim.as_str() {
+                            "signInNames.emailAddress" => json!(account.email),
+                            other => panic!("the directory read asks for {other}"),
+                        };
+                        claims.insert(claim.clone(), value);
+                    }
+                    for (from, to) in copies {
+                        let value = claims[from].clone();
+                        claims.insert(to.clone(), value);
+                    }
+                }
+                RecoveryStep::EmailPage {
+                    claim,
+                    asserts_equal,
+                    message,
+                } => {
+                    // Send code: to the field's value, pre-filled from the claim, unless the
+                    // person changed the form.
+                    let address = person
+                        .tampers_email
+                        .clone()
+                        .or_else(|| claims.get(claim).and_then(Value::as_str).map(str::to_owned))
+                        .unwrap_or_default();
+                    let code = format!("{:06}", fastrand::u32(0..1_000_000));
+                    mailbox.push((address.clone(), code.clone()));
+                    // Verify code: only with the mail of that address.
+                    if !person.reads_mail_of.contains(&address) {
+                        return stuck("The verification code has not been entered.");
+                    }
+                    let verified = mailbox.iter().any(|(a, c)| *a == address && *c == code);
+                    assert!(verified);
+                    claims.insert(claim.clone(), json!(address));
+                    // Continue: the page's validations.
+                    for (a, b) in asserts_equal {
+                        let value = |c: &String| {
+                            claims.get(c).and_then(Value::as_str).map(str::to_lowercase)
+                        };
+                        if value(a).is_none() || value(a) != value(b) {
+                            return stuck(message);
+                        }
+                    }
+                }
+                RecoveryStep::ApiPage { id, page } => {
+                    if page.functions() == ["Register"] {
+                        claims.insert("phoneNumber".into(), json!(person.new_phone));
+                        match page.select_continue(app, &journey, &mut claims).await {
+                            Shown::Passed => {
+                                claims.insert("newAuthyEnrollment".into(), json!(true));
+                            }
+                            Shown::Message { user_message, .. } => return stuck(&user_message),
+                        }
+                        continue;
+                    }
+                    assert_eq!(
+                        page.functions(),
+                        ["CreateApprovalRequest", "WaitForAuthyApproval"],
+                        "{id}"
+                    );
+                    loop {
+                        match page.select_continue(app, &journey, &mut claims).await {
+                            Shown::Passed => break,
+                            Shown::Message { code, .. } if code == "ApprovalPending" => {}
+                            Shown::Message { user_message, .. } => return stuck(&user_message),
+                        }
+                    }
+                }
+                RecoveryStep::DirectoryWrite {
+                    persisted,
+                    skip_unless,
+                } => {
+                    if skip_unless.iter().any(|c| !claims.contains_key(c)) {
+                        continue;
+                    }
+                    for claim in persisted {
+                        match claim.as_str() {
+                            "objectId" => assert_eq!(claims[claim], json!(account.object_id)),
+                            "extension_authyId" => {
+                                account.authy_id = claims[claim].as_str().map(str::to_owned);
+                            }
+                            other => panic!("the write persists {other}"),
+                        }
+                    }
+                }
+                RecoveryStep::SendClaims => return Ended::TokenIssued,
+            }
+        }
+        panic!("the journey has no SendClaims step");
+    }
+}
+
+/// The authy ids `authy` was asked to push to, in order.
+fn pushed_to(authy: &FakeAuthy) -> Vec<String> {
+    authy
+        .requests()
+        .iter()
+        .filter(|r| r.method == Method::POST && r.path.ends_with("/approval_requests"))
+        .filter_map(|r| r.path.split('/').rev().nth(1).map(str::to_owned))
+        .collect()
+}
+
+/// The account of the lost-phone tests: enrolled with an old phone, now lost.
+async fn account_with_lost_phone(app: &crate::support::TestApp) -> Account {
+    let (status, body) = app
+        .call(
+            "Register",
+            json!({"email": "erin@example.com", "phoneNumber": "+1 425 555 0199"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    Account {
+        object_id: uuid::Uuid::new_v4().to_string(),
+        email: "Erin@Example.com".into(),
+        password: "correct horse".into(),
+        authy_id: body["authyId"].as_str().map(str::to_owned),
+    }
+}
+
+/// Erin: her password, her mailbox, a new phone.
+fn erin(new_phone: &str) -> Person {
+    Person {
+        sign_in: ("erin@example.com".into(), "correct horse".into()),
+        reads_mail_of: vec!["Erin@Example.com".into()],
+        tampers_email: None,
+        new_phone: new_phone.into(),
+    }
+}
+
+#[tokio::test]
+async fn a_lost_phone_is_replaced_only_after_the_email_code_and_a_push_approved_on_the_new_phone() {
+    let recovery = RecoveryJourney::from_policy();
+    let kinds: Vec<String> = recovery
+        .steps
+        .iter()
+        .map(|s| {
+            format!("{s:?}")
+                .split([' ', '{', '('])
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "Password",
+            "DirectoryRead",
+            "EmailPage",
+            "ApiPage",
+            "ApiPage",
+            "DirectoryWrite",
+            "SendClaims"
+        ]
+    );
+    let (app, authy) = spawn_app_counting_pushes_with(
+        Duration::from_millis(1500),
+        &[("APPROVAL_WAIT_SECONDS", "2")],
+    )
+    .await;
+    let mut account = account_with_lost_phone(&app).await;
+    let old = account.authy_id.clone().unwrap();
+
+    let ended = recovery
+        .run(&app, &mut account, &erin("+1 425 555 0100"))
+        .await;
+    assert!(matches!(ended, Ended::TokenIssued), "{ended:?}");
+    let new = account.authy_id.clone().unwrap();
+    assert_ne!(new, old, "the authy id was not replaced");
+    // The one push of the journey went to the new phone; the old one got none.
+    assert_eq!(pushed_to(&authy), [new]);
+}
+
+#[tokio::test]
+async fn a_push_denied_on_the_new_phone_writes_nothing_and_pauses_its_pushes() {
+    let recovery = RecoveryJourney::from_policy();
+    let (app, authy) = spawn_app_counting_pushes_with(
+        Duration::from_millis(300),
+        &[("APPROVAL_WAIT_SECONDS", "2")],
+    )
+    .await;
+    let mut account = account_with_lost_phone(&app).await;
+    let before = account.clone();
+
+    // +1 425 555 0101: the simulator denies its pushes.
+    let ended = recovery
+        .run(&app, &mut account, &erin("+1 425 555 0101"))
+        .await;
+    let Ended::StuckAt { step, shown } = ended else {
+        panic!("the journey went on after a denial: {ended:?}");
+    };
+    assert!(matches!(recovery.steps[step], RecoveryStep::ApiPage { .. }));
+    assert!(shown.contains("change your password"), "{shown}");
+    assert_eq!(account, before, "a denied push changed the directory");
+    // The pause after a denial holds for the new authy id: another try sends nothing.
+    let pushes_before = pushes(&authy);
+    let ended = recovery
+        .run(&app, &mut account, &erin("+1 425 555 0101"))
+        .await;
+    let Ended::StuckAt { shown, .. } = ended else {
+        panic!("{ended:?}");
+    };
+    assert!(shown.contains("paused"), "{shown}");
+    assert_eq!(
+        pushes(&authy),
+        pushes_before,
+        "a push went out during the pause"
+    );
+    assert_eq!(account, before);
+}
+
+#[tokio::test]
+async fn without_the_accounts_mail_or_password_nothing_is_enrolled_or_written() {
+    let recovery = RecoveryJourney::from_policy();
+    let (app, authy) = spawn_app_counting_pushes(Duration::from_millis(300)).await;
+    let mut account = account_with_lost_phone(&app).await;
+    let before = account.clone();
+    let registered = || {
+        authy
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/users/new"))
+            .count()
+    };
+    let registered_before = registered();
+
+    // The password alone (an attacker who cannot read Erin's mail).
+    let mut attacker = erin("+1 425 555 0100");
+    attacker.reads_mail_of = vec!["mallory@example.net".into()];
+    let ended = recovery.run(&app, &mut account, &attacker).await;
+    assert!(
+        matches!(&ended, Ended::StuckAt { step, .. } if matches!(recovery.steps[*step], RecoveryStep::EmailPage { .. })),
+        "{ended:?}"
+    );
+    // The read-only field changed to the attacker's own address: the code arrives and verifies,
+    // but Continue finds that the verified address is not the account's.
+    attacker.tampers_email = Some("mallory@example.net".into());
+    let ended = recovery.run(&app, &mut account, &attacker).await;
+    let Ended::StuckAt { step, shown } = ended else {
+        panic!("{ended:?}");
+    };
+    assert!(matches!(
+        recovery.steps[step],
+        RecoveryStep::EmailPage { .. }
+    ));
+    assert!(
+        shown.contains("could not verify the email address"),
+        "{shown}"
+    );
+    // The mail alone, with a wrong password.
+    let mut guesser = erin("+1 425 555 0100");
+    guesser.sign_in.1 = "Tr0ub4dor&3".into();
+    let ended = recovery.run(&app, &mut account, &guesser).await;
+    assert!(matches!(ended, Ended::StuckAt { step: 0, .. }), "{ended:?}");
+
+    assert_eq!(account, before, "the directory changed");
+    assert_eq!(registered(), registered_before, "a phone was enrolled");
+    assert_eq!(pushes(&authy), 0, "a push was sent");
 }

@@ -48,6 +48,13 @@
 //!   page, selects Continue only after pending answers, never after any other answer nor after
 //!   one that replaced a pending answer during its pause; it keeps its script in `<head>`, and its
 //!   automatic Continues outlast the approval request;
+//! - the lost-phone journey (`AuthyPhoneRecovery`, rendered only with `AuthyPhoneRecovery=true`,
+//!   its relying party file only then): a local account's password, then a one-time code mailed
+//!   by B2C's verification display control (Microsoft Entra SSPR profiles) to the account's own
+//!   address (read from the directory, read-only, checked again on Continue), then the new phone's
+//!   enrolment and a push approved on it, then the write; no step skippable (no precondition but
+//!   the write's, every step's technical profile with the no-op session provider); its wait page
+//!   runs the sign-in wait page's validations;
 //! - `../shared/tools/check-b2c-policies --pack NAME` (XSD and references through the whole chain)
 //!   passes for every environment and every variant.
 //!
@@ -78,8 +85,8 @@ use b2c_authy::policies::{
     self, AppSettings, Environment, LayerSettings, PolicyError, SocialProviders, StarterPack,
 };
 use b2c_authy::policy_check::{
-    self, child, closure, descendants, is, is_rest, merged, metadata, profiles, text, Parsed,
-    PolicyFile,
+    self, child, children, closure, descendants, is, is_rest, merged, metadata, profiles, text,
+    Parsed, PolicyFile,
 };
 use b2c_authy::push_limits::{PushLimitSettings, SignInCode};
 use roxmltree::{Document, Node};
@@ -304,6 +311,14 @@ pub(crate) fn sample() -> Vec<PolicyText> {
     rendered()[0].1.clone()
 }
 
+/// The first environment's policies rendered with `AuthyPhoneRecovery` `true` (the lost-phone
+/// journey's tests, `journey::RecoveryJourney`).
+pub(crate) fn recovery_sample() -> Vec<PolicyText> {
+    variant("SocialAndLocalAccounts/None/script=false/recovery=true")
+        .files
+        .clone()
+}
+
 /// One combination of the layer settings, rendered.
 struct Variant {
     /// For messages, e.g. `LocalAccounts/None/script=false`.
@@ -337,7 +352,8 @@ fn variant_environment(pack: StarterPack, social: SocialProviders, script: bool)
     env
 }
 
-/// Every StarterPack × SocialProviders it allows × AuthyWaitPageScript, rendered.
+/// Every StarterPack × SocialProviders it allows × AuthyWaitPageScript × AuthyPhoneRecovery,
+/// rendered (named without `/recovery=…` when AuthyPhoneRecovery is `false`).
 fn variants() -> &'static [Variant] {
     static VARIANTS: OnceLock<Vec<Variant>> = OnceLock::new();
     VARIANTS.get_or_init(|| {
@@ -347,15 +363,24 @@ fn variants() -> &'static [Variant] {
                 if social == SocialProviders::Facebook && !pack.has_social_accounts() {
                     continue; // refused: a_local_accounts_tenant_gets_no_facebook
                 }
-                for script in [false, true] {
-                    let env = variant_environment(pack, social, script);
+                for (script, recovery) in [false, true]
+                    .into_iter()
+                    .flat_map(|s| [(s, false), (s, true)])
+                {
+                    let mut env = variant_environment(pack, social, script);
+                    if recovery {
+                        env.name.push_str("-recovery");
+                        env.policy_settings
+                            .insert(policies::PHONE_RECOVERY_KEY.to_owned(), "true".to_owned());
+                    }
                     let dir = temp_dir(&format!("variant-{}", env.name));
                     let files = policies::render_environment(&policies_dir(), &env, &dir)
                         .unwrap_or_else(|e| panic!("{}: {e}", env.name));
                     let texts = files.iter().map(read_policy).collect();
                     std::fs::remove_dir_all(&dir).unwrap();
+                    let recovery = if recovery { "/recovery=true" } else { "" };
                     variants.push(Variant {
-                        name: format!("{pack}/{social}/script={script}"),
+                        name: format!("{pack}/{social}/script={script}{recovery}"),
                         settings: env.layer_settings().unwrap(),
                         files: texts,
                     });
@@ -1276,6 +1301,393 @@ fn check_localization(ours: &[(&str, Document)]) -> Vec<String> {
     problems
 }
 
+// ---------------------------------------------------------------------------------------------
+// The lost-phone journey (AuthyPhoneRecovery=true)
+
+/// The journey of the "lost your phone?" relying party.
+const RECOVERY_JOURNEY: &str = "AuthyPhoneRecovery";
+/// Its relying party's template, rendered only when AuthyPhoneRecovery is `true`.
+const RECOVERY_FILE: &str = "RecoverPhoneAuthy.xml";
+/// The directory attribute a local account signs in with: its email address, verified at sign-up.
+const DIRECTORY_EMAIL_CLAIM: &str = "signInNames.emailAddress";
+/// The starter packs' validation technical profile that checks a local account's password.
+const PASSWORD_CHECK: &str = "login-NonInteractive";
+/// The sign-in's wait page, whose validations every other wait page runs too.
+const SIGN_IN_WAIT_PAGE: &str = "SelfAsserted-AuthyWaitForApproval";
+
+/// A technical profile's protocol handler (the last definition that names one).
+fn handler(definitions: &[Node]) -> String {
+    definitions
+        .iter()
+        .filter_map(|d| child(*d, "Protocol").and_then(|p| p.attribute("Handler")))
+        .next_back()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The session management technical profile a technical profile uses, as merged (the last one
+/// named wins), and whether it is the no-op provider, which never skips anything (MS docs
+/// "custom-policy-reference-sso", NoopSSOSessionProvider).
+fn session_is_noop(all: &[(&str, Document)], id: &str) -> Result<(), String> {
+    let session = merged(all, id)
+        .iter()
+        .flat_map(|d| children(*d, "UseTechnicalProfileForSessionManagement"))
+        .filter_map(|s| s.attribute("ReferenceId"))
+        .last()
+        .map(str::to_owned);
+    match session {
+        Some(session) if handler(&merged(all, &session)).contains("NoopSSOSessionProvider") => {
+            Ok(())
+        }
+        other => Err(format!(
+            "'{id}' uses session management {other:?}, not the no-op provider: an SSO session could skip it"
+        )),
+    }
+}
+
+/// The claims (lower-cased) a claims transformation of `method` reads as `input` and writes as
+/// `output`, for every such transformation `definitions` run as output claims transformations.
+fn transformations_by_method(
+    all: &[(&str, Document)],
+    definitions: &[Node],
+    method: &str,
+) -> Vec<(Vec<String>, Option<String>)> {
+    transformations_of(definitions, "OutputClaimsTransformation")
+        .iter()
+        .filter_map(|r| claims_transformation(all, r))
+        .filter(|t| t.attribute("TransformationMethod") == Some(method))
+        .map(|t| {
+            let inputs = descendants(t, "InputClaim")
+                .filter_map(|c| c.attribute("ClaimTypeReferenceId"))
+                .map(str::to_lowercase)
+                .collect();
+            (
+                inputs,
+                transformation_claim(t, "OutputClaim", "outputClaim"),
+            )
+        })
+        .collect()
+}
+
+/// The email verification a page runs, when it has one that proves the user reads the mail of
+/// one claim: a `VerificationControl` display control whose `SendCode` and `VerifyCode` actions
+/// are Microsoft Entra SSPR technical profiles (`AadSsprProtocolProvider`, `Operation` named as
+/// the action, no precondition) sending and checking the code for the same `emailAddress` claim,
+/// the code being the control's `VerificationCode` display claim. Returns that claim, lower-cased.
+fn verified_email_claim(all: &[(&str, Document)], page: &[Node]) -> Result<String, String> {
+    let controls: Vec<String> = page
+        .iter()
+        .flat_map(|d| descendants(*d, "DisplayClaim"))
+        .filter_map(|c| c.attribute("DisplayControlReferenceId"))
+        .map(str::to_lowercase)
+        .collect();
+    let mut why = Vec::new();
+    for control in all
+        .iter()
+        .flat_map(|(_, d)| descendants(d.root(), "DisplayControl"))
+        .filter(|c| {
+            c.attribute("Id")
+                .is_some_and(|id| controls.contains(&id.to_lowercase()))
+        })
+    {
+        let id = control.attribute("Id").unwrap_or_default();
+        if control.attribute("UserInterfaceControlType") != Some("VerificationControl") {
+            why.push(format!(
+                "display control '{id}' is not a VerificationControl"
+            ));
+            continue;
+        }
+        let code_claim = descendants(control, "DisplayClaim")
+            .find(|c| c.attribute("ControlClaimType") == Some("VerificationCode"))
+            .and_then(|c| c.attribute("ClaimTypeReferenceId"))
+            .map(str::to_lowercase);
+        let mut emails = Vec::new();
+        for action in ["SendCode", "VerifyCode"] {
+            let exchanges: Vec<Node> = descendants(control, "Action")
+                .filter(|a| a.attribute("Id") == Some(action))
+                .flat_map(|a| descendants(a, "ValidationClaimsExchangeTechnicalProfile"))
+                .collect();
+            let sspr = exchanges.iter().find_map(|e| {
+                let tp = e.attribute("TechnicalProfileReferenceId")?;
+                let definitions = merged(all, tp);
+                let meta: BTreeMap<_, _> = definitions.iter().flat_map(|d| metadata(*d)).collect();
+                let is_sspr = handler(&definitions).contains("AadSsprProtocolProvider")
+                    && meta.get("Operation").map(String::as_str) == Some(action)
+                    && child(*e, "Preconditions").is_none();
+                let email = claim_for(&definitions, "InputClaim", "emailAddress")?;
+                let code = claim_for(&definitions, "InputClaim", "verificationCode");
+                (is_sspr && (action == "SendCode" || (code.is_some() && code == code_claim)))
+                    .then_some(email)
+            });
+            match sspr {
+                Some(email) => emails.push(email),
+                None => why.push(format!("display control '{id}' has no {action} action with a Microsoft Entra SSPR technical profile (Operation {action}, emailAddress{}, no precondition)", if action == "VerifyCode" { " and the control's VerificationCode claim" } else { "" })),
+            }
+        }
+        match emails.as_slice() {
+            [sent, verified] if sent == verified => return Ok(sent.clone()),
+            [_, _] => why.push(format!(
+                "display control '{id}' sends the code to one claim and verifies it for another: {emails:?}"
+            )),
+            _ => {}
+        }
+    }
+    Err(if why.is_empty() {
+        "it has no email verification display control".to_owned()
+    } else {
+        why.join("; ")
+    })
+}
+
+/// Every claims transformation technical profile of ours has an output claim: "The OutputClaims
+/// element is mandatory. Provide at least one output claim returned by the technical profile"
+/// (MS docs "claims-transformation-technical-profile").
+fn check_claims_transformation_profiles(ours: &[(&str, Document)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (file, doc) in ours {
+        for tp in descendants(doc.root(), "TechnicalProfile") {
+            let is_transformation_profile = child(tp, "Protocol")
+                .and_then(|p| p.attribute("Handler"))
+                .is_some_and(|h| h.contains("ClaimsTransformationProtocolProvider"));
+            if is_transformation_profile && descendants(tp, "OutputClaim").next().is_none() {
+                problems.push(format!(
+                    "{file}: claims transformation technical profile '{}' has no output claim",
+                    tp.attribute("Id").unwrap_or_default()
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// The lost-phone journey: the authy id is written only after the password of a local account,
+/// then a one-time code mailed to the account's own address (read from the directory, shown
+/// read-only, checked again on Continue), then the new phone's enrolment and a push approved on
+/// it; no step can be skipped (no precondition but the write's, every step's technical profile
+/// with the no-op session provider); its wait page runs the sign-in wait page's validations.
+/// (That no journey writes an authy id before a push approved on it: [`check_write_after_approval`];
+/// that every wait page is sound: [`check_wait_pages`].)
+fn check_recovery_journeys(ours: &[(&str, Document)], all: &[(&str, Document)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (file, doc) in ours {
+        for journey in descendants(doc.root(), "UserJourney")
+            .filter(|j| j.attribute("Id") == Some(RECOVERY_JOURNEY))
+        {
+            let at = |step: Node| {
+                format!(
+                    "{file}: journey '{RECOVERY_JOURNEY}' step {}",
+                    step.attribute("Order").unwrap_or_default()
+                )
+            };
+            let steps: Vec<Node> = descendants(journey, "OrchestrationStep").collect();
+            let exchanges = |step: &Node| -> Vec<String> {
+                descendants(*step, "ClaimsExchange")
+                    .filter_map(|e| e.attribute("TechnicalProfileReferenceId"))
+                    .map(str::to_owned)
+                    .collect()
+            };
+            let runs = |step: &Node, test: &dyn Fn(&str) -> bool| {
+                exchanges(step)
+                    .iter()
+                    .flat_map(|id| closure(all, id))
+                    .any(|id| test(&id))
+            };
+            let writes = |step: &Node| {
+                exchanges(step)
+                    .iter()
+                    .flat_map(|id| closure(all, id))
+                    .flat_map(|id| profiles(all, &id))
+                    .flat_map(|tp| descendants(tp, "PersistedClaim"))
+                    .any(|c| {
+                        c.attribute("ClaimTypeReferenceId")
+                            .is_some_and(|id| id.eq_ignore_ascii_case(AUTHY_ID_CLAIM))
+                    })
+            };
+            let first = |test: &dyn Fn(&Node) -> bool| steps.iter().position(test);
+            let password = first(&|s| {
+                exchanges(s).iter().any(|id| {
+                    let page = merged(all, id);
+                    handler(&page).contains("SelfAssertedAttributeProvider")
+                        && page
+                            .iter()
+                            .flat_map(|d| descendants(*d, "ValidationTechnicalProfile"))
+                            .any(|v| {
+                                v.attribute("ReferenceId")
+                                    .is_some_and(|r| r.eq_ignore_ascii_case(PASSWORD_CHECK))
+                                    && v.attribute("ContinueOnError") != Some("true")
+                                    && child(v, "Preconditions").is_none()
+                            })
+                })
+            });
+            let email = first(&|s| {
+                exchanges(s)
+                    .iter()
+                    .any(|id| verified_email_claim(all, &merged(all, id)).is_ok())
+            });
+            let register = first(&|s| runs(s, &|id| calls_function(all, id, "Register")));
+            let wait = first(&|s| runs(s, &|id| calls_function(all, id, "WaitForAuthyApproval")));
+            let write = first(&|s| writes(s));
+            let journey_at = format!("{file}: journey '{RECOVERY_JOURNEY}'");
+            let order = [
+                ("a password page validated by login-NonInteractive", password),
+                ("an email page with a one-time code (Microsoft Entra SSPR verification display control)", email),
+                ("the phone page (Register)", register),
+                ("a wait page (WaitForAuthyApproval)", wait),
+                ("the write of extension_authyId", write),
+            ];
+            for pair in order.windows(2) {
+                match (pair[0].1, pair[1].1) {
+                    (Some(a), Some(b)) if a < b => {}
+                    (None, _) => {
+                        problems.push(format!("{journey_at} has no step with {}", pair[0].0))
+                    }
+                    (_, None) => {
+                        problems.push(format!("{journey_at} has no step with {}", pair[1].0))
+                    }
+                    _ => problems.push(format!(
+                        "{journey_at}: {} must come before {}",
+                        pair[0].0, pair[1].0
+                    )),
+                }
+            }
+            // The email page: the address is the directory's, read-only, checked again on Continue.
+            if let Some(email_at) = email {
+                let step = steps[email_at];
+                for id in exchanges(&step) {
+                    let page = merged(all, &id);
+                    let Ok(claim) = verified_email_claim(all, &page) else {
+                        continue;
+                    };
+                    let input_type = all
+                        .iter()
+                        .flat_map(|(_, d)| descendants(d.root(), "ClaimType"))
+                        .filter(|c| {
+                            c.attribute("Id")
+                                .is_some_and(|i| i.eq_ignore_ascii_case(&claim))
+                        })
+                        .filter_map(|c| child(c, "UserInputType").map(text))
+                        .last();
+                    if input_type.as_deref() != Some("Readonly") {
+                        problems.push(format!("{}: the email claim '{claim}' of '{id}' has UserInputType {input_type:?}, not Readonly: the user could type another address", at(step)));
+                    }
+                    let directory = DIRECTORY_EMAIL_CLAIM.to_lowercase();
+                    // Filled from the directory by an earlier step, and set by no other earlier step.
+                    let mut filled = false;
+                    for earlier in &steps[..email_at] {
+                        for tp in exchanges(earlier) {
+                            let definitions = merged(all, &tp);
+                            let reads_directory = handler(&definitions)
+                                .contains("AzureActiveDirectoryProvider")
+                                && definitions
+                                    .iter()
+                                    .flat_map(|d| metadata(*d))
+                                    .any(|(k, v)| k == "Operation" && v == "Read")
+                                && claim_for(&definitions, "OutputClaim", DIRECTORY_EMAIL_CLAIM)
+                                    .is_some();
+                            let copies = transformations_by_method(all, &definitions, "CopyClaim")
+                                .iter()
+                                .any(|(inputs, output)| {
+                                    inputs == std::slice::from_ref(&directory)
+                                        && output.as_deref() == Some(claim.as_str())
+                                });
+                            if reads_directory && copies {
+                                filled = true;
+                            } else if closure(all, &tp).iter().flat_map(|i| profiles(all, i)).any(
+                                |d| {
+                                    descendants(d, "OutputClaim").any(|c| {
+                                        c.attribute("ClaimTypeReferenceId")
+                                            .is_some_and(|c| c.eq_ignore_ascii_case(&claim))
+                                    })
+                                },
+                            ) {
+                                problems.push(format!("{}: '{tp}' sets the email claim '{claim}' otherwise than from the directory's {DIRECTORY_EMAIL_CLAIM}", at(*earlier)));
+                            }
+                        }
+                    }
+                    if !filled {
+                        problems.push(format!("{}: no earlier step reads {DIRECTORY_EMAIL_CLAIM} from the directory (AAD Read) and copies it into '{claim}' (CopyClaim): the code could go to an address that is not the account's", at(step)));
+                    }
+                    let checked = page
+                        .iter()
+                        .flat_map(|d| descendants(*d, "ValidationTechnicalProfile"))
+                        .filter(|v| {
+                            v.attribute("ContinueOnError") != Some("true")
+                                && child(*v, "Preconditions").is_none()
+                        })
+                        .filter_map(|v| v.attribute("ReferenceId"))
+                        .any(|v| {
+                            transformations_by_method(
+                                all,
+                                &merged(all, v),
+                                "AssertStringClaimsAreEqual",
+                            )
+                            .iter()
+                            .any(|(inputs, _)| {
+                                let inputs: BTreeSet<&String> = inputs.iter().collect();
+                                inputs == BTreeSet::from([&claim, &directory])
+                            })
+                        });
+                    if !checked {
+                        problems.push(format!("{}: '{id}' does not assert on Continue that '{claim}' is still the directory's {DIRECTORY_EMAIL_CLAIM} (AssertStringClaimsAreEqual): a read-only field is still a form field", at(step)));
+                    }
+                }
+            }
+            // The new phone: nothing between its enrolment and its wait page sets another authy id.
+            if let (Some(register_at), Some(wait_at)) = (register, wait) {
+                for step in &steps[register_at + 1..wait_at] {
+                    if runs(step, &|id| {
+                        profiles(all, id).iter().any(|d| {
+                            descendants(*d, "OutputClaim").any(|c| {
+                                c.attribute("ClaimTypeReferenceId")
+                                    .is_some_and(|c| c.eq_ignore_ascii_case(AUTHY_ID_CLAIM))
+                            })
+                        })
+                    }) {
+                        problems.push(format!("{}: sets {AUTHY_ID_CLAIM} between the new phone's enrolment and its wait page: the push might not go to the new phone", at(*step)));
+                    }
+                }
+            }
+            // Nothing skipped: no precondition but the write's, on the enrolment flag; no SSO.
+            for step in &steps {
+                let is_write = write.is_some_and(|w| std::ptr::eq(step, &steps[w]));
+                for precondition in descendants(*step, "Precondition") {
+                    let claim = child(precondition, "Value").map(text).unwrap_or_default();
+                    if !(is_write && claim == "newAuthyEnrollment") {
+                        problems.push(format!("{}: a precondition on '{claim}' could skip it (only the write may have one, on newAuthyEnrollment)", at(*step)));
+                    }
+                }
+                for id in exchanges(step) {
+                    if let Err(why) = session_is_noop(all, &id) {
+                        problems.push(format!("{}: {why}", at(*step)));
+                    }
+                }
+            }
+            // Its wait pages run what the sign-in's wait page runs, in the same order.
+            let validations = |id: &str| -> Vec<String> {
+                merged(all, id)
+                    .iter()
+                    .flat_map(|d| descendants(*d, "ValidationTechnicalProfile"))
+                    .filter_map(|v| v.attribute("ReferenceId"))
+                    .map(str::to_lowercase)
+                    .collect()
+            };
+            if let Some(wait_at) = wait {
+                for id in exchanges(&steps[wait_at]) {
+                    if validations(&id) != validations(SIGN_IN_WAIT_PAGE) {
+                        problems.push(format!(
+                            "{}: '{id}' runs {:?}, not what {SIGN_IN_WAIT_PAGE} runs ({:?})",
+                            at(steps[wait_at]),
+                            validations(&id),
+                            validations(SIGN_IN_WAIT_PAGE)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    problems
+}
+
 /// Every check on one set of rendered policies (and the starter pack, when there).
 fn check_all(
     ours: &[PolicyText],
@@ -1298,6 +1710,11 @@ fn check_all(
     problems.extend(check_no_rest_orchestration_steps(&ours, &all));
     problems.extend(check_wait_pages(&ours, &all, wait_limits()));
     problems.extend(check_localization(&ours));
+    // It follows the pack's own profiles (the password check, AAD-Common, SM-Noop).
+    if !pack_files.is_empty() {
+        problems.extend(check_recovery_journeys(&ours, &all));
+    }
+    problems.extend(check_claims_transformation_profiles(&ours));
     problems
 }
 
@@ -1356,10 +1773,22 @@ fn the_journeys_are_the_ones_the_readme_describes() {
             .flat_map(|(_, d)| descendants(d.root(), "DefaultUserJourney"))
             .filter_map(|j| j.attribute("ReferenceId"))
             .collect();
+        let mut expected = BTreeSet::from(["ProfileEditAuthyPhone", "SignUpOrSignInWithAuthy"]);
+        // The lost-phone relying party, and its journey in our layer, only when it is on.
+        if variant.settings.phone_recovery {
+            expected.insert(RECOVERY_JOURNEY);
+        }
+        assert_eq!(journeys, expected, "{}", variant.name);
+        let defined = ours
+            .iter()
+            .flat_map(|(_, d)| descendants(d.root(), "UserJourney"))
+            .any(|j| j.attribute("Id") == Some(RECOVERY_JOURNEY));
+        assert_eq!(defined, variant.settings.phone_recovery, "{}", variant.name);
+        let files: Vec<&str> = variant.files.iter().map(|(f, _)| f.as_str()).collect();
         assert_eq!(
-            journeys,
-            BTreeSet::from(["ProfileEditAuthyPhone", "SignUpOrSignInWithAuthy"]),
-            "{}",
+            files.contains(&RECOVERY_FILE),
+            variant.settings.phone_recovery,
+            "{}: {files:?}",
             variant.name
         );
     }
@@ -1568,9 +1997,10 @@ fn our_files_are_a_layer_on_top_of_the_tenants_chain() {
         }
     }
     assert_eq!(marker_problems(&templates()), Vec::<String>::new());
-    // The variants cover what they should: all packs, Facebook on the social ones, both scripts.
+    // The variants cover what they should: all packs, Facebook on the social ones, both scripts,
+    // the lost-phone journey off and on.
     let names: Vec<&str> = variants().iter().map(|v| v.name.as_str()).collect();
-    assert_eq!(names.len(), 10, "{names:?}");
+    assert_eq!(names.len(), 20, "{names:?}");
 }
 
 /// The claims `REST-Authy-CreateApprovalRequest` sends in `files`, by their API names.
@@ -2917,4 +3347,127 @@ fn our_pages_are_localized_in_the_apis_languages() {
         "paragraph",
         &["no English string (\"GetLocalizedStringsTransformationClaimType\""],
     );
+}
+
+/// `files` with the first `from` after the first `anchor` in our layer replaced by `to` (which
+/// must change it).
+fn replaced_after(files: &[PolicyText], anchor: &str, from: &str, to: &str) -> Vec<PolicyText> {
+    let mutated: Vec<PolicyText> = files
+        .iter()
+        .map(|(f, t)| {
+            let t = match t.find(anchor).filter(|_| f == LAYER_FILE) {
+                Some(at) => format!("{}{}", &t[..at], t[at..].replacen(from, to, 1)),
+                None => t.clone(),
+            };
+            (f.clone(), t)
+        })
+        .collect();
+    assert_ne!(
+        mutated, files,
+        "'{from}' is not after '{anchor}' in {LAYER_FILE}"
+    );
+    mutated
+}
+
+/// Each property of the lost-phone journey, broken once in a rendered copy, is reported.
+#[test]
+fn a_weakened_lost_phone_journey_is_reported() {
+    let recovery = variant("SocialAndLocalAccounts/None/script=false/recovery=true");
+    let Some(pack) = starter_pack(recovery.settings.starter_pack) else {
+        return;
+    };
+    let pack = Some(pack);
+    let api = api_contract();
+    assert_eq!(
+        check_all(&recovery.files, pack.as_deref(), &api),
+        Vec::<String>::new()
+    );
+    let journey = r#"<UserJourney Id="AuthyPhoneRecovery">"#;
+    let email_exchange = r#"<ClaimsExchange Id="AuthyRecoveryEmail" TechnicalProfileReferenceId="SelfAsserted-AuthyRecoveryEmail" />"#;
+    let write_exchange = r#"<ClaimsExchange Id="AADUserWriteAuthyId" TechnicalProfileReferenceId="AAD-UserWriteAuthyIdUsingObjectId" />"#;
+    let wait_exchange = r#"<ClaimsExchange Id="AuthyRecoveryWaitForApprovalNewPhone" TechnicalProfileReferenceId="SelfAsserted-AuthyRecoveryWaitForApproval" />"#;
+    let swapped = |files: &[PolicyText], a: &str, b: &str| {
+        let files = replaced_after(files, journey, a, "SWAPPED");
+        let files = replaced_after(&files, journey, b, a);
+        replaced_after(&files, journey, "SWAPPED", b)
+    };
+    let cases: Vec<(&str, Vec<PolicyText>, &str)> = vec![
+        (
+            "no email page",
+            replaced_after(&recovery.files, journey, r#"TechnicalProfileReferenceId="SelfAsserted-AuthyRecoveryEmail""#, r#"TechnicalProfileReferenceId="AAD-AuthyRecoveryReadEmailUsingObjectId""#),
+            "has no step with an email page",
+        ),
+        (
+            "the email page after the write",
+            swapped(&recovery.files, email_exchange, write_exchange),
+            "must come before the write of extension_authyId",
+        ),
+        (
+            "no password page",
+            replaced_after(&recovery.files, journey, r#"TechnicalProfileReferenceId="SelfAsserted-AuthyRecovery-LocalAccountSignin""#, r#"TechnicalProfileReferenceId="AAD-AuthyRecoveryReadEmailUsingObjectId""#),
+            "has no step with a password page",
+        ),
+        (
+            "the code sent by something that is not Microsoft Entra SSPR",
+            replaced_after(&recovery.files, r#"Id="AadSspr-AuthyRecoverySendCode""#, "AadSsprProtocolProvider", "ClaimsTransformationProtocolProvider"),
+            "has no step with an email page",
+        ),
+        (
+            "the code verified for another claim than the one it was sent to",
+            replaced_after(&recovery.files, r#"Id="AadSspr-AuthyRecoveryVerifyCode""#, r#"ClaimTypeReferenceId="authyRecoveryEmail" PartnerClaimType="emailAddress""#, r#"ClaimTypeReferenceId="signInName" PartnerClaimType="emailAddress""#),
+            "has no step with an email page",
+        ),
+        (
+            "an address the user can type",
+            replaced_after(&recovery.files, r#"<ClaimType Id="authyRecoveryEmail">"#, "<UserInputType>Readonly</UserInputType>", "<UserInputType>TextBox</UserInputType>"),
+            "not Readonly",
+        ),
+        (
+            "the address copied from what the user typed at sign-in",
+            replaced_after(&recovery.files, r#"Id="CopyDirectoryEmailToRecoveryEmail""#, r#"ClaimTypeReferenceId="signInNames.emailAddress""#, r#"ClaimTypeReferenceId="signInName""#),
+            "no earlier step reads signInNames.emailAddress from the directory",
+        ),
+        (
+            "no check on Continue that the address is still the directory's",
+            replaced_after(&recovery.files, r#"Id="SelfAsserted-AuthyRecoveryEmail""#, r#"<ValidationTechnicalProfile ReferenceId="Authy-AssertRecoveryEmailIsDirectoryEmail" />"#, ""),
+            "does not assert on Continue",
+        ),
+        (
+            "an SSO session skipping the password page",
+            replaced_after(&recovery.files, r#"Id="SelfAsserted-AuthyRecovery-LocalAccountSignin""#, r#"<UseTechnicalProfileForSessionManagement ReferenceId="SM-Noop" />"#, r#"<UseTechnicalProfileForSessionManagement ReferenceId="SM-AAD" />"#),
+            "not the no-op provider",
+        ),
+        (
+            "an SSO session skipping the new phone's wait page",
+            replaced_after(&recovery.files, r#"Id="SelfAsserted-AuthyRecoveryWaitForApproval""#, r#"<UseTechnicalProfileForSessionManagement ReferenceId="SM-Noop" />"#, r#"<UseTechnicalProfileForSessionManagement ReferenceId="SM-AAD" />"#),
+            "not the no-op provider",
+        ),
+        (
+            "a precondition that skips the email page",
+            replaced_after(&recovery.files, journey, &format!("<ClaimsExchanges>\n            {email_exchange}"), &format!("<Preconditions><Precondition Type=\"ClaimsExist\" ExecuteActionsIf=\"true\"><Value>objectIdFromSession</Value><Action>SkipThisOrchestrationStep</Action></Precondition></Preconditions><ClaimsExchanges>\n            {email_exchange}")),
+            "a precondition on 'objectIdFromSession' could skip it",
+        ),
+        (
+            "the write before the push on the new phone",
+            swapped(&recovery.files, wait_exchange, write_exchange),
+            "writes extension_authyId before the user approved a push for it",
+        ),
+        (
+            "a claims transformation technical profile without an output claim",
+            replaced_after(&recovery.files, r#"Id="Authy-AssertRecoveryEmailIsDirectoryEmail""#, r#"<OutputClaim ClaimTypeReferenceId="authyRecoveryEmailChecked" DefaultValue="true" AlwaysUseDefaultValue="true" />"#, ""),
+            "'Authy-AssertRecoveryEmailIsDirectoryEmail' has no output claim",
+        ),
+        (
+            "a wait page without the approval assertion",
+            replaced_after(&recovery.files, r#"Id="SelfAsserted-AuthyRecoveryWaitForApproval""#, r#"<ValidationTechnicalProfile ReferenceId="Authy-AssertApproved" />"#, ""),
+            "not what SelfAsserted-AuthyWaitForApproval runs",
+        ),
+    ];
+    for (what, files, expected) in cases {
+        let problems = check_all(&files, pack.as_deref(), &api);
+        assert!(
+            problems.iter().any(|p| p.contains(expected)),
+            "{what}: expected a problem with '{expected}', got {problems:#?}"
+        );
+    }
 }

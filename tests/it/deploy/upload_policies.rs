@@ -1051,3 +1051,62 @@ fn upload_policies_leaves_each_starter_pack_tenant_untouched() {
             .assert_stderr("TenantId is 'yourtenant.onmicrosoft.com'");
     }
 }
+
+/// Our real templates, rendered with `AuthyPhoneRecovery` off (the default) and on: off, the
+/// lost-phone relying party is not rendered, so nothing of it is uploaded; on, it is uploaded
+/// after the layer it inherits from.
+#[test]
+fn upload_policies_uploads_the_lost_phone_relying_party_only_when_it_is_rendered() {
+    const RECOVERY: &str = "B2C_1A_authy_recoverphone";
+    let policies = super::repo_root().join("policies");
+    let sample =
+        b2c_authy::policies::AppSettings::load(&policies.join("appsettings.json")).unwrap();
+    for recovery in ["false", "true"] {
+        let sb = Sandbox::new(&format!("policies-recovery-{recovery}"));
+        write_tenant(&sb, &[]);
+        let mut env = sample.environments[0].clone();
+        env.tenant = TENANT.into();
+        for (key, value) in [
+            (
+                "B2cExtensionsAppClientId",
+                "11111111-2222-3333-4444-555555555555",
+            ),
+            (
+                "B2cExtensionsAppObjectId",
+                "66666666-7777-8888-9999-000000000000",
+            ),
+            (
+                "AuthyApiBaseUrl",
+                "https://b2c-authy-test.azurewebsites.net/api",
+            ),
+            ("RegisterFunctionKey", "k1"),
+            ("CreateApprovalRequestFunctionKey", "k2"),
+            ("WaitForAuthyApprovalFunctionKey", "k3"),
+            ("AuthyPhoneRecovery", recovery),
+        ] {
+            env.policy_settings.insert(key.into(), value.into());
+        }
+        let written =
+            b2c_authy::policies::render_environment(&policies, &env, &sb.path("rendered")).unwrap();
+        let out = upload_rendered(&sb, &[]);
+        out.assert_ok();
+        let puts = puts(&sb);
+        if recovery == "true" {
+            assert_eq!(written.len(), 4, "{written:?}");
+            out.assert_stderr("uploaded 4 policies");
+            assert_in_order(
+                &puts,
+                &[
+                    &format!("{GRAPH}/{LAYER}/"),
+                    &put_call(RECOVERY, "rendered/RecoverPhoneAuthy.xml"),
+                ],
+            );
+            assert!(tenant_policy(&sb, RECOVERY).is_some());
+        } else {
+            assert_eq!(written.len(), 3, "{written:?}");
+            out.assert_stderr("uploaded 3 policies");
+            assert!(!puts.iter().any(|p| p.contains(RECOVERY)), "{puts:#?}");
+            assert!(tenant_policy(&sb, RECOVERY).is_none());
+        }
+    }
+}
