@@ -20,8 +20,9 @@ use clap::Parser;
 /// POLICIES_DIR/Environments/NAME/ (other .xml files there are removed). Lines between
 /// <!--{If:Key=V1|V2}--> (or Key!=V) and <!--{EndIf}--> are kept only when the condition holds,
 /// and each journey's steps are then numbered 1..N. The layer settings StarterPack,
-/// SocialProviders, AuthyBasePolicy and AuthyWaitPageScript are checked first. A placeholder
-/// without a value, a bad directive or a bad setting is an error, and then nothing is written.
+/// SocialProviders, AuthyBasePolicy, AuthyWaitPageScript and AuthyMfaPerSession are checked first.
+/// A placeholder without a value, a bad directive or a bad setting is an error, and then nothing
+/// is written.
 ///
 /// With --check-against DIR, each rendered environment is then checked offline together with the
 /// policies in DIR: every BasePolicy resolves, every reference of our policies resolves through

@@ -1011,7 +1011,11 @@ fn the_journeys_are_the_ones_the_readme_describes() {
             .collect();
         assert_eq!(
             journeys,
-            BTreeSet::from(["ProfileEditAuthyPhone", "SignUpOrSignInWithAuthy"]),
+            BTreeSet::from([
+                "PasswordResetWithAuthy",
+                "ProfileEditAuthyPhone",
+                "SignUpOrSignInWithAuthy"
+            ]),
             "{}",
             variant.name
         );
