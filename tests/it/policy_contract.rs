@@ -70,8 +70,8 @@ use b2c_authy::policies::{
     self, AppSettings, Environment, LayerSettings, PolicyError, SocialProviders, StarterPack,
 };
 use b2c_authy::policy_check::{
-    self, child, closure, descendants, is, is_rest, merged, metadata, profiles, text, Parsed,
-    PolicyFile,
+    self, child, children, closure, descendants, is, is_rest, merged, metadata, profiles, text,
+    Parsed, PolicyFile,
 };
 use b2c_authy::push_limits::{PushLimitSettings, SignInCode};
 use roxmltree::{Document, Node};
@@ -930,6 +930,421 @@ fn check_wait_pages(
     problems
 }
 
+// ---------------------------------------------------------------------------------------------
+// MFA once per SSO session, and password reset
+
+/// The claim B2C's `DefaultSSOSessionProvider` session management technical profiles read and
+/// write: what `policies/AuthyExtensions.xml`'s SM-AuthyMFA is.
+const DEFAULT_SSO_PROVIDER: &str = "DefaultSSOSessionProvider";
+/// The claim an AAD write persists to set an account's password (the starter packs'
+/// AAD-UserWritePasswordUsingObjectId and AAD-UserWriteUsingLogonEmail).
+const PASSWORD_CLAIM: &str = "password";
+/// How B2C spells a true boolean claim for a `ClaimEquals` precondition (.NET's `bool.ToString()`).
+const TRUE_IN_PRECONDITION: &str = "True";
+
+/// One `Precondition` of a step: its type, `ExecuteActionsIf` and values (claims lower-cased
+/// in the first value only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StepCondition {
+    kind: String,
+    execute_if: bool,
+    values: Vec<String>,
+}
+
+/// One orchestration step of a journey, as the session checks see it.
+struct JourneyStep {
+    /// Its `Order`.
+    order: String,
+    /// The technical profiles its claims exchanges reference, directly.
+    exchanges: Vec<String>,
+    /// Those and everything they run (validation, included), lower-cased.
+    runs: BTreeSet<String>,
+    conditions: Vec<StepCondition>,
+}
+
+fn journey_steps_of(journey: Node, all: &[(&str, Document)]) -> Vec<JourneyStep> {
+    descendants(journey, "OrchestrationStep")
+        .map(|step| {
+            let exchanges: Vec<String> = descendants(step, "ClaimsExchange")
+                .filter_map(|e| e.attribute("TechnicalProfileReferenceId"))
+                .map(str::to_owned)
+                .collect();
+            let runs = exchanges.iter().flat_map(|id| closure(all, id)).collect();
+            let conditions = descendants(step, "Precondition")
+                .map(|c| {
+                    let mut values: Vec<String> = descendants(c, "Value").map(text).collect();
+                    if let Some(first) = values.first_mut() {
+                        *first = first.to_lowercase();
+                    }
+                    StepCondition {
+                        kind: c.attribute("Type").unwrap_or_default().to_owned(),
+                        execute_if: c.attribute("ExecuteActionsIf") == Some("true"),
+                        values,
+                    }
+                })
+                .collect();
+            JourneyStep {
+                order: step.attribute("Order").unwrap_or_default().to_owned(),
+                exchanges,
+                runs,
+                conditions,
+            }
+        })
+        .collect()
+}
+
+impl JourneyStep {
+    fn calls(&self, all: &[(&str, Document)], function: &str) -> bool {
+        self.runs.iter().any(|id| calls_function(all, id, function))
+    }
+
+    /// Whether the step asks for a push: a wait page (CreateApprovalRequest, WaitForAuthyApproval).
+    fn pushes(&self, all: &[(&str, Document)]) -> bool {
+        self.calls(all, "CreateApprovalRequest") || self.calls(all, "WaitForAuthyApproval")
+    }
+
+    /// Whether anything the step runs outputs `claim`, itself or by a claims transformation.
+    fn outputs(&self, all: &[(&str, Document)], claim: &str) -> bool {
+        self.runs.iter().any(|id| outputs_claim(all, id, claim))
+    }
+
+    /// Whether the step sets the password of an existing account (a persisted `password` in an
+    /// AAD write that does not create the account, unlike the sign-up's).
+    fn writes_existing_password(&self, all: &[(&str, Document)]) -> bool {
+        self.runs.iter().any(|id| {
+            merged(all, id).iter().any(|tp| {
+                let creates = metadata(*tp).get("RaiseErrorIfClaimsPrincipalAlreadyExists")
+                    == Some(&"true".to_owned());
+                !creates
+                    && descendants(*tp, "PersistedClaim").any(|c| {
+                        c.attribute("ClaimTypeReferenceId")
+                            .is_some_and(|id| id.eq_ignore_ascii_case(PASSWORD_CLAIM))
+                    })
+            })
+        })
+    }
+
+    fn has_condition(&self, kind: &str, execute_if: bool, values: &[&str]) -> bool {
+        self.conditions.iter().any(|c| {
+            c.kind == kind
+                && c.execute_if == execute_if
+                && c.values.len() == values.len()
+                && c.values
+                    .iter()
+                    .zip(values)
+                    .enumerate()
+                    .all(|(i, (have, want))| {
+                        if i == 0 {
+                            have.eq_ignore_ascii_case(want)
+                        } else {
+                            have == want
+                        }
+                    })
+        })
+    }
+
+    /// A phone page that runs only without an authy id (enrolment of a user who has none).
+    fn enrols_only_without_authy_id(&self) -> bool {
+        self.has_condition("ClaimsExist", true, &[AUTHY_ID_CLAIM])
+    }
+}
+
+/// Whether technical profile `id` (merged) outputs `claim`: an output claim, or the output of one
+/// of its claims transformations.
+fn outputs_claim(all: &[(&str, Document)], id: &str, claim: &str) -> bool {
+    let definitions = merged(all, id);
+    let direct = definitions
+        .iter()
+        .flat_map(|d| descendants(*d, "OutputClaim"))
+        .filter(|c| c.parent().is_some_and(|p| is(p, "OutputClaims")))
+        .filter(|c| {
+            c.parent()
+                .and_then(|p| p.parent())
+                .is_some_and(|tp| is(tp, "TechnicalProfile"))
+        })
+        .any(|c| {
+            c.attribute("ClaimTypeReferenceId")
+                .is_some_and(|i| i.eq_ignore_ascii_case(claim))
+        });
+    let transformed = ["InputClaimsTransformation", "OutputClaimsTransformation"]
+        .into_iter()
+        .flat_map(|kind| transformations_of(&definitions, kind))
+        .filter_map(|r| claims_transformation(all, &r))
+        .any(|t| {
+            descendants(t, "OutputClaim").any(|c| {
+                c.attribute("ClaimTypeReferenceId")
+                    .is_some_and(|i| i.eq_ignore_ascii_case(claim))
+            })
+        });
+    direct || transformed
+}
+
+/// The session management technical profile `id` uses (the last one along its includes).
+fn session_manager(all: &[(&str, Document)], id: &str) -> Option<String> {
+    merged(all, id)
+        .iter()
+        .flat_map(|d| children(*d, "UseTechnicalProfileForSessionManagement"))
+        .filter_map(|u| u.attribute("ReferenceId"))
+        .last()
+        .map(str::to_owned)
+}
+
+fn is_default_sso(all: &[(&str, Document)], id: &str) -> bool {
+    merged(all, id).iter().any(|d| {
+        child(*d, "Protocol")
+            .and_then(|p| p.attribute("Handler"))
+            .is_some_and(|h| h.contains(DEFAULT_SSO_PROVIDER))
+    })
+}
+
+/// Our session claims: what our `DefaultSSOSessionProvider` technical profiles persist or issue
+/// (lower-cased), with the technical profile that keeps each.
+fn our_session_claims(
+    ours: &[(&str, Document)],
+    all: &[(&str, Document)],
+) -> BTreeMap<String, String> {
+    let mut claims = BTreeMap::new();
+    for (_, doc) in ours {
+        for tp in descendants(doc.root(), "TechnicalProfile") {
+            let Some(id) = tp.attribute("Id") else {
+                continue;
+            };
+            if !is_default_sso(all, id) {
+                continue;
+            }
+            for c in descendants(tp, "PersistedClaim").chain(descendants(tp, "OutputClaim")) {
+                if let Some(claim) = c.attribute("ClaimTypeReferenceId") {
+                    claims.insert(claim.to_lowercase(), id.to_owned());
+                }
+            }
+        }
+    }
+    claims
+}
+
+/// The claims that say "this session approved the authy id the directory holds": the output of
+/// a `CompareClaims` (EQUAL, case-sensitive) of `extension_authyId` with a claim our session keeps.
+fn same_authy_id_claims(
+    all: &[(&str, Document)],
+    session: &BTreeMap<String, String>,
+) -> BTreeSet<String> {
+    all.iter()
+        .flat_map(|(_, d)| descendants(d.root(), "ClaimsTransformation"))
+        .filter(|t| t.attribute("TransformationMethod") == Some("CompareClaims"))
+        .filter(|t| {
+            let one = transformation_claim(*t, "InputClaim", "inputClaim1");
+            let two = transformation_claim(*t, "InputClaim", "inputClaim2");
+            let authy = AUTHY_ID_CLAIM.to_lowercase();
+            let pair = match (one, two) {
+                (Some(a), Some(b)) if a == authy => Some(b),
+                (Some(a), Some(b)) if b == authy => Some(a),
+                _ => None,
+            };
+            pair.is_some_and(|other| session.contains_key(&other))
+                && transformation_parameter(*t, "operator")
+                    .is_some_and(|o| o.eq_ignore_ascii_case("EQUAL"))
+                && transformation_parameter(*t, "ignoreCase")
+                    .is_some_and(|o| o.eq_ignore_ascii_case("false"))
+        })
+        .filter_map(|t| transformation_claim(t, "OutputClaim", "outputClaim"))
+        .collect()
+}
+
+/// MFA once per SSO session, proved on the journeys:
+/// - a push step may be skipped only by "no authy id" (nothing to push to) or by the session
+///   precondition: `ClaimEquals` true on a same-authy-id claim ([`same_authy_id_claims`]);
+/// - the session precondition only in a journey that writes no password of an existing account
+///   (password reset) and enrols only users without an authy id (not a phone change), after the
+///   step computing that claim, which runs only with an authy id, before any phone page, with
+///   nothing but such enrolment-only phone pages in between that could change the authy id;
+/// - our session claims are output only by technical profiles that use the session management
+///   technical profile keeping them, which copy the claim from `extension_authyId`, in steps that
+///   follow a push step (no phone page in between) and run only when it returned "approved";
+///   the same-authy-id claim only by technical profiles that compute it, false by default;
+/// - no technical profile that calls the API uses a `DefaultSSOSessionProvider` (B2C would skip
+///   it, the push, in a session whatever the authy id).
+fn check_session_skips(ours: &[(&str, Document)], all: &[(&str, Document)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let session = our_session_claims(ours, all);
+    let matches = same_authy_id_claims(all, &session);
+    let approved = ApprovalStatus::Approved.as_str();
+    let authy_id = AUTHY_ID_CLAIM.to_lowercase();
+
+    // Who outputs the session and same-authy-id claims, and with which session manager.
+    for (_, doc) in ours {
+        for tp in descendants(doc.root(), "TechnicalProfile") {
+            let Some(id) = tp.attribute("Id") else {
+                continue;
+            };
+            if is_default_sso(all, id) {
+                continue;
+            }
+            let manager = session_manager(all, id);
+            if FUNCTION_NAMES
+                .iter()
+                .any(|f| closure(all, id).iter().any(|c| calls_function(all, c, f)))
+                && manager.as_deref().is_some_and(|m| is_default_sso(all, m))
+            {
+                problems.push(format!("'{id}' calls the API and uses the DefaultSSOSessionProvider '{}': in an SSO session B2C would skip it, and its push, whatever authy id the directory holds", manager.clone().unwrap_or_default()));
+            }
+            for (claim, keeper) in &session {
+                if !outputs_claim(all, id, claim) {
+                    continue;
+                }
+                let copies = transformations_of(&merged(all, id), "OutputClaimsTransformation")
+                    .iter()
+                    .filter_map(|r| claims_transformation(all, r))
+                    .any(|t| {
+                        t.attribute("TransformationMethod") == Some("CopyClaim")
+                            && transformation_claim(t, "InputClaim", "inputClaim").as_deref()
+                                == Some(authy_id.as_str())
+                            && transformation_claim(t, "OutputClaim", "outputClaim").as_deref()
+                                == Some(claim.as_str())
+                    });
+                if manager.as_deref() != Some(keeper.as_str()) || !copies {
+                    problems.push(format!("'{id}' outputs the session claim {claim}: only a technical profile that copies it from {AUTHY_ID_CLAIM} right after an approval, with the session management technical profile '{keeper}', may"));
+                }
+            }
+            for claim in &matches {
+                if !outputs_claim(all, id, claim) {
+                    continue;
+                }
+                let definitions = merged(all, id);
+                let computes = transformations_of(&definitions, "OutputClaimsTransformation")
+                    .iter()
+                    .filter_map(|r| claims_transformation(all, r))
+                    .any(|t| {
+                        t.attribute("TransformationMethod") == Some("CompareClaims")
+                            && transformation_claim(t, "OutputClaim", "outputClaim").as_deref()
+                                == Some(claim.as_str())
+                    });
+                let false_first = definitions
+                    .iter()
+                    .flat_map(|d| descendants(*d, "OutputClaim"))
+                    .filter(|c| {
+                        c.attribute("ClaimTypeReferenceId")
+                            .is_some_and(|i| i.eq_ignore_ascii_case(claim))
+                    })
+                    .all(|c| {
+                        c.attribute("DefaultValue") == Some("false")
+                            && c.attribute("AlwaysUseDefaultValue") == Some("true")
+                    });
+                if !computes || !false_first {
+                    problems.push(format!("'{id}' outputs {claim}, which skips the push: only the comparison of {AUTHY_ID_CLAIM} with the session's approved authy id may, false unless equal"));
+                }
+            }
+        }
+    }
+
+    for (file, doc) in ours {
+        for journey in descendants(doc.root(), "UserJourney") {
+            let journey_id = journey.attribute("Id").unwrap_or_default();
+            let steps = journey_steps_of(journey, all);
+            let at = |s: &JourneyStep| format!("{file}: journey '{journey_id}' step {}", s.order);
+            let writes_password = steps.iter().any(|s| s.writes_existing_password(all));
+            let re_enrols = steps
+                .iter()
+                .any(|s| s.calls(all, "Register") && !s.enrols_only_without_authy_id());
+            for (index, step) in steps.iter().enumerate() {
+                // Steps that set a session claim: after a push step, only when it approved.
+                for (claim, _) in session.iter().filter(|(c, _)| step.outputs(all, c)) {
+                    let last_push = steps[..index].iter().rposition(|s| s.pushes(all));
+                    let re_registered = last_push.is_some_and(|p| {
+                        steps[p + 1..index].iter().any(|s| s.calls(all, "Register"))
+                    });
+                    if last_push.is_none() || re_registered {
+                        problems.push(format!("{}: sets the session claim {claim} without a push step before it for the same authy id", at(step)));
+                    }
+                    if !step.has_condition("ClaimEquals", false, &["approvalStatus", approved]) {
+                        problems.push(format!("{}: sets the session claim {claim} without the precondition that the wait page returned approvalStatus '{approved}' in this journey", at(step)));
+                    }
+                }
+                if !step.pushes(all) {
+                    continue;
+                }
+                for condition in &step.conditions {
+                    let no_authy_id = condition.kind == "ClaimsExist"
+                        && !condition.execute_if
+                        && condition.values == [authy_id.clone()];
+                    let session_skip = condition.kind == "ClaimEquals"
+                        && condition.execute_if
+                        && condition.values.len() == 2
+                        && matches.contains(&condition.values[0])
+                        && condition.values[1] == TRUE_IN_PRECONDITION;
+                    if !no_authy_id && !session_skip {
+                        problems.push(format!("{}: asks for the push, but its precondition {condition:?} may skip it: only 'no {AUTHY_ID_CLAIM}' or the session's same-authy-id claim may", at(step)));
+                        continue;
+                    }
+                    if !session_skip {
+                        continue;
+                    }
+                    let claim = &condition.values[0];
+                    if writes_password {
+                        problems.push(format!("{}: the SSO session may skip the push of a journey that sets a password (password reset must always ask)", at(step)));
+                    }
+                    if re_enrols {
+                        problems.push(format!("{}: the SSO session may skip the push of a journey that enrols a phone for a user who has one (a phone change must always ask)", at(step)));
+                    }
+                    let Some(compare) = steps[..index].iter().rposition(|s| s.outputs(all, claim))
+                    else {
+                        problems.push(format!(
+                            "{}: skipped on {claim}, which no step before it computes",
+                            at(step)
+                        ));
+                        continue;
+                    };
+                    let compare_step = &steps[compare];
+                    if !compare_step.has_condition("ClaimsExist", false, &[AUTHY_ID_CLAIM]) {
+                        problems.push(format!("{}: computes {claim} without the precondition that {AUTHY_ID_CLAIM} exists: a user without an authy id must enrol and approve, session or not", at(compare_step)));
+                    }
+                    if steps[..compare].iter().any(|s| s.calls(all, "Register")) {
+                        problems.push(format!("{}: computes {claim} after a phone page: it must compare the directory's authy id", at(compare_step)));
+                    }
+                    for between in &steps[compare + 1..index] {
+                        if between.outputs(all, AUTHY_ID_CLAIM)
+                            && !between.enrols_only_without_authy_id()
+                        {
+                            problems.push(format!("{}: may change {AUTHY_ID_CLAIM} between the session comparison (step {}) and the push it skips", at(between), compare_step.order));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// In every journey, a step that sets the password of an existing account comes after a push
+/// step that no precondition skips.
+fn check_password_after_approval(
+    ours: &[(&str, Document)],
+    all: &[(&str, Document)],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (file, doc) in ours {
+        for journey in descendants(doc.root(), "UserJourney") {
+            let steps = journey_steps_of(journey, all);
+            for (index, step) in steps.iter().enumerate() {
+                if !step.writes_existing_password(all) {
+                    continue;
+                }
+                let approved_before = steps[..index]
+                    .iter()
+                    .any(|s| s.pushes(all) && s.conditions.is_empty());
+                if !approved_before {
+                    problems.push(format!(
+                        "{file}: journey '{}' step {} sets the password ('{}') before a push step that always runs",
+                        journey.attribute("Id").unwrap_or_default(),
+                        step.order,
+                        step.exchanges.join("', '")
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
 /// Every check on one set of rendered policies (and the starter pack, when there).
 fn check_all(
     ours: &[PolicyText],
@@ -951,6 +1366,8 @@ fn check_all(
     problems.extend(check_write_after_approval(&ours, &all));
     problems.extend(check_no_rest_orchestration_steps(&ours, &all));
     problems.extend(check_wait_pages(&ours, &all, wait_limits()));
+    problems.extend(check_session_skips(&ours, &all));
+    problems.extend(check_password_after_approval(&ours, &all));
     problems
 }
 
