@@ -24,6 +24,17 @@
 //!   not render;
 //! - no journey step writes `extension_authyId` before a WaitForAuthyApproval step has approved
 //!   the authy id last registered;
+//! - MFA once per SSO session (`AuthyMfaPerSession`): a push step is skipped only when there is
+//!   no authy id to push to, or by the session precondition on the same-authy-id claim (a
+//!   `CompareClaims` of `extension_authyId` with the authy id our `DefaultSSOSessionProvider`
+//!   keeps), and that only in a journey that sets no password of an existing account and enrols
+//!   only users without an authy id, after a comparison that runs only with an authy id, before
+//!   any phone page; the session's claims are output only by the technical profile that uses
+//!   that session management technical profile, copying the authy id, in a step after a push
+//!   step that runs only when it approved; no technical profile that calls the API is itself a
+//!   session participant; with `AuthyMfaPerSession` false nothing of it is rendered;
+//! - every step that sets the password of an existing account (password reset) comes after a
+//!   push step that no precondition skips;
 //! - no journey calls a function of the API as an orchestration step (a 409 there ends the
 //!   journey with an error redirect to the application; on a page B2C shows its message);
 //! - every journey step that calls WaitForAuthyApproval is a self-asserted wait page with a page
@@ -48,7 +59,10 @@
 //! step or after the wait, the sign-in code not passed on, the approval assertion removed, a retry
 //! limit too low, a script moved into `<body>`, a pending matcher that takes a limit message, a
 //! tenant PolicyId, a missing marker, a Facebook step or a ScriptExecution where the settings have
-//! none, an override of a pack id) to prove it fails.
+//! none, an override of a pack id, a session skip of the password reset's or the phone change's
+//! push, a skip on the session alone, a comparison that ignores case or runs without an authy id,
+//! a phone page between the comparison and the push, a session claim set before an approval, the
+//! wait page as a session participant, the password set before the push) to prove it fails.
 //!
 //! Missing `../shared`, `xmllint` or `node` skips the checks that need them, except under
 //! `CI=true`, where it fails.
@@ -936,8 +950,9 @@ fn check_wait_pages(
 /// The claim B2C's `DefaultSSOSessionProvider` session management technical profiles read and
 /// write: what `policies/AuthyExtensions.xml`'s SM-AuthyMFA is.
 const DEFAULT_SSO_PROVIDER: &str = "DefaultSSOSessionProvider";
-/// The claim an AAD write persists to set an account's password (the starter packs'
-/// AAD-UserWritePasswordUsingObjectId and AAD-UserWriteUsingLogonEmail).
+/// The directory attribute (partner claim type) an AAD write persists to set an account's
+/// password (the starter packs' AAD-UserWritePasswordUsingObjectId and
+/// AAD-UserWriteUsingLogonEmail persist `newPassword` as `password`).
 const PASSWORD_CLAIM: &str = "password";
 /// How B2C spells a true boolean claim for a `ClaimEquals` precondition (.NET's `bool.ToString()`).
 const TRUE_IN_PRECONDITION: &str = "True";
@@ -1016,10 +1031,8 @@ impl JourneyStep {
                 let creates = metadata(*tp).get("RaiseErrorIfClaimsPrincipalAlreadyExists")
                     == Some(&"true".to_owned());
                 !creates
-                    && descendants(*tp, "PersistedClaim").any(|c| {
-                        c.attribute("ClaimTypeReferenceId")
-                            .is_some_and(|id| id.eq_ignore_ascii_case(PASSWORD_CLAIM))
-                    })
+                    && descendants(*tp, "PersistedClaim")
+                        .any(|c| partner_name(c).eq_ignore_ascii_case(PASSWORD_CLAIM))
             })
         })
     }
@@ -2027,6 +2040,214 @@ fn writing_the_authy_id_before_approval_is_reported() {
     );
 }
 
+/// The session precondition of the sign-in journey's wait page, as rendered.
+const SESSION_PRECONDITION: &str = r#"<Precondition Type="ClaimEquals" ExecuteActionsIf="true">
+              <Value>authyMfaSessionMatches</Value>
+              <Value>True</Value>
+              <Action>SkipThisOrchestrationStep</Action>
+            </Precondition>"#;
+
+/// Whether `problems` has one that contains every part of `expected`.
+fn reported(problems: &[String], expected: &[&str]) -> bool {
+    problems
+        .iter()
+        .any(|p| expected.iter().all(|e| p.contains(e)))
+}
+
+#[test]
+fn the_sso_session_skips_only_the_sign_in_push_for_the_same_authy_id() {
+    // Not vacuous: the rendered sign-in wait page carries the session precondition.
+    let sample = sample();
+    let layer = &sample.iter().find(|(f, _)| f == LAYER_FILE).unwrap().1;
+    assert_eq!(layer.matches(SESSION_PRECONDITION).count(), 1, "{layer}");
+    let api = api_contract();
+    let step = |journey, exchange| step_of(&sample, journey, exchange);
+    let sign_in_wait = step("SignUpOrSignInWithAuthy", "AuthyWaitForApproval");
+    let sign_in_compare = step("SignUpOrSignInWithAuthy", "AuthyCompareSessionAuthyId");
+    let sign_in_phone = step("SignUpOrSignInWithAuthy", "AuthyPhoneEnrollment");
+    let reset_wait = step("PasswordResetWithAuthy", "AuthyWaitForApproval");
+    let current_phone = step("ProfileEditAuthyPhone", "AuthyWaitForApprovalCurrentPhone");
+    let cases: Vec<(&str, Vec<PolicyText>, Vec<String>)> = vec![
+        (
+            "the password reset's push skipped by the session",
+            mutate(
+                &format!("<!-- Wait page: always. -->\n        <OrchestrationStep Order=\"{reset_wait}\" Type=\"ClaimsExchange\">"),
+                &format!("<!-- Wait page: always. -->\n        <OrchestrationStep Order=\"{reset_wait}\" Type=\"ClaimsExchange\">\n          <Preconditions>\n            {SESSION_PRECONDITION}\n          </Preconditions>"),
+            ),
+            vec![format!("journey 'PasswordResetWithAuthy' step {reset_wait}"), "password reset must always ask".into()],
+        ),
+        (
+            "the phone change's push skipped by the session",
+            mutate(
+                "</Preconditions>\n          <ClaimsExchanges>\n            <ClaimsExchange Id=\"AuthyWaitForApprovalCurrentPhone\"",
+                &format!("  {SESSION_PRECONDITION}\n          </Preconditions>\n          <ClaimsExchanges>\n            <ClaimsExchange Id=\"AuthyWaitForApprovalCurrentPhone\""),
+            ),
+            vec![format!("journey 'ProfileEditAuthyPhone' step {current_phone}"), "a phone change must always ask".into()],
+        ),
+        (
+            "the sign-in push skipped by the session alone, whatever authy id it approved",
+            mutate("<Value>authyMfaSessionMatches</Value>\n              <Value>True</Value>", "<Value>isActiveAuthyMFASession</Value>\n              <Value>True</Value>"),
+            vec![format!("journey 'SignUpOrSignInWithAuthy' step {sign_in_wait}"), "may skip it".into()],
+        ),
+        (
+            "a case-insensitive comparison of the authy ids",
+            mutate(
+                "TransformationClaimType=\"inputClaim2\" />\n        </InputClaims>\n        <InputParameters>\n          <InputParameter Id=\"operator\" DataType=\"string\" Value=\"EQUAL\" />\n          <InputParameter Id=\"ignoreCase\" DataType=\"string\" Value=\"false\" />",
+                "TransformationClaimType=\"inputClaim2\" />\n        </InputClaims>\n        <InputParameters>\n          <InputParameter Id=\"operator\" DataType=\"string\" Value=\"EQUAL\" />\n          <InputParameter Id=\"ignoreCase\" DataType=\"string\" Value=\"true\" />",
+            ),
+            vec![format!("journey 'SignUpOrSignInWithAuthy' step {sign_in_wait}"), "may skip it".into()],
+        ),
+        (
+            "the comparison run for a user without an authy id",
+            mutate("<Precondition Type=\"ClaimsExist\" ExecuteActionsIf=\"false\">\n              <Value>extension_authyId</Value>", "<Precondition Type=\"ClaimsExist\" ExecuteActionsIf=\"false\">\n              <Value>email</Value>"),
+            vec![format!("journey 'SignUpOrSignInWithAuthy' step {sign_in_compare}"), "without the precondition that extension_authyId exists".into()],
+        ),
+        (
+            "a phone page that may run for a user with an authy id, between the comparison and the push",
+            mutate("<Precondition Type=\"ClaimsExist\" ExecuteActionsIf=\"true\">\n              <Value>extension_authyId</Value>", "<Precondition Type=\"ClaimsExist\" ExecuteActionsIf=\"true\">\n              <Value>isActiveAuthyMFASession</Value>"),
+            vec![format!("journey 'SignUpOrSignInWithAuthy' step {sign_in_phone}"), "may change extension_authyId between the session comparison".into()],
+        ),
+        (
+            "the same-authy-id claim set true by the phone page",
+            mutate(
+                r#"<OutputClaim ClaimTypeReferenceId="newAuthyEnrollment" DefaultValue="true" AlwaysUseDefaultValue="true" />"#,
+                r#"<OutputClaim ClaimTypeReferenceId="newAuthyEnrollment" DefaultValue="true" AlwaysUseDefaultValue="true" /><OutputClaim ClaimTypeReferenceId="authyMfaSessionMatches" DefaultValue="true" AlwaysUseDefaultValue="true" />"#,
+            ),
+            vec!["'SelfAsserted-AuthyPhoneEnrollment' outputs authymfasessionmatches".into()],
+        ),
+        (
+            "the session's authy id set by the phone page (before any approval)",
+            mutate(
+                r#"<OutputClaim ClaimTypeReferenceId="newAuthyEnrollment" DefaultValue="true" AlwaysUseDefaultValue="true" />"#,
+                r#"<OutputClaim ClaimTypeReferenceId="newAuthyEnrollment" DefaultValue="true" AlwaysUseDefaultValue="true" /><OutputClaim ClaimTypeReferenceId="authyMfaSessionAuthyId" />"#,
+            ),
+            vec!["'SelfAsserted-AuthyPhoneEnrollment' outputs the session claim authymfasessionauthyid".into()],
+        ),
+        (
+            "the session remembered without an approval in this journey",
+            mutate("<Value>approvalStatus</Value>\n              <Value>approved</Value>", "<Value>approvalStatus</Value>\n              <Value>pending</Value>"),
+            vec!["without the precondition that the wait page returned approvalStatus 'approved'".into()],
+        ),
+        (
+            "the session remembered before the push",
+            mutate(
+                r#"<ClaimsExchange Id="AuthyCompareSessionAuthyId" TechnicalProfileReferenceId="Authy-CompareSessionAuthyId" />"#,
+                r#"<ClaimsExchange Id="AuthyCompareSessionAuthyId" TechnicalProfileReferenceId="Authy-RememberApprovalInSession" />"#,
+            ),
+            vec![format!("journey 'SignUpOrSignInWithAuthy' step {sign_in_compare}"), "without a push step before it".into()],
+        ),
+        (
+            "the wait page itself a session participant (B2C would skip its push in a session)",
+            mutate(
+                "<ValidationTechnicalProfile ReferenceId=\"Authy-AssertApproved\" />\n          </ValidationTechnicalProfiles>\n          <UseTechnicalProfileForSessionManagement ReferenceId=\"SM-Noop\" />",
+                "<ValidationTechnicalProfile ReferenceId=\"Authy-AssertApproved\" />\n          </ValidationTechnicalProfiles>\n          <UseTechnicalProfileForSessionManagement ReferenceId=\"SM-AuthyMFA\" />",
+            ),
+            vec!["'SelfAsserted-AuthyWaitForApproval' calls the API and uses the DefaultSSOSessionProvider 'SM-AuthyMFA'".into()],
+        ),
+    ];
+    let pack = starter_pack(StarterPack::SocialAndLocalAccounts);
+    for (what, files, expected) in cases {
+        if pack.is_none() && what.contains("password reset") {
+            continue; // its password step is the pack's: skipped (or failed under CI=true) above
+        }
+        let problems = check_all(&files, pack.as_deref(), &api);
+        let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+        assert!(
+            reported(&problems, &expected),
+            "{what}: expected {expected:?} in {problems:#?}"
+        );
+    }
+}
+
+#[test]
+fn password_reset_sets_the_password_only_after_a_push() {
+    let Some(pack) = starter_pack(StarterPack::SocialAndLocalAccounts) else {
+        return;
+    };
+    let sample = sample();
+    let reset_wait = step_of(&sample, "PasswordResetWithAuthy", "AuthyWaitForApproval");
+    // Not vacuous: the check sees the pack's password write in the rendered journey, after the push.
+    let all_files = [pack.as_slice(), sample.as_slice()].concat();
+    let all = parse(&all_files);
+    let journey = all
+        .iter()
+        .flat_map(|(_, d)| descendants(d.root(), "UserJourney"))
+        .find(|j| j.attribute("Id") == Some("PasswordResetWithAuthy"))
+        .unwrap();
+    let steps = journey_steps_of(journey, &all);
+    let password_at: Vec<usize> = (0..steps.len())
+        .filter(|i| steps[*i].writes_existing_password(&all))
+        .collect();
+    let push_at: Vec<usize> = (0..steps.len())
+        .filter(|i| steps[*i].pushes(&all))
+        .collect();
+    assert_eq!(password_at.len(), 1, "one password step");
+    assert_eq!(push_at.len(), 1, "one push step");
+    assert!(push_at[0] < password_at[0]);
+    // The new password before the push: the wait step sets the password instead.
+    let mutated = mutate(
+        &format!("<!-- Wait page: always. -->\n        <OrchestrationStep Order=\"{reset_wait}\" Type=\"ClaimsExchange\">\n          <ClaimsExchanges>\n            <ClaimsExchange Id=\"AuthyWaitForApproval\" TechnicalProfileReferenceId=\"SelfAsserted-AuthyWaitForApproval\" />"),
+        &format!("<!-- Wait page: always. -->\n        <OrchestrationStep Order=\"{reset_wait}\" Type=\"ClaimsExchange\">\n          <ClaimsExchanges>\n            <ClaimsExchange Id=\"AuthyWaitForApproval\" TechnicalProfileReferenceId=\"LocalAccountWritePasswordUsingObjectId\" />"),
+    );
+    let problems = check_all(&mutated, Some(&pack), &api_contract());
+    let expected = format!("journey 'PasswordResetWithAuthy' step {reset_wait} sets the password ('LocalAccountWritePasswordUsingObjectId') before a push step that always runs");
+    assert!(reported(&problems, &[&expected]), "{problems:#?}");
+    // The push made optional (skipped once an authy id exists): the password may come first.
+    let mutated = mutate(
+        &format!("<!-- Wait page: always. -->\n        <OrchestrationStep Order=\"{reset_wait}\" Type=\"ClaimsExchange\">"),
+        &format!("<!-- Wait page: always. -->\n        <OrchestrationStep Order=\"{reset_wait}\" Type=\"ClaimsExchange\">\n          <Preconditions><Precondition Type=\"ClaimsExist\" ExecuteActionsIf=\"true\"><Value>extension_authyId</Value><Action>SkipThisOrchestrationStep</Action></Precondition></Preconditions>"),
+    );
+    let problems = check_all(&mutated, Some(&pack), &api_contract());
+    assert!(reported(&problems, &["journey 'PasswordResetWithAuthy'", "sets the password ('LocalAccountWritePasswordUsingObjectId') before a push step that always runs"]), "{problems:#?}");
+    assert!(
+        reported(
+            &problems,
+            &[
+                &format!("journey 'PasswordResetWithAuthy' step {reset_wait}"),
+                "may skip it"
+            ]
+        ),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn without_mfa_per_session_no_push_is_ever_skipped_by_the_session() {
+    for pack in StarterPack::ALL {
+        for social in SocialProviders::ALL {
+            if social == SocialProviders::Facebook && !pack.has_social_accounts() {
+                continue;
+            }
+            let mut env = variant_environment(pack, social, false);
+            env.name.push_str("-per-journey");
+            env.policy_settings
+                .insert(policies::MFA_PER_SESSION_KEY.to_owned(), "false".to_owned());
+            assert!(!env.layer_settings().unwrap().mfa_per_session);
+            let dir = temp_dir(&format!("variant-{}", env.name));
+            let files: Vec<PolicyText> = policies::render_environment(&policies_dir(), &env, &dir)
+                .unwrap()
+                .iter()
+                .map(read_policy)
+                .collect();
+            std::fs::remove_dir_all(&dir).unwrap();
+            let layer = &files.iter().find(|(f, _)| f == LAYER_FILE).unwrap().1;
+            for absent in [
+                "<Value>authyMfaSessionMatches</Value>",
+                r#"TechnicalProfileReferenceId="Authy-CompareSessionAuthyId""#,
+                r#"TechnicalProfileReferenceId="Authy-RememberApprovalInSession""#,
+            ] {
+                assert!(!layer.contains(absent), "{pack}/{social}: {absent}");
+            }
+            let problems = check_all(&files, starter_pack(pack).as_deref(), &api_contract());
+            assert!(
+                problems.is_empty(),
+                "{pack}/{social}:\n{}",
+                problems.join("\n")
+            );
+        }
+    }
+}
+
 #[test]
 fn a_function_called_as_an_orchestration_step_is_reported() {
     // The old journeys: CreateApprovalRequest as a step of its own, whose 409 (a limit, a pause)
@@ -2504,10 +2725,11 @@ fn every_wait_page_asserts_approved_and_outlasts_the_approval_request() {
 }
 
 /// The wait steps every journey has: (journey, claims exchange id).
-const WAIT_STEPS: [(&str, &str); 3] = [
+const WAIT_STEPS: [(&str, &str); 4] = [
     ("SignUpOrSignInWithAuthy", "AuthyWaitForApproval"),
     ("ProfileEditAuthyPhone", "AuthyWaitForApprovalCurrentPhone"),
     ("ProfileEditAuthyPhone", "AuthyWaitForApprovalNewPhone"),
+    ("PasswordResetWithAuthy", "AuthyWaitForApproval"),
 ];
 
 /// How many steps a journey has in `files`.
