@@ -303,6 +303,23 @@ pub(crate) fn sample() -> Vec<PolicyText> {
     rendered()[0].1.clone()
 }
 
+/// The first environment's policies rendered with `settings` changed (the journey tests'
+/// `AuthyMfaPerSession` false).
+pub(crate) fn sample_with(settings: &[(&str, &str)]) -> Vec<PolicyText> {
+    let all = AppSettings::load(&policies_dir().join(policies::SETTINGS_FILE)).unwrap();
+    let mut env = all.environments[0].clone();
+    for (key, value) in settings {
+        env.policy_settings
+            .insert((*key).to_owned(), (*value).to_owned());
+    }
+    env.name = format!("{}-with-{}", env.name, settings.len());
+    let dir = temp_dir(&format!("sample-{}", env.name));
+    let files = policies::render_environment(&policies_dir(), &env, &dir).unwrap();
+    let texts = files.iter().map(read_policy).collect();
+    std::fs::remove_dir_all(&dir).unwrap();
+    texts
+}
+
 /// One combination of the layer settings, rendered.
 struct Variant {
     /// For messages, e.g. `LocalAccounts/None/script=false`.
