@@ -1051,3 +1051,53 @@ fn upload_policies_leaves_each_starter_pack_tenant_untouched() {
             .assert_stderr("TenantId is 'yourtenant.onmicrosoft.com'");
     }
 }
+
+/// The relying party of the password reset with a push.
+const PASSWORD_RESET: &str = "B2C_1A_passwordreset_authy";
+
+#[test]
+fn upload_policies_uploads_every_relying_party_of_the_rendered_templates() {
+    // The real templates of policies/, rendered with settings other than the sample values
+    // (which the script refuses): the layer first, then all three relying parties.
+    let files = crate::policy_contract::sample_with(&[
+        (
+            "B2cExtensionsAppClientId",
+            "7d9c3e51-0b4a-4f6e-9a2d-5c8b1e3f7a60",
+        ),
+        (
+            "B2cExtensionsAppObjectId",
+            "2e6f8a1c-4d3b-4b9e-8c7a-0f5d9e1b3c24",
+        ),
+        (
+            "AuthyApiBaseUrl",
+            "https://fabrikam-authy.azurewebsites.net/api",
+        ),
+        ("RegisterFunctionKey", "k1"),
+        ("CreateApprovalRequestFunctionKey", "k2"),
+        ("WaitForAuthyApprovalFunctionKey", "k3"),
+    ]);
+    let sb = Sandbox::new("policies-real");
+    for (name, text) in &files {
+        sb.write(&format!("rendered/{name}"), text);
+    }
+    write_tenant(&sb, &[]);
+    upload_rendered(&sb, &[])
+        .assert_ok()
+        .assert_stderr(&format!("uploaded {} policies", files.len()));
+    let puts = puts(&sb);
+    assert_eq!(
+        puts.first(),
+        Some(&put_call(LAYER, "rendered/AuthyExtensions.xml"))
+    );
+    for (id, file) in [
+        (SIGNUP, "SignUpOrSigninAuthy.xml"),
+        (PROFILE, "ProfileEditAuthy.xml"),
+        (PASSWORD_RESET, "PasswordResetAuthy.xml"),
+    ] {
+        assert!(
+            puts.contains(&put_call(id, &format!("rendered/{file}"))),
+            "{id}: {puts:#?}"
+        );
+    }
+    assert_eq!(puts.len(), 4, "{puts:#?}");
+}
