@@ -2261,6 +2261,18 @@ fn without_mfa_per_session_no_push_is_ever_skipped_by_the_session() {
                 "{pack}/{social}:\n{}",
                 problems.join("\n")
             );
+            // And the CI's checker (XSD, references through the pack's chain), when there.
+            let tool = shared_dir().join("tools").join("check-b2c-policies");
+            if tool.is_file() && Command::new("xmllint").arg("--version").output().is_ok() {
+                let (passed, output) = shared_check(&tool, &env.name, pack, &files);
+                assert!(
+                    passed,
+                    "check-b2c-policies --pack {pack} failed for {}:\n{output}",
+                    env.name
+                );
+            } else {
+                skip_or_fail("check-b2c-policies or xmllint is not there");
+            }
         }
     }
 }
