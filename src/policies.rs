@@ -1545,6 +1545,7 @@ mod tests {
             ("StarterPack", "Social"),
             ("SocialProviders", "Google"),
             ("AuthyWaitPageScript", "yes"),
+            ("AuthyMfaPerSession", "True"),
         ]);
         assert!(
             problems.contains("StarterPack: 'Social' is not a starter pack"),
@@ -1556,6 +1557,10 @@ mod tests {
         );
         assert!(
             problems.contains("AuthyWaitPageScript: 'yes' is not true or false"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("AuthyMfaPerSession: 'True' is not true or false"),
             "{problems}"
         );
         let problems = layer_problems(&[("SocialProviders", " ")]);
