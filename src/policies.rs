@@ -30,7 +30,7 @@
 //! # The layer settings
 //!
 //! Our policies are a layer on top of the tenant's own Base, Localization and Extensions
-//! policies. Four `PolicySettings` keys describe that tenant; each has a default used when the
+//! policies. Four `PolicySettings` keys describe that tenant and a fifth the session behaviour; each has a default used when the
 //! key is absent ([`SETTING_DEFAULTS`]), and [`Environment::layer_settings`] parses them:
 //!
 //! | key | values | default |
@@ -40,6 +40,7 @@
 //! | `AuthyBasePolicy` | the PolicyId our layer inherits from, `B2C_1A_…` | `B2C_1A_TrustFrameworkExtensions` |
 //! | `AuthyWaitPageScript` | `true`, `false`; `true` needs an `AuthyWaitPageLoadUri` of your own, not a built-in `~/tenant/…` page | `false` |
 //! | `AuthyPhoneRecovery` | `true`, `false`: the self-service "lost your phone?" relying party (`RecoverPhoneAuthy.xml`) and its journey are rendered only with `true` | `false` |
+//! | `AuthyMfaPerSession` | `true`, `false`: `true` lets the sign-in journey skip the push inside a B2C SSO session that already approved one for the same authy id; `false` asks for a push in every journey | `true` |
 //!
 //! Rendering fails on a bad value, on one of these combinations, and on the keys the layer no
 //! longer uses ([`REMOVED_KEYS`]), which belong to the tenant's own extensions policy.
@@ -116,6 +117,9 @@ pub const SOCIAL_PROVIDERS_KEY: &str = "SocialProviders";
 pub const AUTHY_BASE_POLICY_KEY: &str = "AuthyBasePolicy";
 /// `PolicySettings` key: `true` when the wait page runs the optional template's script.
 pub const WAIT_PAGE_SCRIPT_KEY: &str = "AuthyWaitPageScript";
+/// `PolicySettings` key: `true` when the sign-in journey skips the push inside a B2C SSO session
+/// that approved one for the same authy id (`policies/AuthyExtensions.xml`, SM-AuthyMFA).
+pub const MFA_PER_SESSION_KEY: &str = "AuthyMfaPerSession";
 /// `PolicySettings` key: the wait page's template (`LoadUri` of its content definition).
 pub const WAIT_PAGE_LOAD_URI_KEY: &str = "AuthyWaitPageLoadUri";
 
@@ -137,12 +141,13 @@ pub const OPTIONAL_KEYS: [&str; 1] = [APPLICATION_NAME_KEY];
 
 /// The values a missing `PolicySettings` key of the layer takes, for placeholders, conditional
 /// blocks and [`Environment::layer_settings`] alike.
-pub const SETTING_DEFAULTS: [(&str, &str); 5] = [
+pub const SETTING_DEFAULTS: [(&str, &str); 6] = [
     (STARTER_PACK_KEY, "SocialAndLocalAccounts"),
     (SOCIAL_PROVIDERS_KEY, "None"),
     (AUTHY_BASE_POLICY_KEY, "B2C_1A_TrustFrameworkExtensions"),
     (WAIT_PAGE_SCRIPT_KEY, "false"),
     (PHONE_RECOVERY_KEY, "false"),
+    (MFA_PER_SESSION_KEY, "true"),
 ];
 
 /// `PolicySettings` keys of earlier versions, which the layer no longer uses, and why: rendering
@@ -297,6 +302,8 @@ pub struct LayerSettings {
     pub wait_page_script: bool,
     /// `AuthyPhoneRecovery`: whether the self-service lost-phone journey is rendered.
     pub phone_recovery: bool,
+    /// `AuthyMfaPerSession`.
+    pub mfa_per_session: bool,
 }
 
 /// Whether `value`, set for one of the typed keys, is one of its values: `Ok(())` for any other
@@ -311,7 +318,7 @@ fn check_typed_value(key: &str, value: &str) -> Result<(), String> {
             .parse::<SocialProviders>()
             .map(drop)
             .map_err(|e| e.to_string()),
-        WAIT_PAGE_SCRIPT_KEY | PHONE_RECOVERY_KEY => {
+        WAIT_PAGE_SCRIPT_KEY | PHONE_RECOVERY_KEY | MFA_PER_SESSION_KEY => {
             parse_bool(value).map(drop).map_err(|e| e.to_string())
         }
         _ => Ok(()),
@@ -737,6 +744,7 @@ impl Environment {
             typed(SOCIAL_PROVIDERS_KEY).and_then(|v| v.parse::<SocialProviders>().ok());
         let wait_page_script = typed(WAIT_PAGE_SCRIPT_KEY).and_then(|v| parse_bool(&v).ok());
         let phone_recovery = typed(PHONE_RECOVERY_KEY).and_then(|v| parse_bool(&v).ok());
+        let mfa_per_session = typed(MFA_PER_SESSION_KEY).and_then(|v| parse_bool(&v).ok());
         let authy_base_policy = typed(AUTHY_BASE_POLICY_KEY);
 
         if let Some(base) = &authy_base_policy {
@@ -787,6 +795,7 @@ impl Environment {
             authy_base_policy,
             wait_page_script,
             phone_recovery,
+            mfa_per_session,
         ) {
             (
                 Some(starter_pack),
@@ -794,12 +803,14 @@ impl Environment {
                 Some(authy_base_policy),
                 Some(script),
                 Some(phone_recovery),
+                Some(mfa_per_session),
             ) if problems.is_empty() => Ok(LayerSettings {
                 starter_pack,
                 social_providers,
                 authy_base_policy,
                 wait_page_script: script,
                 phone_recovery,
+                mfa_per_session,
             }),
             _ => Err(problems),
         }
@@ -1598,6 +1609,7 @@ mod tests {
                 authy_base_policy: "B2C_1A_TrustFrameworkExtensions".into(),
                 wait_page_script: false,
                 phone_recovery: false,
+                mfa_per_session: true,
             }
         );
         assert_eq!(
@@ -1632,6 +1644,7 @@ mod tests {
             ("SocialProviders", "Google"),
             ("AuthyWaitPageScript", "yes"),
             ("AuthyPhoneRecovery", "True"),
+            ("AuthyMfaPerSession", "True"),
         ]);
         assert!(
             problems.contains("StarterPack: 'Social' is not a starter pack"),
@@ -1647,6 +1660,10 @@ mod tests {
         );
         assert!(
             problems.contains("AuthyPhoneRecovery: 'True' is not true or false"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("AuthyMfaPerSession: 'True' is not true or false"),
             "{problems}"
         );
         let problems = layer_problems(&[("SocialProviders", " ")]);

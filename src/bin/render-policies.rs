@@ -21,9 +21,9 @@ use clap::Parser;
 /// <!--{If:Key=V1|V2}--> (or Key!=V) and <!--{EndIf}--> are kept only when the condition holds,
 /// and each journey's steps are then numbered 1..N; a template left with no element (such as
 /// RecoverPhoneAuthy.xml with AuthyPhoneRecovery false) is not written. The layer settings
-/// StarterPack, SocialProviders, AuthyBasePolicy, AuthyWaitPageScript and AuthyPhoneRecovery
-/// are checked first. A placeholder without a value, a bad directive or a bad setting is an
-/// error, and then nothing is written.
+/// StarterPack, SocialProviders, AuthyBasePolicy, AuthyWaitPageScript, AuthyPhoneRecovery and
+/// AuthyMfaPerSession are checked first. A placeholder without a value, a bad directive or a bad
+/// setting is an error, and then nothing is written.
 ///
 /// With --check-against DIR, each rendered environment is then checked offline together with the
 /// policies in DIR: every BasePolicy resolves, every reference of our policies resolves through

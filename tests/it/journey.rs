@@ -9,6 +9,16 @@
 //! the email page (its verification display control and its validation), the phone page and the
 //! wait page through their REST technical profiles against the handler, the directory write,
 //! each step read from its technical profile; the directory and the mailboxes are emulated.
+//!
+//! The whole-journey tests ([`run_journey`]) run a journey of the rendered policy step by step:
+//! preconditions, pages (their validation technical profiles over HTTP), claims transformation
+//! technical profiles, the directory's authy id, and a B2C SSO session ([`SsoSession`],
+//! emulating `DefaultSSOSessionProvider`) shared by the journeys of one browser. They show one
+//! push per session for the same authy id, a push again after the authy id was cleared or
+//! changed, and the password reset's push before its new password. Mutations seen to fail them:
+//! the session precondition's value "True" → "False", a skip on `isActiveAuthyMFASession` alone,
+//! the wait page with SM-AuthyMFA as its session management, the new password step moved before
+//! the push.
 
 use std::time::{Duration, Instant};
 
@@ -546,15 +556,15 @@ enum Shown {
 
 impl WaitPage {
     fn from_policy() -> Self {
-        Self::of_page(
+        Self::from_files(
             &crate::policy_contract::sample(),
             "SelfAsserted-AuthyWaitForApproval",
         )
     }
 
-    /// The validation technical profiles of self-asserted page `page_id` in `files` (a wait page,
-    /// or the phone page with its `Register`).
-    fn of_page(files: &[crate::policy_contract::PolicyText], page_id: &str) -> Self {
+    /// Self-asserted page `page_id` of the rendered policies `files`: its validation technical
+    /// profiles (a wait page, or the phone page with its `Register`).
+    fn from_files(files: &[crate::policy_contract::PolicyText], page_id: &str) -> Self {
         use b2c_authy::policy_check::{descendants, is_rest, merged, metadata};
         let docs = crate::policy_contract::parse(files);
         let page = merged(&docs, page_id);
@@ -1081,7 +1091,7 @@ impl RecoveryJourney {
             } else if !validations.is_empty() {
                 RecoveryStep::ApiPage {
                     id: id.to_owned(),
-                    page: WaitPage::of_page(&files, id),
+                    page: WaitPage::from_files(&files, id),
                 }
             } else if meta.get("Operation").map(String::as_str) == Some("Read") {
                 RecoveryStep::DirectoryRead {
@@ -1394,4 +1404,636 @@ async fn without_the_accounts_mail_or_password_nothing_is_enrolled_or_written() 
     assert_eq!(account, before, "the directory changed");
     assert_eq!(registered(), registered_before, "a phone was enrolled");
     assert_eq!(pushes(&authy), 0, "a push was sent");
+}
+
+// Whole journeys as B2C runs them, from the rendered policy, in one SSO session
+
+/// The browser's B2C SSO session, emulating `DefaultSSOSessionProvider` (MS docs
+/// "custom-policy-reference-sso"): a technical profile whose session management technical
+/// profile is one becomes a session participant when its journey completes, with that profile's
+/// persisted claims; in a later journey of the session "claims that are part of the session
+/// cookie are read into the claim bag" (with the profile's own output claims), and a
+/// participant is not run again ("skips technical profile execution"): its session claims are
+/// issued instead.
+#[derive(Default)]
+struct SsoSession {
+    /// Participant technical profile → the claims the session keeps for it.
+    participants: std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The directory, as far as our journeys read and write it.
+#[derive(Default)]
+struct Directory {
+    /// objectId → extension_authyId.
+    authy_ids: std::collections::BTreeMap<String, String>,
+}
+
+/// What a journey did, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Did {
+    /// A page was shown (self-asserted technical profile id).
+    Page(String),
+    /// A wait page was passed: the push for this authy id was approved.
+    Approved(String),
+    /// `extension_authyId` was written.
+    WroteAuthyId(String),
+    /// The new password was written (the pack's LocalAccountWritePasswordUsingObjectId).
+    WrotePassword,
+    /// A session participant was not run: its claims came from the SSO session.
+    FromSession(String),
+    /// The token was issued.
+    SentClaims,
+}
+
+/// The user who runs the journeys: a local account.
+struct User {
+    object_id: &'static str,
+    email: &'static str,
+    /// What they type on the phone page.
+    phone: String,
+}
+
+/// A B2C claim value as a precondition's `ClaimEquals` compares it: a boolean as .NET spells it.
+fn precondition_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Bool(true) => "True".into(),
+        serde_json::Value::Bool(false) => "False".into(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A claim's `DefaultValue` as a JSON value (booleans as booleans).
+fn default_value(text: &str) -> serde_json::Value {
+    match text {
+        "true" => json!(true),
+        "false" => json!(false),
+        other => json!(other),
+    }
+}
+
+/// Runs journey `journey_id` of the rendered policies `files` for `user`, in `session`, against
+/// `directory` and the handler `app`, as B2C runs it: each step's preconditions, then its
+/// technical profile (our layer's read from the policy; the starter pack's few emulated).
+async fn run_journey(
+    files: &[crate::policy_contract::PolicyText],
+    journey_id: &str,
+    app: &crate::support::TestApp,
+    user: &User,
+    session: &mut SsoSession,
+    directory: &mut Directory,
+) -> Vec<Did> {
+    use b2c_authy::policy_check::{child, children, descendants, merged, metadata, text};
+    let docs = crate::policy_contract::parse(files);
+    let journey = docs
+        .iter()
+        .flat_map(|(_, d)| descendants(d.root(), "UserJourney"))
+        .find(|j| j.attribute("Id") == Some(journey_id))
+        .unwrap_or_else(|| panic!("no journey {journey_id}"));
+    let b2c_journey = Journey::new();
+    let mut claims = serde_json::Map::new();
+    for kept in session.participants.values() {
+        claims.extend(kept.clone());
+    }
+    let mut did = Vec::new();
+    // Session participants of this journey (technical profile, its session management
+    // technical profile), kept at SendClaims.
+    let mut joined: Vec<(String, String)> = Vec::new();
+    let session_manager = |id: &str| {
+        merged(&docs, id)
+            .iter()
+            .flat_map(|d| children(*d, "UseTechnicalProfileForSessionManagement"))
+            .filter_map(|u| u.attribute("ReferenceId"))
+            .last()
+            .map(str::to_owned)
+            .filter(|sm| {
+                merged(&docs, sm).iter().any(|d| {
+                    child(*d, "Protocol")
+                        .and_then(|p| p.attribute("Handler"))
+                        .is_some_and(|h| h.contains("DefaultSSOSessionProvider"))
+                })
+            })
+    };
+    // The claims a session management technical profile keeps or issues, from the bag / defaults.
+    let session_claims = |sm: &str, claims: &serde_json::Map<String, serde_json::Value>| {
+        let mut kept = serde_json::Map::new();
+        for d in merged(&docs, sm) {
+            for c in descendants(d, "PersistedClaim") {
+                let id = c.attribute("ClaimTypeReferenceId").unwrap();
+                if let Some(v) = claims.get(id) {
+                    kept.insert(id.to_owned(), v.clone());
+                }
+            }
+            for c in descendants(d, "OutputClaim") {
+                if let Some(v) = c.attribute("DefaultValue") {
+                    kept.insert(
+                        c.attribute("ClaimTypeReferenceId").unwrap().to_owned(),
+                        default_value(v),
+                    );
+                }
+            }
+        }
+        kept
+    };
+
+    'steps: for step in descendants(journey, "OrchestrationStep") {
+        for condition in descendants(step, "Precondition") {
+            let values: Vec<String> = descendants(condition, "Value").map(text).collect();
+            let holds = match condition.attribute("Type") {
+                Some("ClaimsExist") => claims.contains_key(&values[0]),
+                Some("ClaimEquals") => claims
+                    .get(&values[0])
+                    .is_some_and(|v| precondition_text(v) == values[1]),
+                other => panic!("precondition {other:?}"),
+            };
+            if holds == (condition.attribute("ExecuteActionsIf") == Some("true")) {
+                continue 'steps;
+            }
+        }
+        let kind = step.attribute("Type").unwrap_or_default();
+        if kind == "SendClaims" {
+            for (tp, sm) in joined {
+                let kept = session_claims(&sm, &claims);
+                session.participants.insert(tp, kept);
+            }
+            did.push(Did::SentClaims);
+            return did;
+        }
+        // The user picks the local account (never the Facebook button).
+        let Some(tp) = descendants(step, "ClaimsExchange")
+            .filter_map(|e| e.attribute("TechnicalProfileReferenceId"))
+            .find(|id| *id != "Facebook-OAUTH")
+        else {
+            continue; // a claims provider selection: the next step runs the choice
+        };
+        if let Some(sm) = session_manager(tp) {
+            if session.participants.contains_key(tp) {
+                did.push(Did::FromSession(tp.to_owned()));
+                claims.extend(session_claims(&sm, &claims));
+                continue;
+            }
+            joined.push((tp.to_owned(), sm));
+        }
+        let definitions = merged(&docs, tp);
+        let handler = definitions
+            .iter()
+            .filter_map(|d| child(*d, "Protocol").and_then(|p| p.attribute("Handler")))
+            .next_back()
+            .unwrap_or_default();
+        match tp {
+            // The starter pack's, emulated: the user signs in with email and password, or
+            // verifies their email for a password reset.
+            "SelfAsserted-LocalAccountSignin-Email" | "LocalAccountDiscoveryUsingEmailAddress" => {
+                did.push(Did::Page(tp.to_owned()));
+                claims.insert("objectId".into(), json!(user.object_id));
+                claims.insert("email".into(), json!(user.email));
+                claims.insert("signInName".into(), json!(user.email));
+                claims.insert(
+                    "authenticationSource".into(),
+                    json!("localAccountAuthentication"),
+                );
+            }
+            "AAD-UserReadUsingObjectId" => {}
+            "LocalAccountWritePasswordUsingObjectId" => {
+                did.push(Did::Page(tp.to_owned()));
+                did.push(Did::WrotePassword);
+            }
+            _ if handler.contains("SelfAssertedAttributeProvider") => {
+                did.push(Did::Page(tp.to_owned()));
+                let page = WaitPage::from_files(files, tp);
+                if definitions
+                    .iter()
+                    .flat_map(|d| descendants(*d, "OutputClaim"))
+                    .any(|c| c.attribute("ClaimTypeReferenceId") == Some("phoneNumber"))
+                {
+                    claims.insert("phoneNumber".into(), json!(user.phone));
+                }
+                let mut passed = false;
+                for _ in 0..12 {
+                    match page.select_continue(app, &b2c_journey, &mut claims).await {
+                        Shown::Passed => {
+                            passed = true;
+                            break;
+                        }
+                        Shown::Message { code, .. } => {
+                            assert_eq!(code, "ApprovalPending", "{tp}");
+                        }
+                    }
+                }
+                assert!(passed, "{tp}: not passed after 12 Continues");
+                if page.functions().contains(&"WaitForAuthyApproval") {
+                    let authy_id = claims["extension_authyId"].as_str().unwrap().to_owned();
+                    did.push(Did::Approved(authy_id));
+                }
+                for c in definitions
+                    .iter()
+                    .flat_map(|d| descendants(*d, "OutputClaim"))
+                {
+                    if c.attribute("AlwaysUseDefaultValue") == Some("true") {
+                        claims.insert(
+                            c.attribute("ClaimTypeReferenceId").unwrap().to_owned(),
+                            default_value(c.attribute("DefaultValue").unwrap()),
+                        );
+                    }
+                }
+            }
+            _ if handler.contains("ClaimsTransformationProtocolProvider") => {
+                for c in definitions
+                    .iter()
+                    .flat_map(|d| descendants(*d, "InputClaim"))
+                {
+                    if c.attribute("Required") == Some("true") {
+                        let id = c.attribute("ClaimTypeReferenceId").unwrap();
+                        assert!(claims.contains_key(id), "{tp}: required {id} missing");
+                    }
+                }
+                for c in definitions
+                    .iter()
+                    .flat_map(|d| descendants(*d, "OutputClaim"))
+                {
+                    if c.attribute("AlwaysUseDefaultValue") == Some("true") {
+                        claims.insert(
+                            c.attribute("ClaimTypeReferenceId").unwrap().to_owned(),
+                            default_value(c.attribute("DefaultValue").unwrap()),
+                        );
+                    }
+                }
+                let references: Vec<String> = definitions
+                    .iter()
+                    .flat_map(|d| descendants(*d, "OutputClaimsTransformation"))
+                    .filter_map(|r| r.attribute("ReferenceId"))
+                    .map(str::to_owned)
+                    .collect();
+                for reference in references {
+                    apply_transformation(&docs, &reference, &mut claims);
+                }
+            }
+            _ if tp.starts_with("AAD-") => {
+                let operation = definitions
+                    .iter()
+                    .flat_map(|d| metadata(*d))
+                    .find(|(k, _)| k == "Operation")
+                    .map(|(_, v)| v)
+                    .unwrap_or_default();
+                let object_id = claims["objectId"].as_str().unwrap().to_owned();
+                match operation.as_str() {
+                    "Read" => {
+                        claims.remove("extension_authyId");
+                        if let Some(id) = directory.authy_ids.get(&object_id) {
+                            claims.insert("extension_authyId".into(), json!(id));
+                        }
+                    }
+                    "Write" => {
+                        let id = claims["extension_authyId"].as_str().unwrap().to_owned();
+                        directory.authy_ids.insert(object_id, id.clone());
+                        did.push(Did::WroteAuthyId(id));
+                    }
+                    other => panic!("{tp}: operation {other}"),
+                }
+            }
+            other => panic!("{journey_id}: no emulation of technical profile {other}"),
+        }
+    }
+    panic!("{journey_id} ended without SendClaims");
+}
+
+/// Applies claims transformation `id` of `docs` to `claims`, as B2C does, for the methods our
+/// layer's claims transformation technical profiles use (MS docs "general-transformations",
+/// "string-transformations").
+fn apply_transformation(
+    docs: &[b2c_authy::policy_check::Parsed],
+    id: &str,
+    claims: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    use b2c_authy::policy_check::descendants;
+    let t = docs
+        .iter()
+        .flat_map(|(_, d)| descendants(d.root(), "ClaimsTransformation"))
+        .find(|t| t.attribute("Id") == Some(id))
+        .unwrap_or_else(|| panic!("no claims transformation {id}"));
+    let claim = |element: &'static str, kind: &str| {
+        descendants(t, element)
+            .find(|c| c.attribute("TransformationClaimType") == Some(kind))
+            .and_then(|c| c.attribute("ClaimTypeReferenceId"))
+            .unwrap()
+            .to_owned()
+    };
+    let parameter = |name: &str| {
+        descendants(t, "InputParameter")
+            .find(|p| p.attribute("Id") == Some(name))
+            .and_then(|p| p.attribute("Value"))
+            .unwrap()
+            .to_owned()
+    };
+    match t.attribute("TransformationMethod").unwrap() {
+        "CopyClaim" => {
+            let value = claims[&claim("InputClaim", "inputClaim")].clone();
+            claims.insert(claim("OutputClaim", "outputClaim"), value);
+        }
+        "CompareClaims" => {
+            assert_eq!(parameter("operator"), "EQUAL");
+            let one = claims[&claim("InputClaim", "inputClaim1")]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let two = claims[&claim("InputClaim", "inputClaim2")]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let equal = if parameter("ignoreCase") == "true" {
+                one.eq_ignore_ascii_case(&two)
+            } else {
+                one == two
+            };
+            claims.insert(claim("OutputClaim", "outputClaim"), json!(equal));
+        }
+        other => panic!("{id}: no emulation of {other}"),
+    }
+}
+
+/// A handler against a push-counting simulator that approves after 300 ms, the wait answering
+/// within 1 s.
+async fn spawn_for_journeys() -> (crate::support::TestApp, FakeAuthy) {
+    spawn_app_counting_pushes_with(
+        Duration::from_millis(300),
+        &[("APPROVAL_WAIT_SECONDS", "1")],
+    )
+    .await
+}
+
+/// `user` enrolled earlier: the directory holds the authy id of their phone.
+async fn enrolled_user(
+    app: &crate::support::TestApp,
+    user: &User,
+    directory: &mut Directory,
+) -> String {
+    let authy_id = app.register(&user.phone).await;
+    directory
+        .authy_ids
+        .insert(user.object_id.to_owned(), authy_id.clone());
+    authy_id
+}
+
+fn user(phone: &str) -> User {
+    User {
+        object_id: "5b0d1a3c-9f2e-4c61-8d7a-2e4f6a8b0c1d",
+        email: "frank@example.com",
+        phone: phone.to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn a_second_application_in_the_sso_session_gets_no_second_push() {
+    let files = crate::policy_contract::sample();
+    let (app, authy) = spawn_for_journeys().await;
+    let user = user("+1 425 555 0200");
+    let mut directory = Directory::default();
+    let authy_id = enrolled_user(&app, &user, &mut directory).await;
+    let mut session = SsoSession::default();
+
+    let first = run_journey(
+        &files,
+        "SignUpOrSignInWithAuthy",
+        &app,
+        &user,
+        &mut session,
+        &mut directory,
+    )
+    .await;
+    assert!(
+        first.contains(&Did::Approved(authy_id.clone())),
+        "{first:?}"
+    );
+    assert_eq!(pushes(&authy), 1);
+    assert!(
+        !first.iter().any(|d| matches!(d, Did::WroteAuthyId(_))),
+        "{first:?}"
+    );
+
+    // The session keeps the approved authy id (SM-AuthyMFA's persisted claim).
+    assert_eq!(
+        session.participants["Authy-RememberApprovalInSession"]["authyMfaSessionAuthyId"],
+        json!(authy_id)
+    );
+    // A second application, same browser: the session approved this authy id.
+    let second = run_journey(
+        &files,
+        "SignUpOrSignInWithAuthy",
+        &app,
+        &user,
+        &mut session,
+        &mut directory,
+    )
+    .await;
+    assert_eq!(
+        pushes(&authy),
+        1,
+        "a second push in the session: {second:?}"
+    );
+    assert!(
+        !second.contains(&Did::Page("SelfAsserted-AuthyWaitForApproval".into())),
+        "{second:?}"
+    );
+    assert!(
+        !second.iter().any(|d| matches!(d, Did::Approved(_))),
+        "{second:?}"
+    );
+    assert_eq!(second.last(), Some(&Did::SentClaims));
+
+    // Another browser (no session): a push again.
+    let third = run_journey(
+        &files,
+        "SignUpOrSignInWithAuthy",
+        &app,
+        &user,
+        &mut SsoSession::default(),
+        &mut directory,
+    )
+    .await;
+    assert!(third.contains(&Did::Approved(authy_id)), "{third:?}");
+    assert_eq!(pushes(&authy), 2);
+}
+
+#[tokio::test]
+async fn after_the_authy_id_is_cleared_or_changed_the_session_skips_nothing() {
+    let files = crate::policy_contract::sample();
+    let (app, authy) = spawn_for_journeys().await;
+    let mut user = user("+1 425 555 0201");
+    let mut directory = Directory::default();
+    let old_id = enrolled_user(&app, &user, &mut directory).await;
+    let mut session = SsoSession::default();
+    run_journey(
+        &files,
+        "SignUpOrSignInWithAuthy",
+        &app,
+        &user,
+        &mut session,
+        &mut directory,
+    )
+    .await;
+    assert_eq!(pushes(&authy), 1);
+
+    // deploy/clear-authy-id.sh (lost phone): the next journey, same session, enrols and pushes,
+    // and writes the authy id only after the approval.
+    directory.authy_ids.remove(user.object_id);
+    user.phone = "+1 425 555 0202".into();
+    let enrolment = run_journey(
+        &files,
+        "SignUpOrSignInWithAuthy",
+        &app,
+        &user,
+        &mut session,
+        &mut directory,
+    )
+    .await;
+    let new_id = "14255550202".to_owned();
+    assert_eq!(pushes(&authy), 2, "{enrolment:?}");
+    let phone_page = enrolment
+        .iter()
+        .position(|d| *d == Did::Page("SelfAsserted-AuthyPhoneEnrollment".into()));
+    let approved = enrolment
+        .iter()
+        .position(|d| *d == Did::Approved(new_id.clone()));
+    let written = enrolment
+        .iter()
+        .position(|d| *d == Did::WroteAuthyId(new_id.clone()));
+    assert!(
+        phone_page.is_some() && phone_page < approved && approved < written,
+        "{enrolment:?}"
+    );
+    assert_eq!(directory.authy_ids[user.object_id], new_id);
+
+    // The phone change (profile edit) in the same session: both pushes, always.
+    user.phone = "+1 425 555 0203".into();
+    let change = run_journey(
+        &files,
+        "ProfileEditAuthyPhone",
+        &app,
+        &user,
+        &mut session,
+        &mut directory,
+    )
+    .await;
+    assert_eq!(pushes(&authy), 4, "{change:?}");
+    let changed_id = "14255550203".to_owned();
+    assert!(
+        change.contains(&Did::Approved(new_id.clone())),
+        "{change:?}"
+    );
+    let approved = change
+        .iter()
+        .position(|d| *d == Did::Approved(changed_id.clone()));
+    let written = change
+        .iter()
+        .position(|d| *d == Did::WroteAuthyId(changed_id.clone()));
+    assert!(approved.is_some() && approved < written, "{change:?}");
+
+    // A sign-in in the same session with the changed authy id: the session approved another one.
+    let after_change = run_journey(
+        &files,
+        "SignUpOrSignInWithAuthy",
+        &app,
+        &user,
+        &mut session,
+        &mut directory,
+    )
+    .await;
+    assert!(
+        after_change.contains(&Did::Approved(changed_id)),
+        "{after_change:?}"
+    );
+    assert_eq!(pushes(&authy), 5);
+    assert_ne!(old_id, new_id);
+}
+
+#[tokio::test]
+async fn password_reset_pushes_even_in_a_session_and_sets_the_password_only_after_approval() {
+    let files = crate::policy_contract::sample();
+    let (app, authy) = spawn_for_journeys().await;
+    let mut user = user("+1 425 555 0204");
+    let mut directory = Directory::default();
+    let authy_id = enrolled_user(&app, &user, &mut directory).await;
+    let mut session = SsoSession::default();
+    run_journey(
+        &files,
+        "SignUpOrSignInWithAuthy",
+        &app,
+        &user,
+        &mut session,
+        &mut directory,
+    )
+    .await;
+    assert_eq!(pushes(&authy), 1);
+
+    let reset = run_journey(
+        &files,
+        "PasswordResetWithAuthy",
+        &app,
+        &user,
+        &mut session,
+        &mut directory,
+    )
+    .await;
+    assert_eq!(
+        pushes(&authy),
+        2,
+        "password reset in a session must push: {reset:?}"
+    );
+    let approved = reset
+        .iter()
+        .position(|d| *d == Did::Approved(authy_id.clone()));
+    let password = reset.iter().position(|d| *d == Did::WrotePassword);
+    assert!(approved.is_some() && approved < password, "{reset:?}");
+
+    // A user without an authy id enrols first: phone page, push on the new phone, authy id
+    // written after its approval, then the password.
+    directory.authy_ids.clear();
+    user.phone = "+1 425 555 0205".into();
+    let reset = run_journey(
+        &files,
+        "PasswordResetWithAuthy",
+        &app,
+        &user,
+        &mut SsoSession::default(),
+        &mut directory,
+    )
+    .await;
+    let new_id = "14255550205".to_owned();
+    let order: Vec<Option<usize>> = [
+        Did::Page("SelfAsserted-AuthyPhoneEnrollment".into()),
+        Did::Approved(new_id.clone()),
+        Did::WroteAuthyId(new_id),
+        Did::WrotePassword,
+    ]
+    .iter()
+    .map(|d| reset.iter().position(|r| r == d))
+    .collect();
+    assert!(
+        order.iter().all(Option::is_some) && order.windows(2).all(|w| w[0] < w[1]),
+        "{reset:?}"
+    );
+    assert_eq!(pushes(&authy), 3);
+}
+
+#[tokio::test]
+async fn with_mfa_per_session_false_every_journey_pushes() {
+    let files = crate::policy_contract::sample_with(&[("AuthyMfaPerSession", "false")]);
+    let (app, authy) = spawn_for_journeys().await;
+    let user = user("+1 425 555 0206");
+    let mut directory = Directory::default();
+    enrolled_user(&app, &user, &mut directory).await;
+    let mut session = SsoSession::default();
+    for journey in 1..=2 {
+        run_journey(
+            &files,
+            "SignUpOrSignInWithAuthy",
+            &app,
+            &user,
+            &mut session,
+            &mut directory,
+        )
+        .await;
+        assert_eq!(pushes(&authy), journey);
+    }
+    assert!(session.participants.is_empty());
 }

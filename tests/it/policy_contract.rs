@@ -32,6 +32,17 @@
 //!   not render;
 //! - no journey step writes `extension_authyId` before a WaitForAuthyApproval step has approved
 //!   the authy id last registered;
+//! - MFA once per SSO session (`AuthyMfaPerSession`): a push step is skipped only when there is
+//!   no authy id to push to, or by the session precondition on the same-authy-id claim (a
+//!   `CompareClaims` of `extension_authyId` with the authy id our `DefaultSSOSessionProvider`
+//!   keeps), and that only in a journey that sets no password of an existing account and enrols
+//!   only users without an authy id, after a comparison that runs only with an authy id, before
+//!   any phone page; the session's claims are output only by the technical profile that uses
+//!   that session management technical profile, copying the authy id, in a step after a push
+//!   step that runs only when it approved; no technical profile that calls the API is itself a
+//!   session participant; with `AuthyMfaPerSession` false nothing of it is rendered;
+//! - every step that sets the password of an existing account (password reset) comes after a
+//!   push step that no precondition skips;
 //! - no journey calls a function of the API as an orchestration step (a 409 there ends the
 //!   journey with an error redirect to the application; on a page B2C shows its message);
 //! - every journey step that calls WaitForAuthyApproval is a self-asserted wait page with a page
@@ -63,7 +74,10 @@
 //! step or after the wait, the sign-in code not passed on, the approval assertion removed, a retry
 //! limit too low, a script moved into `<body>`, a pending matcher that takes a limit message, a
 //! tenant PolicyId, a missing marker, a Facebook step or a ScriptExecution where the settings have
-//! none, an override of a pack id) to prove it fails.
+//! none, an override of a pack id, a session skip of the password reset's or the phone change's
+//! push, a skip on the session alone, a comparison that ignores case or runs without an authy id,
+//! a phone page between the comparison and the push, a session claim set before an approval, the
+//! wait page as a session participant, the password set before the push) to prove it fails.
 //!
 //! Missing `../shared`, `xmllint` or `node` skips the checks that need them, except under
 //! `CI=true`, where it fails.
@@ -317,6 +331,23 @@ pub(crate) fn recovery_sample() -> Vec<PolicyText> {
     variant("SocialAndLocalAccounts/None/script=false/recovery=true")
         .files
         .clone()
+}
+
+/// The first environment's policies rendered with `settings` changed (the journey tests'
+/// `AuthyMfaPerSession` false).
+pub(crate) fn sample_with(settings: &[(&str, &str)]) -> Vec<PolicyText> {
+    let all = AppSettings::load(&policies_dir().join(policies::SETTINGS_FILE)).unwrap();
+    let mut env = all.environments[0].clone();
+    for (key, value) in settings {
+        env.policy_settings
+            .insert((*key).to_owned(), (*value).to_owned());
+    }
+    env.name = format!("{}-with-{}", env.name, settings.len());
+    let dir = temp_dir(&format!("sample-{}", env.name));
+    let files = policies::render_environment(&policies_dir(), &env, &dir).unwrap();
+    let texts = files.iter().map(read_policy).collect();
+    std::fs::remove_dir_all(&dir).unwrap();
+    texts
 }
 
 /// One combination of the layer settings, rendered.
@@ -1369,6 +1400,69 @@ fn transformations_by_method(
         .collect()
 }
 
+// MFA once per SSO session, and password reset
+
+/// The claim B2C's `DefaultSSOSessionProvider` session management technical profiles read and
+/// write: what `policies/AuthyExtensions.xml`'s SM-AuthyMFA is.
+const DEFAULT_SSO_PROVIDER: &str = "DefaultSSOSessionProvider";
+/// The directory attribute (partner claim type) an AAD write persists to set an account's
+/// password (the starter packs' AAD-UserWritePasswordUsingObjectId and
+/// AAD-UserWriteUsingLogonEmail persist `newPassword` as `password`).
+const PASSWORD_CLAIM: &str = "password";
+/// How B2C spells a true boolean claim for a `ClaimEquals` precondition (.NET's `bool.ToString()`).
+const TRUE_IN_PRECONDITION: &str = "True";
+
+/// One `Precondition` of a step: its type, `ExecuteActionsIf` and values (claims lower-cased
+/// in the first value only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StepCondition {
+    kind: String,
+    execute_if: bool,
+    values: Vec<String>,
+}
+
+/// One orchestration step of a journey, as the session checks see it.
+struct JourneyStep {
+    /// Its `Order`.
+    order: String,
+    /// The technical profiles its claims exchanges reference, directly.
+    exchanges: Vec<String>,
+    /// Those and everything they run (validation, included), lower-cased.
+    runs: BTreeSet<String>,
+    conditions: Vec<StepCondition>,
+}
+
+fn journey_steps_of(journey: Node, all: &[(&str, Document)]) -> Vec<JourneyStep> {
+    descendants(journey, "OrchestrationStep")
+        .map(|step| {
+            let exchanges: Vec<String> = descendants(step, "ClaimsExchange")
+                .filter_map(|e| e.attribute("TechnicalProfileReferenceId"))
+                .map(str::to_owned)
+                .collect();
+            let runs = exchanges.iter().flat_map(|id| closure(all, id)).collect();
+            let conditions = descendants(step, "Precondition")
+                .map(|c| {
+                    let mut values: Vec<String> = descendants(c, "Value").map(text).collect();
+                    if let Some(first) = values.first_mut() {
+                        *first = first.to_lowercase();
+                    }
+                    StepCondition {
+                        kind: c.attribute("Type").unwrap_or_default().to_owned(),
+                        execute_if: c.attribute("ExecuteActionsIf") == Some("true"),
+                        values,
+                    }
+                })
+                .collect();
+            JourneyStep {
+                order: step.attribute("Order").unwrap_or_default().to_owned(),
+                exchanges,
+                runs,
+                conditions,
+            }
+        })
+        .collect()
+}
+
 /// The email verification a page runs, when it has one that proves the user reads the mail of
 /// one claim: a `VerificationControl` display control whose `SendCode` and `VerifyCode` actions
 /// are Microsoft Entra SSPR technical profiles (`AadSsprProtocolProvider`, `Operation` named as
@@ -1688,6 +1782,356 @@ fn check_recovery_journeys(ours: &[(&str, Document)], all: &[(&str, Document)]) 
     problems
 }
 
+impl JourneyStep {
+    fn calls(&self, all: &[(&str, Document)], function: &str) -> bool {
+        self.runs.iter().any(|id| calls_function(all, id, function))
+    }
+
+    /// Whether the step asks for a push: a wait page (CreateApprovalRequest, WaitForAuthyApproval).
+    fn pushes(&self, all: &[(&str, Document)]) -> bool {
+        self.calls(all, "CreateApprovalRequest") || self.calls(all, "WaitForAuthyApproval")
+    }
+
+    /// Whether anything the step runs outputs `claim`, itself or by a claims transformation.
+    fn outputs(&self, all: &[(&str, Document)], claim: &str) -> bool {
+        self.runs.iter().any(|id| outputs_claim(all, id, claim))
+    }
+
+    /// Whether the step sets the password of an existing account (a persisted `password` in an
+    /// AAD write that does not create the account, unlike the sign-up's).
+    fn writes_existing_password(&self, all: &[(&str, Document)]) -> bool {
+        self.runs.iter().any(|id| {
+            merged(all, id).iter().any(|tp| {
+                let creates = metadata(*tp).get("RaiseErrorIfClaimsPrincipalAlreadyExists")
+                    == Some(&"true".to_owned());
+                !creates
+                    && descendants(*tp, "PersistedClaim")
+                        .any(|c| partner_name(c).eq_ignore_ascii_case(PASSWORD_CLAIM))
+            })
+        })
+    }
+
+    fn has_condition(&self, kind: &str, execute_if: bool, values: &[&str]) -> bool {
+        self.conditions.iter().any(|c| {
+            c.kind == kind
+                && c.execute_if == execute_if
+                && c.values.len() == values.len()
+                && c.values
+                    .iter()
+                    .zip(values)
+                    .enumerate()
+                    .all(|(i, (have, want))| {
+                        if i == 0 {
+                            have.eq_ignore_ascii_case(want)
+                        } else {
+                            have == want
+                        }
+                    })
+        })
+    }
+
+    /// A phone page that runs only without an authy id (enrolment of a user who has none).
+    fn enrols_only_without_authy_id(&self) -> bool {
+        self.has_condition("ClaimsExist", true, &[AUTHY_ID_CLAIM])
+    }
+}
+
+/// Whether technical profile `id` (merged) outputs `claim`: an output claim, or the output of one
+/// of its claims transformations.
+fn outputs_claim(all: &[(&str, Document)], id: &str, claim: &str) -> bool {
+    let definitions = merged(all, id);
+    let direct = definitions
+        .iter()
+        .flat_map(|d| descendants(*d, "OutputClaim"))
+        .filter(|c| c.parent().is_some_and(|p| is(p, "OutputClaims")))
+        .filter(|c| {
+            c.parent()
+                .and_then(|p| p.parent())
+                .is_some_and(|tp| is(tp, "TechnicalProfile"))
+        })
+        .any(|c| {
+            c.attribute("ClaimTypeReferenceId")
+                .is_some_and(|i| i.eq_ignore_ascii_case(claim))
+        });
+    let transformed = ["InputClaimsTransformation", "OutputClaimsTransformation"]
+        .into_iter()
+        .flat_map(|kind| transformations_of(&definitions, kind))
+        .filter_map(|r| claims_transformation(all, &r))
+        .any(|t| {
+            descendants(t, "OutputClaim").any(|c| {
+                c.attribute("ClaimTypeReferenceId")
+                    .is_some_and(|i| i.eq_ignore_ascii_case(claim))
+            })
+        });
+    direct || transformed
+}
+
+/// The session management technical profile `id` uses (the last one along its includes).
+fn session_manager(all: &[(&str, Document)], id: &str) -> Option<String> {
+    merged(all, id)
+        .iter()
+        .flat_map(|d| children(*d, "UseTechnicalProfileForSessionManagement"))
+        .filter_map(|u| u.attribute("ReferenceId"))
+        .last()
+        .map(str::to_owned)
+}
+
+fn is_default_sso(all: &[(&str, Document)], id: &str) -> bool {
+    merged(all, id).iter().any(|d| {
+        child(*d, "Protocol")
+            .and_then(|p| p.attribute("Handler"))
+            .is_some_and(|h| h.contains(DEFAULT_SSO_PROVIDER))
+    })
+}
+
+/// Our session claims: what our `DefaultSSOSessionProvider` technical profiles persist or issue
+/// (lower-cased), with the technical profile that keeps each.
+fn our_session_claims(
+    ours: &[(&str, Document)],
+    all: &[(&str, Document)],
+) -> BTreeMap<String, String> {
+    let mut claims = BTreeMap::new();
+    for (_, doc) in ours {
+        for tp in descendants(doc.root(), "TechnicalProfile") {
+            let Some(id) = tp.attribute("Id") else {
+                continue;
+            };
+            if !is_default_sso(all, id) {
+                continue;
+            }
+            for c in descendants(tp, "PersistedClaim").chain(descendants(tp, "OutputClaim")) {
+                if let Some(claim) = c.attribute("ClaimTypeReferenceId") {
+                    claims.insert(claim.to_lowercase(), id.to_owned());
+                }
+            }
+        }
+    }
+    claims
+}
+
+/// The claims that say "this session approved the authy id the directory holds": the output of
+/// a `CompareClaims` (EQUAL, case-sensitive) of `extension_authyId` with a claim our session keeps.
+fn same_authy_id_claims(
+    all: &[(&str, Document)],
+    session: &BTreeMap<String, String>,
+) -> BTreeSet<String> {
+    all.iter()
+        .flat_map(|(_, d)| descendants(d.root(), "ClaimsTransformation"))
+        .filter(|t| t.attribute("TransformationMethod") == Some("CompareClaims"))
+        .filter(|t| {
+            let one = transformation_claim(*t, "InputClaim", "inputClaim1");
+            let two = transformation_claim(*t, "InputClaim", "inputClaim2");
+            let authy = AUTHY_ID_CLAIM.to_lowercase();
+            let pair = match (one, two) {
+                (Some(a), Some(b)) if a == authy => Some(b),
+                (Some(a), Some(b)) if b == authy => Some(a),
+                _ => None,
+            };
+            pair.is_some_and(|other| session.contains_key(&other))
+                && transformation_parameter(*t, "operator")
+                    .is_some_and(|o| o.eq_ignore_ascii_case("EQUAL"))
+                && transformation_parameter(*t, "ignoreCase")
+                    .is_some_and(|o| o.eq_ignore_ascii_case("false"))
+        })
+        .filter_map(|t| transformation_claim(t, "OutputClaim", "outputClaim"))
+        .collect()
+}
+
+/// MFA once per SSO session, proved on the journeys:
+/// - a push step may be skipped only by "no authy id" (nothing to push to) or by the session
+///   precondition: `ClaimEquals` true on a same-authy-id claim ([`same_authy_id_claims`]);
+/// - the session precondition only in a journey that writes no password of an existing account
+///   (password reset) and enrols only users without an authy id (not a phone change), after the
+///   step computing that claim, which runs only with an authy id, before any phone page, with
+///   nothing but such enrolment-only phone pages in between that could change the authy id;
+/// - our session claims are output only by technical profiles that use the session management
+///   technical profile keeping them, which copy the claim from `extension_authyId`, in steps that
+///   follow a push step (no phone page in between) and run only when it returned "approved";
+///   the same-authy-id claim only by technical profiles that compute it, false by default;
+/// - no technical profile that calls the API uses a `DefaultSSOSessionProvider` (B2C would skip
+///   it, the push, in a session whatever the authy id).
+fn check_session_skips(ours: &[(&str, Document)], all: &[(&str, Document)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let session = our_session_claims(ours, all);
+    let matches = same_authy_id_claims(all, &session);
+    let approved = ApprovalStatus::Approved.as_str();
+    let authy_id = AUTHY_ID_CLAIM.to_lowercase();
+
+    // Who outputs the session and same-authy-id claims, and with which session manager.
+    for (_, doc) in ours {
+        for tp in descendants(doc.root(), "TechnicalProfile") {
+            let Some(id) = tp.attribute("Id") else {
+                continue;
+            };
+            if is_default_sso(all, id) {
+                continue;
+            }
+            let manager = session_manager(all, id);
+            if FUNCTION_NAMES
+                .iter()
+                .any(|f| closure(all, id).iter().any(|c| calls_function(all, c, f)))
+                && manager.as_deref().is_some_and(|m| is_default_sso(all, m))
+            {
+                problems.push(format!("'{id}' calls the API and uses the DefaultSSOSessionProvider '{}': in an SSO session B2C would skip it, and its push, whatever authy id the directory holds", manager.clone().unwrap_or_default()));
+            }
+            for (claim, keeper) in &session {
+                if !outputs_claim(all, id, claim) {
+                    continue;
+                }
+                let copies = transformations_of(&merged(all, id), "OutputClaimsTransformation")
+                    .iter()
+                    .filter_map(|r| claims_transformation(all, r))
+                    .any(|t| {
+                        t.attribute("TransformationMethod") == Some("CopyClaim")
+                            && transformation_claim(t, "InputClaim", "inputClaim").as_deref()
+                                == Some(authy_id.as_str())
+                            && transformation_claim(t, "OutputClaim", "outputClaim").as_deref()
+                                == Some(claim.as_str())
+                    });
+                if manager.as_deref() != Some(keeper.as_str()) || !copies {
+                    problems.push(format!("'{id}' outputs the session claim {claim}: only a technical profile that copies it from {AUTHY_ID_CLAIM} right after an approval, with the session management technical profile '{keeper}', may"));
+                }
+            }
+            for claim in &matches {
+                if !outputs_claim(all, id, claim) {
+                    continue;
+                }
+                let definitions = merged(all, id);
+                let computes = transformations_of(&definitions, "OutputClaimsTransformation")
+                    .iter()
+                    .filter_map(|r| claims_transformation(all, r))
+                    .any(|t| {
+                        t.attribute("TransformationMethod") == Some("CompareClaims")
+                            && transformation_claim(t, "OutputClaim", "outputClaim").as_deref()
+                                == Some(claim.as_str())
+                    });
+                let false_first = definitions
+                    .iter()
+                    .flat_map(|d| descendants(*d, "OutputClaim"))
+                    .filter(|c| {
+                        c.attribute("ClaimTypeReferenceId")
+                            .is_some_and(|i| i.eq_ignore_ascii_case(claim))
+                    })
+                    .all(|c| {
+                        c.attribute("DefaultValue") == Some("false")
+                            && c.attribute("AlwaysUseDefaultValue") == Some("true")
+                    });
+                if !computes || !false_first {
+                    problems.push(format!("'{id}' outputs {claim}, which skips the push: only the comparison of {AUTHY_ID_CLAIM} with the session's approved authy id may, false unless equal"));
+                }
+            }
+        }
+    }
+
+    for (file, doc) in ours {
+        for journey in descendants(doc.root(), "UserJourney") {
+            let journey_id = journey.attribute("Id").unwrap_or_default();
+            let steps = journey_steps_of(journey, all);
+            let at = |s: &JourneyStep| format!("{file}: journey '{journey_id}' step {}", s.order);
+            let writes_password = steps.iter().any(|s| s.writes_existing_password(all));
+            let re_enrols = steps
+                .iter()
+                .any(|s| s.calls(all, "Register") && !s.enrols_only_without_authy_id());
+            for (index, step) in steps.iter().enumerate() {
+                // Steps that set a session claim: after a push step, only when it approved.
+                for (claim, _) in session.iter().filter(|(c, _)| step.outputs(all, c)) {
+                    let last_push = steps[..index].iter().rposition(|s| s.pushes(all));
+                    let re_registered = last_push.is_some_and(|p| {
+                        steps[p + 1..index].iter().any(|s| s.calls(all, "Register"))
+                    });
+                    if last_push.is_none() || re_registered {
+                        problems.push(format!("{}: sets the session claim {claim} without a push step before it for the same authy id", at(step)));
+                    }
+                    if !step.has_condition("ClaimEquals", false, &["approvalStatus", approved]) {
+                        problems.push(format!("{}: sets the session claim {claim} without the precondition that the wait page returned approvalStatus '{approved}' in this journey", at(step)));
+                    }
+                }
+                if !step.pushes(all) {
+                    continue;
+                }
+                for condition in &step.conditions {
+                    let no_authy_id = condition.kind == "ClaimsExist"
+                        && !condition.execute_if
+                        && condition.values == [authy_id.clone()];
+                    let session_skip = condition.kind == "ClaimEquals"
+                        && condition.execute_if
+                        && condition.values.len() == 2
+                        && matches.contains(&condition.values[0])
+                        && condition.values[1] == TRUE_IN_PRECONDITION;
+                    if !no_authy_id && !session_skip {
+                        problems.push(format!("{}: asks for the push, but its precondition {condition:?} may skip it: only 'no {AUTHY_ID_CLAIM}' or the session's same-authy-id claim may", at(step)));
+                        continue;
+                    }
+                    if !session_skip {
+                        continue;
+                    }
+                    let claim = &condition.values[0];
+                    if writes_password {
+                        problems.push(format!("{}: the SSO session may skip the push of a journey that sets a password (password reset must always ask)", at(step)));
+                    }
+                    if re_enrols {
+                        problems.push(format!("{}: the SSO session may skip the push of a journey that enrols a phone for a user who has one (a phone change must always ask)", at(step)));
+                    }
+                    let Some(compare) = steps[..index].iter().rposition(|s| s.outputs(all, claim))
+                    else {
+                        problems.push(format!(
+                            "{}: skipped on {claim}, which no step before it computes",
+                            at(step)
+                        ));
+                        continue;
+                    };
+                    let compare_step = &steps[compare];
+                    if !compare_step.has_condition("ClaimsExist", false, &[AUTHY_ID_CLAIM]) {
+                        problems.push(format!("{}: computes {claim} without the precondition that {AUTHY_ID_CLAIM} exists: a user without an authy id must enrol and approve, session or not", at(compare_step)));
+                    }
+                    if steps[..compare].iter().any(|s| s.calls(all, "Register")) {
+                        problems.push(format!("{}: computes {claim} after a phone page: it must compare the directory's authy id", at(compare_step)));
+                    }
+                    for between in &steps[compare + 1..index] {
+                        if between.outputs(all, AUTHY_ID_CLAIM)
+                            && !between.enrols_only_without_authy_id()
+                        {
+                            problems.push(format!("{}: may change {AUTHY_ID_CLAIM} between the session comparison (step {}) and the push it skips", at(between), compare_step.order));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// In every journey, a step that sets the password of an existing account comes after a push
+/// step that no precondition skips.
+fn check_password_after_approval(
+    ours: &[(&str, Document)],
+    all: &[(&str, Document)],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (file, doc) in ours {
+        for journey in descendants(doc.root(), "UserJourney") {
+            let steps = journey_steps_of(journey, all);
+            for (index, step) in steps.iter().enumerate() {
+                if !step.writes_existing_password(all) {
+                    continue;
+                }
+                let approved_before = steps[..index]
+                    .iter()
+                    .any(|s| s.pushes(all) && s.conditions.is_empty());
+                if !approved_before {
+                    problems.push(format!(
+                        "{file}: journey '{}' step {} sets the password ('{}') before a push step that always runs",
+                        journey.attribute("Id").unwrap_or_default(),
+                        step.order,
+                        step.exchanges.join("', '")
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
 /// Every check on one set of rendered policies (and the starter pack, when there).
 fn check_all(
     ours: &[PolicyText],
@@ -1715,6 +2159,8 @@ fn check_all(
         problems.extend(check_recovery_journeys(&ours, &all));
     }
     problems.extend(check_claims_transformation_profiles(&ours));
+    problems.extend(check_session_skips(&ours, &all));
+    problems.extend(check_password_after_approval(&ours, &all));
     problems
 }
 
@@ -1773,7 +2219,11 @@ fn the_journeys_are_the_ones_the_readme_describes() {
             .flat_map(|(_, d)| descendants(d.root(), "DefaultUserJourney"))
             .filter_map(|j| j.attribute("ReferenceId"))
             .collect();
-        let mut expected = BTreeSet::from(["ProfileEditAuthyPhone", "SignUpOrSignInWithAuthy"]);
+        let mut expected = BTreeSet::from([
+            "PasswordResetWithAuthy",
+            "ProfileEditAuthyPhone",
+            "SignUpOrSignInWithAuthy",
+        ]);
         // The lost-phone relying party, and its journey in our layer, only when it is on.
         if variant.settings.phone_recovery {
             expected.insert(RECOVERY_JOURNEY);
@@ -2451,6 +2901,226 @@ fn writing_the_authy_id_before_approval_is_reported() {
     );
 }
 
+/// The session precondition of the sign-in journey's wait page, as rendered.
+const SESSION_PRECONDITION: &str = r#"<Precondition Type="ClaimEquals" ExecuteActionsIf="true">
+              <Value>authyMfaSessionMatches</Value>
+              <Value>True</Value>
+              <Action>SkipThisOrchestrationStep</Action>
+            </Precondition>"#;
+
+/// Whether `problems` has one that contains every part of `expected`.
+fn reported(problems: &[String], expected: &[&str]) -> bool {
+    problems
+        .iter()
+        .any(|p| expected.iter().all(|e| p.contains(e)))
+}
+
+#[test]
+fn the_sso_session_skips_only_the_sign_in_push_for_the_same_authy_id() {
+    // Not vacuous: the rendered sign-in wait page carries the session precondition.
+    let sample = sample();
+    let layer = &sample.iter().find(|(f, _)| f == LAYER_FILE).unwrap().1;
+    assert_eq!(layer.matches(SESSION_PRECONDITION).count(), 1, "{layer}");
+    let api = api_contract();
+    let step = |journey, exchange| step_of(&sample, journey, exchange);
+    let sign_in_wait = step("SignUpOrSignInWithAuthy", "AuthyWaitForApproval");
+    let sign_in_compare = step("SignUpOrSignInWithAuthy", "AuthyCompareSessionAuthyId");
+    let sign_in_phone = step("SignUpOrSignInWithAuthy", "AuthyPhoneEnrollment");
+    let reset_wait = step("PasswordResetWithAuthy", "AuthyWaitForApproval");
+    let current_phone = step("ProfileEditAuthyPhone", "AuthyWaitForApprovalCurrentPhone");
+    let cases: Vec<(&str, Vec<PolicyText>, Vec<String>)> = vec![
+        (
+            "the password reset's push skipped by the session",
+            mutate(
+                &format!("<!-- Wait page: always. -->\n        <OrchestrationStep Order=\"{reset_wait}\" Type=\"ClaimsExchange\">"),
+                &format!("<!-- Wait page: always. -->\n        <OrchestrationStep Order=\"{reset_wait}\" Type=\"ClaimsExchange\">\n          <Preconditions>\n            {SESSION_PRECONDITION}\n          </Preconditions>"),
+            ),
+            vec![format!("journey 'PasswordResetWithAuthy' step {reset_wait}"), "password reset must always ask".into()],
+        ),
+        (
+            "the phone change's push skipped by the session",
+            mutate(
+                "</Preconditions>\n          <ClaimsExchanges>\n            <ClaimsExchange Id=\"AuthyWaitForApprovalCurrentPhone\"",
+                &format!("  {SESSION_PRECONDITION}\n          </Preconditions>\n          <ClaimsExchanges>\n            <ClaimsExchange Id=\"AuthyWaitForApprovalCurrentPhone\""),
+            ),
+            vec![format!("journey 'ProfileEditAuthyPhone' step {current_phone}"), "a phone change must always ask".into()],
+        ),
+        (
+            "the sign-in push skipped by the session alone, whatever authy id it approved",
+            mutate("<Value>authyMfaSessionMatches</Value>\n              <Value>True</Value>", "<Value>isActiveAuthyMFASession</Value>\n              <Value>True</Value>"),
+            vec![format!("journey 'SignUpOrSignInWithAuthy' step {sign_in_wait}"), "may skip it".into()],
+        ),
+        (
+            "a case-insensitive comparison of the authy ids",
+            mutate(
+                "TransformationClaimType=\"inputClaim2\" />\n        </InputClaims>\n        <InputParameters>\n          <InputParameter Id=\"operator\" DataType=\"string\" Value=\"EQUAL\" />\n          <InputParameter Id=\"ignoreCase\" DataType=\"string\" Value=\"false\" />",
+                "TransformationClaimType=\"inputClaim2\" />\n        </InputClaims>\n        <InputParameters>\n          <InputParameter Id=\"operator\" DataType=\"string\" Value=\"EQUAL\" />\n          <InputParameter Id=\"ignoreCase\" DataType=\"string\" Value=\"true\" />",
+            ),
+            vec![format!("journey 'SignUpOrSignInWithAuthy' step {sign_in_wait}"), "may skip it".into()],
+        ),
+        (
+            "the comparison run for a user without an authy id",
+            mutate("<Precondition Type=\"ClaimsExist\" ExecuteActionsIf=\"false\">\n              <Value>extension_authyId</Value>", "<Precondition Type=\"ClaimsExist\" ExecuteActionsIf=\"false\">\n              <Value>email</Value>"),
+            vec![format!("journey 'SignUpOrSignInWithAuthy' step {sign_in_compare}"), "without the precondition that extension_authyId exists".into()],
+        ),
+        (
+            "a phone page that may run for a user with an authy id, between the comparison and the push",
+            mutate("<Precondition Type=\"ClaimsExist\" ExecuteActionsIf=\"true\">\n              <Value>extension_authyId</Value>", "<Precondition Type=\"ClaimsExist\" ExecuteActionsIf=\"true\">\n              <Value>isActiveAuthyMFASession</Value>"),
+            vec![format!("journey 'SignUpOrSignInWithAuthy' step {sign_in_phone}"), "may change extension_authyId between the session comparison".into()],
+        ),
+        (
+            "the same-authy-id claim set true by the phone page",
+            mutate(
+                r#"<OutputClaim ClaimTypeReferenceId="newAuthyEnrollment" DefaultValue="true" AlwaysUseDefaultValue="true" />"#,
+                r#"<OutputClaim ClaimTypeReferenceId="newAuthyEnrollment" DefaultValue="true" AlwaysUseDefaultValue="true" /><OutputClaim ClaimTypeReferenceId="authyMfaSessionMatches" DefaultValue="true" AlwaysUseDefaultValue="true" />"#,
+            ),
+            vec!["'SelfAsserted-AuthyPhoneEnrollment' outputs authymfasessionmatches".into()],
+        ),
+        (
+            "the session's authy id set by the phone page (before any approval)",
+            mutate(
+                r#"<OutputClaim ClaimTypeReferenceId="newAuthyEnrollment" DefaultValue="true" AlwaysUseDefaultValue="true" />"#,
+                r#"<OutputClaim ClaimTypeReferenceId="newAuthyEnrollment" DefaultValue="true" AlwaysUseDefaultValue="true" /><OutputClaim ClaimTypeReferenceId="authyMfaSessionAuthyId" />"#,
+            ),
+            vec!["'SelfAsserted-AuthyPhoneEnrollment' outputs the session claim authymfasessionauthyid".into()],
+        ),
+        (
+            "the session remembered without an approval in this journey",
+            mutate("<Value>approvalStatus</Value>\n              <Value>approved</Value>", "<Value>approvalStatus</Value>\n              <Value>pending</Value>"),
+            vec!["without the precondition that the wait page returned approvalStatus 'approved'".into()],
+        ),
+        (
+            "the session remembered before the push",
+            mutate(
+                r#"<ClaimsExchange Id="AuthyCompareSessionAuthyId" TechnicalProfileReferenceId="Authy-CompareSessionAuthyId" />"#,
+                r#"<ClaimsExchange Id="AuthyCompareSessionAuthyId" TechnicalProfileReferenceId="Authy-RememberApprovalInSession" />"#,
+            ),
+            vec![format!("journey 'SignUpOrSignInWithAuthy' step {sign_in_compare}"), "without a push step before it".into()],
+        ),
+        (
+            "the wait page itself a session participant (B2C would skip its push in a session)",
+            mutate(
+                "<ValidationTechnicalProfile ReferenceId=\"Authy-AssertApproved\" />\n          </ValidationTechnicalProfiles>\n          <UseTechnicalProfileForSessionManagement ReferenceId=\"SM-Noop\" />",
+                "<ValidationTechnicalProfile ReferenceId=\"Authy-AssertApproved\" />\n          </ValidationTechnicalProfiles>\n          <UseTechnicalProfileForSessionManagement ReferenceId=\"SM-AuthyMFA\" />",
+            ),
+            vec!["'SelfAsserted-AuthyWaitForApproval' calls the API and uses the DefaultSSOSessionProvider 'SM-AuthyMFA'".into()],
+        ),
+    ];
+    let pack = starter_pack(StarterPack::SocialAndLocalAccounts);
+    for (what, files, expected) in cases {
+        if pack.is_none() && what.contains("password reset") {
+            continue; // its password step is the pack's: skipped (or failed under CI=true) above
+        }
+        let problems = check_all(&files, pack.as_deref(), &api);
+        let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+        assert!(
+            reported(&problems, &expected),
+            "{what}: expected {expected:?} in {problems:#?}"
+        );
+    }
+}
+
+#[test]
+fn password_reset_sets_the_password_only_after_a_push() {
+    let Some(pack) = starter_pack(StarterPack::SocialAndLocalAccounts) else {
+        return;
+    };
+    let sample = sample();
+    let reset_wait = step_of(&sample, "PasswordResetWithAuthy", "AuthyWaitForApproval");
+    // Not vacuous: the check sees the pack's password write in the rendered journey, after the push.
+    let all_files = [pack.as_slice(), sample.as_slice()].concat();
+    let all = parse(&all_files);
+    let journey = all
+        .iter()
+        .flat_map(|(_, d)| descendants(d.root(), "UserJourney"))
+        .find(|j| j.attribute("Id") == Some("PasswordResetWithAuthy"))
+        .unwrap();
+    let steps = journey_steps_of(journey, &all);
+    let password_at: Vec<usize> = (0..steps.len())
+        .filter(|i| steps[*i].writes_existing_password(&all))
+        .collect();
+    let push_at: Vec<usize> = (0..steps.len())
+        .filter(|i| steps[*i].pushes(&all))
+        .collect();
+    assert_eq!(password_at.len(), 1, "one password step");
+    assert_eq!(push_at.len(), 1, "one push step");
+    assert!(push_at[0] < password_at[0]);
+    // The new password before the push: the wait step sets the password instead.
+    let mutated = mutate(
+        &format!("<!-- Wait page: always. -->\n        <OrchestrationStep Order=\"{reset_wait}\" Type=\"ClaimsExchange\">\n          <ClaimsExchanges>\n            <ClaimsExchange Id=\"AuthyWaitForApproval\" TechnicalProfileReferenceId=\"SelfAsserted-AuthyWaitForApproval\" />"),
+        &format!("<!-- Wait page: always. -->\n        <OrchestrationStep Order=\"{reset_wait}\" Type=\"ClaimsExchange\">\n          <ClaimsExchanges>\n            <ClaimsExchange Id=\"AuthyWaitForApproval\" TechnicalProfileReferenceId=\"LocalAccountWritePasswordUsingObjectId\" />"),
+    );
+    let problems = check_all(&mutated, Some(&pack), &api_contract());
+    let expected = format!("journey 'PasswordResetWithAuthy' step {reset_wait} sets the password ('LocalAccountWritePasswordUsingObjectId') before a push step that always runs");
+    assert!(reported(&problems, &[&expected]), "{problems:#?}");
+    // The push made optional (skipped once an authy id exists): the password may come first.
+    let mutated = mutate(
+        &format!("<!-- Wait page: always. -->\n        <OrchestrationStep Order=\"{reset_wait}\" Type=\"ClaimsExchange\">"),
+        &format!("<!-- Wait page: always. -->\n        <OrchestrationStep Order=\"{reset_wait}\" Type=\"ClaimsExchange\">\n          <Preconditions><Precondition Type=\"ClaimsExist\" ExecuteActionsIf=\"true\"><Value>extension_authyId</Value><Action>SkipThisOrchestrationStep</Action></Precondition></Preconditions>"),
+    );
+    let problems = check_all(&mutated, Some(&pack), &api_contract());
+    assert!(reported(&problems, &["journey 'PasswordResetWithAuthy'", "sets the password ('LocalAccountWritePasswordUsingObjectId') before a push step that always runs"]), "{problems:#?}");
+    assert!(
+        reported(
+            &problems,
+            &[
+                &format!("journey 'PasswordResetWithAuthy' step {reset_wait}"),
+                "may skip it"
+            ]
+        ),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn without_mfa_per_session_no_push_is_ever_skipped_by_the_session() {
+    for pack in StarterPack::ALL {
+        for social in SocialProviders::ALL {
+            if social == SocialProviders::Facebook && !pack.has_social_accounts() {
+                continue;
+            }
+            let mut env = variant_environment(pack, social, false);
+            env.name.push_str("-per-journey");
+            env.policy_settings
+                .insert(policies::MFA_PER_SESSION_KEY.to_owned(), "false".to_owned());
+            assert!(!env.layer_settings().unwrap().mfa_per_session);
+            let dir = temp_dir(&format!("variant-{}", env.name));
+            let files: Vec<PolicyText> = policies::render_environment(&policies_dir(), &env, &dir)
+                .unwrap()
+                .iter()
+                .map(read_policy)
+                .collect();
+            std::fs::remove_dir_all(&dir).unwrap();
+            let layer = &files.iter().find(|(f, _)| f == LAYER_FILE).unwrap().1;
+            for absent in [
+                "<Value>authyMfaSessionMatches</Value>",
+                r#"TechnicalProfileReferenceId="Authy-CompareSessionAuthyId""#,
+                r#"TechnicalProfileReferenceId="Authy-RememberApprovalInSession""#,
+            ] {
+                assert!(!layer.contains(absent), "{pack}/{social}: {absent}");
+            }
+            let problems = check_all(&files, starter_pack(pack).as_deref(), &api_contract());
+            assert!(
+                problems.is_empty(),
+                "{pack}/{social}:\n{}",
+                problems.join("\n")
+            );
+            // And the CI's checker (XSD, references through the pack's chain), when there.
+            let tool = shared_dir().join("tools").join("check-b2c-policies");
+            if tool.is_file() && Command::new("xmllint").arg("--version").output().is_ok() {
+                let (passed, output) = shared_check(&tool, &env.name, pack, &files);
+                assert!(
+                    passed,
+                    "check-b2c-policies --pack {pack} failed for {}:\n{output}",
+                    env.name
+                );
+            } else {
+                skip_or_fail("check-b2c-policies or xmllint is not there");
+            }
+        }
+    }
+}
+
 #[test]
 fn a_function_called_as_an_orchestration_step_is_reported() {
     // The old journeys: CreateApprovalRequest as a step of its own, whose 409 (a limit, a pause)
@@ -2928,10 +3598,11 @@ fn every_wait_page_asserts_approved_and_outlasts_the_approval_request() {
 }
 
 /// The wait steps every journey has: (journey, claims exchange id).
-const WAIT_STEPS: [(&str, &str); 3] = [
+const WAIT_STEPS: [(&str, &str); 4] = [
     ("SignUpOrSignInWithAuthy", "AuthyWaitForApproval"),
     ("ProfileEditAuthyPhone", "AuthyWaitForApprovalCurrentPhone"),
     ("ProfileEditAuthyPhone", "AuthyWaitForApprovalNewPhone"),
+    ("PasswordResetWithAuthy", "AuthyWaitForApproval"),
 ];
 
 /// How many steps a journey has in `files`.

@@ -1092,8 +1092,8 @@ fn upload_policies_uploads_the_lost_phone_relying_party_only_when_it_is_rendered
         out.assert_ok();
         let puts = puts(&sb);
         if recovery == "true" {
-            assert_eq!(written.len(), 4, "{written:?}");
-            out.assert_stderr("uploaded 4 policies");
+            assert_eq!(written.len(), 5, "{written:?}");
+            out.assert_stderr("uploaded 5 policies");
             assert_in_order(
                 &puts,
                 &[
@@ -1103,10 +1103,60 @@ fn upload_policies_uploads_the_lost_phone_relying_party_only_when_it_is_rendered
             );
             assert!(tenant_policy(&sb, RECOVERY).is_some());
         } else {
-            assert_eq!(written.len(), 3, "{written:?}");
-            out.assert_stderr("uploaded 3 policies");
+            assert_eq!(written.len(), 4, "{written:?}");
+            out.assert_stderr("uploaded 4 policies");
             assert!(!puts.iter().any(|p| p.contains(RECOVERY)), "{puts:#?}");
             assert!(tenant_policy(&sb, RECOVERY).is_none());
         }
     }
+}
+
+/// The relying party of the password reset with a push.
+const PASSWORD_RESET: &str = "B2C_1A_passwordreset_authy";
+
+#[test]
+fn upload_policies_uploads_every_relying_party_of_the_rendered_templates() {
+    // The real templates of policies/, rendered with settings other than the sample values
+    // (which the script refuses): the layer first, then all three relying parties.
+    let files = crate::policy_contract::sample_with(&[
+        (
+            "B2cExtensionsAppClientId",
+            "7d9c3e51-0b4a-4f6e-9a2d-5c8b1e3f7a60",
+        ),
+        (
+            "B2cExtensionsAppObjectId",
+            "2e6f8a1c-4d3b-4b9e-8c7a-0f5d9e1b3c24",
+        ),
+        (
+            "AuthyApiBaseUrl",
+            "https://fabrikam-authy.azurewebsites.net/api",
+        ),
+        ("RegisterFunctionKey", "k1"),
+        ("CreateApprovalRequestFunctionKey", "k2"),
+        ("WaitForAuthyApprovalFunctionKey", "k3"),
+    ]);
+    let sb = Sandbox::new("policies-real");
+    for (name, text) in &files {
+        sb.write(&format!("rendered/{name}"), text);
+    }
+    write_tenant(&sb, &[]);
+    upload_rendered(&sb, &[])
+        .assert_ok()
+        .assert_stderr(&format!("uploaded {} policies", files.len()));
+    let puts = puts(&sb);
+    assert_eq!(
+        puts.first(),
+        Some(&put_call(LAYER, "rendered/AuthyExtensions.xml"))
+    );
+    for (id, file) in [
+        (SIGNUP, "SignUpOrSigninAuthy.xml"),
+        (PROFILE, "ProfileEditAuthy.xml"),
+        (PASSWORD_RESET, "PasswordResetAuthy.xml"),
+    ] {
+        assert!(
+            puts.contains(&put_call(id, &format!("rendered/{file}"))),
+            "{id}: {puts:#?}"
+        );
+    }
+    assert_eq!(puts.len(), 4, "{puts:#?}");
 }
