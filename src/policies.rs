@@ -42,7 +42,8 @@
 //! | `AuthyPhoneRecovery` | `true`, `false`: the self-service "lost your phone?" relying party (`RecoverPhoneAuthy.xml`) and its journey are rendered only with `true` | `false` |
 //! | `AuthyMfaPerSession` | `true`, `false`: `true` lets the sign-in journey skip the push inside a B2C SSO session that already approved one for the same authy id; `false` asks for a push in every journey | `true` |
 //!
-//! Rendering fails on a bad value, on one of these combinations, and on the keys the layer no
+//! Rendering fails on a bad value, on one of these combinations, on one of these keys misspelt
+//! (which would otherwise leave the real key at its default), and on the keys the layer no
 //! longer uses ([`REMOVED_KEYS`]), which belong to the tenant's own extensions policy.
 //!
 //! One key is optional ([`OPTIONAL_KEYS`]): `AuthyApplicationName`, the application name the
@@ -166,6 +167,37 @@ pub const REMOVED_KEYS: [(&str, &str); 3] = [
         "it belongs in your own TrustFrameworkExtensions policy (technical profile login-NonInteractive), which our layer inherits from",
     ),
 ];
+
+/// Whether `key`, a `PolicySettings` key as written, is a near miss of one of the layer keys that
+/// may be absent ([`SETTING_DEFAULTS`], [`OPTIONAL_KEYS`]): the same key in other case, or at
+/// most two characters added, removed or changed (Levenshtein distance, compared ignoring ASCII
+/// case). Returns the key it was meant to be. Such a misspelling is never an error elsewhere:
+/// no template names it, and the real key, absent, silently takes its default (a misspelt
+/// `"AuthyMfaPerSesion": "false"` would leave the push skipped within SSO sessions).
+fn misspelt_layer_key(key: &str) -> Option<&'static str> {
+    SETTING_DEFAULTS
+        .iter()
+        .map(|(k, _)| *k)
+        .chain(OPTIONAL_KEYS)
+        .find(|known| *known != key && edit_distance_ignoring_case(known, key) <= 2)
+}
+
+/// The Levenshtein distance between `a` and `b`, in characters, ASCII letters compared ignoring
+/// case.
+fn edit_distance_ignoring_case(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let b: Vec<char> = b.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
 
 /// The built-in page layouts B2C serves itself (`~/tenant/templates/...`, MS docs
 /// "contentdefinitions"): they carry no script of ours.
@@ -724,6 +756,17 @@ impl Environment {
         for (key, why) in REMOVED_KEYS {
             if self.policy_settings.contains_key(key) {
                 problems.push(format!("{key} is no longer used, remove it: {why}"));
+            }
+        }
+        for key in self.policy_settings.keys() {
+            if let Some(meant) = misspelt_layer_key(key) {
+                let effect = match self.value(meant) {
+                    Some(value) => format!("{meant} takes its default, {value}"),
+                    None => format!("{meant} stays unset"),
+                };
+                problems.push(format!(
+                    "{key} is not a setting; did you mean {meant}? As written it would be ignored and {effect}"
+                ));
             }
         }
         let mut typed = |key: &str| match self.value(key) {
@@ -1737,6 +1780,41 @@ mod tests {
         )])
         .layer_settings()
         .is_ok());
+    }
+
+    #[test]
+    fn misspelt_layer_keys_are_refused_with_the_key_meant() {
+        // Each would otherwise be ignored while the real key takes its default: here the push
+        // would still be skipped within SSO sessions, against the setting's intent.
+        let problems = layer_problems(&[("AuthyMfaPerSesion", "false")]);
+        assert!(
+            problems.contains("AuthyMfaPerSesion is not a setting; did you mean AuthyMfaPerSession? As written it would be ignored and AuthyMfaPerSession takes its default, true"),
+            "{problems}"
+        );
+        for (key, meant) in [
+            ("authyMfaPerSession", "AuthyMfaPerSession"),
+            ("AuthyPhoneRecover", "AuthyPhoneRecovery"),
+            ("AuthyPhoneRecoveryy", "AuthyPhoneRecovery"),
+            ("StarterPak", "StarterPack"),
+            ("SocialProvider", "SocialProviders"),
+            ("AuthyWaitPageScipt", "AuthyWaitPageScript"),
+            ("AuthyBasePolicys", "AuthyBasePolicy"),
+            ("AuthyAplicationName", "AuthyApplicationName"),
+        ] {
+            let problems = layer_problems(&[(key, "true")]);
+            assert!(
+                problems.contains(&format!("{key} is not a setting; did you mean {meant}?")),
+                "{key}: {problems}"
+            );
+        }
+        // The keys themselves, and every other key of the shipped settings file, pass.
+        let shipped: AppSettings =
+            serde_json::from_str(include_str!("../policies/appsettings.json")).unwrap();
+        for env in &shipped.environments {
+            env.layer_settings().unwrap();
+        }
+        assert_eq!(edit_distance_ignoring_case("kitten", "Sitting"), 3);
+        assert_eq!(edit_distance_ignoring_case("", "ab"), 2);
     }
 
     #[test]
