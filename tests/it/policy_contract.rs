@@ -1073,6 +1073,176 @@ fn starts_with_pending_marker(text: &str) -> bool {
     text.trim_start().starts_with(PENDING_MARKER.trim())
 }
 
+/// The strings of a verification display control, `ElementType="DisplayControl"` with `ElementId`
+/// the control's id (MS docs "localization-string-ids", "Verification display control user
+/// interface elements", page layout 2.1.0 or later).
+const VERIFICATION_CONTROL_STRINGS: [&str; 9] = [
+    "intro_msg",
+    "success_send_code_msg",
+    "failure_send_code_msg",
+    "success_verify_code_msg",
+    "failure_verify_code_msg",
+    "but_send_code",
+    "but_verify_code",
+    "but_send_new_code",
+    "but_change_claims",
+];
+/// The message B2C shows when Continue is selected before a verification display control
+/// verified its claims (same docs and section).
+const VERIFICATION_NOT_DONE_MESSAGE: &str = "UserMessageIfVerificationControlClaimsNotVerified";
+/// The error messages of a Microsoft Entra SSPR technical profile, by its `Operation`, which the
+/// self-asserted page shows and localizes (MS docs "aad-sspr-technical-profile", "UI elements";
+/// "localization-string-ids", "Microsoft Entra SSPR").
+const SSPR_SEND_CODE_MESSAGES: [&str; 2] = ["UserMessageIfInternalError", "UserMessageIfThrottled"];
+const SSPR_VERIFY_CODE_MESSAGES: [&str; 5] = [
+    "UserMessageIfChallengeExpired",
+    "UserMessageIfInternalError",
+    "UserMessageIfThrottled",
+    "UserMessageIfVerificationFailedNoRetry",
+    "UserMessageIfVerificationFailedRetryAllowed",
+];
+
+/// The validation technical profiles a self-asserted page runs: its own and those of the actions
+/// of the display controls it shows (technical profile ids, in document order).
+fn page_validations(ours: &[(&str, Document)], page: Node) -> Vec<String> {
+    let own = descendants(page, "ValidationTechnicalProfile")
+        .filter_map(|v| v.attribute("ReferenceId"))
+        .map(str::to_owned);
+    let controls = display_controls(ours, page)
+        .into_iter()
+        .flat_map(|control| {
+            descendants(control, "ValidationClaimsExchangeTechnicalProfile")
+                .filter_map(|v| v.attribute("TechnicalProfileReferenceId"))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        });
+    own.chain(controls).collect()
+}
+
+/// The display controls of ours a page shows (its `DisplayClaim`s with a
+/// `DisplayControlReferenceId`).
+fn display_controls<'a, 'i>(ours: &'a [(&str, Document<'i>)], page: Node) -> Vec<Node<'a, 'i>> {
+    descendants(page, "DisplayClaim")
+        .filter_map(|c| c.attribute("DisplayControlReferenceId"))
+        .filter_map(|id| {
+            ours.iter()
+                .flat_map(|(_, d)| descendants(d.root(), "DisplayControl"))
+                .find(|c| c.attribute("Id") == Some(id))
+        })
+        .collect()
+}
+
+/// The validation technical profiles a page runs (see [`page_validations`]) that our files define:
+/// their error messages are ours.
+fn validations_of_ours(ours: &[(&str, Document)], page: Node) -> Vec<String> {
+    page_validations(ours, page)
+        .into_iter()
+        .filter(|id| !merged(ours, id).is_empty())
+        .collect()
+}
+
+/// What the English `LocalizedResources` of a self-asserted page of ours must hold:
+/// `button_continue`; the `DisplayName` (and `UserHelpText`, `PatternHelpText` where the claim
+/// type has them) of every claim of ours with a `UserInputType` that it shows (input, output and
+/// display claims, and the display claims of its display controls); a verification display
+/// control's strings and `UserMessageIfVerificationControlClaimsNotVerified`; every `UserMessageIf…`
+/// message its metadata sets (the assertion messages, say); the REST error messages of every REST
+/// validation technical profile and the messages of every Microsoft Entra SSPR one (its own or its
+/// display controls'); the strings its `GetLocalizedStringsTransformation`s take. Claims of the
+/// tenant's chain are not ours to localize (their strings are the tenant's Localization policy's).
+fn page_strings(ours: &[(&str, Document)], page: Node) -> BTreeSet<StringKey> {
+    let mut needed: BTreeSet<StringKey> = BTreeSet::from([ux("button_continue")]);
+    let controls = display_controls(ours, page);
+    let shown = ["OutputClaims", "InputClaims", "DisplayClaims"]
+        .into_iter()
+        .filter_map(|list| child(page, list))
+        .chain(controls.iter().filter_map(|c| child(*c, "DisplayClaims")))
+        .flat_map(|list| {
+            descendants(list, "OutputClaim")
+                .chain(descendants(list, "InputClaim"))
+                .chain(descendants(list, "DisplayClaim"))
+                .filter_map(|c| c.attribute("ClaimTypeReferenceId"))
+                .collect::<Vec<_>>()
+        });
+    for claim in shown {
+        let Some(claim_type) = ours
+            .iter()
+            .flat_map(|(_, d)| descendants(d.root(), "ClaimType"))
+            .find(|t| t.attribute("Id") == Some(claim))
+        else {
+            continue; // the tenant's
+        };
+        if child(claim_type, "UserInputType").is_none() {
+            continue; // not shown
+        }
+        needed.insert(claim_string(claim, "DisplayName"));
+        if child(claim_type, "UserHelpText").is_some() {
+            needed.insert(claim_string(claim, "UserHelpText"));
+        }
+        if descendants(claim_type, "Pattern").any(|p| p.attribute("HelpText").is_some()) {
+            needed.insert(claim_string(claim, "PatternHelpText"));
+        }
+    }
+    for control in &controls {
+        if control.attribute("UserInterfaceControlType") == Some("VerificationControl") {
+            let id = control.attribute("Id").unwrap_or_default();
+            needed.extend(
+                VERIFICATION_CONTROL_STRINGS
+                    .iter()
+                    .map(|s| ("DisplayControl".to_owned(), id.to_owned(), (*s).to_owned())),
+            );
+            needed.insert(error_message(VERIFICATION_NOT_DONE_MESSAGE));
+        }
+    }
+    needed.extend(
+        metadata(page)
+            .keys()
+            .filter(|k| k.starts_with("UserMessageIf"))
+            .map(|k| error_message(k)),
+    );
+    for id in page_validations(ours, page) {
+        let definitions = merged(ours, &id);
+        if definitions.iter().any(|d| is_rest(*d)) {
+            needed.extend(REST_ERROR_MESSAGES.iter().map(|k| error_message(k)));
+        }
+        if handler(&definitions).contains("AadSsprProtocolProvider") {
+            let operation = definitions
+                .iter()
+                .rev()
+                .find_map(|d| metadata(*d).get("Operation").cloned());
+            let messages: &[&str] = match operation.as_deref() {
+                Some("SendCode") => &SSPR_SEND_CODE_MESSAGES,
+                _ => &SSPR_VERIFY_CODE_MESSAGES,
+            };
+            needed.extend(messages.iter().map(|k| error_message(k)));
+        }
+    }
+    for reference in descendants(page, "InputClaimsTransformation")
+        .chain(descendants(page, "OutputClaimsTransformation"))
+        .filter_map(|t| t.attribute("ReferenceId"))
+    {
+        let Some(transformation) = claims_transformation(ours, reference) else {
+            continue;
+        };
+        if transformation.attribute("TransformationMethod")
+            == Some("GetLocalizedStringsTransformation")
+        {
+            needed.extend(
+                descendants(transformation, "OutputClaim")
+                    .filter_map(|c| c.attribute("TransformationClaimType"))
+                    .map(|id| {
+                        (
+                            "GetLocalizedStringsTransformationClaimType".to_owned(),
+                            String::new(),
+                            id.to_owned(),
+                        )
+                    }),
+            );
+        }
+    }
+    needed
+}
+
 /// Our pages localized in exactly the API's languages (`src/messages.toml`), in agreement with
 /// the API's texts:
 /// - one `<Localization Enabled="true">` whose `SupportedLanguages` are [`Language::ALL`],
@@ -1080,10 +1250,15 @@ fn starts_with_pending_marker(text: &str) -> bool {
 ///   Localization twice, which B2C refuses);
 /// - every self-asserted page of ours has a content definition of ours that references
 ///   `LocalizedResources` of ours for each language, each with the strings English has, none
-///   empty: the `DisplayName` (and `UserHelpText`, `PatternHelpText` where the claim type has
-///   them) of every claim it shows, `button_continue`, the REST error messages of every REST
-///   validation technical profile, the assertion message where the page sets one, and the
-///   strings its `GetLocalizedStringsTransformation`s take;
+///   empty, English with at least [`page_strings`] (its claims', display controls', messages'
+///   and REST, SSPR and `GetLocalizedStringsTransformation` strings);
+/// - except a page on a content definition of the tenant's chain (the lost phone's password
+///   page on the starter pack's `api.localaccountsignin`) that shows only the chain's claims,
+///   sets no `UserMessageIf…` message, shows no display control of ours and runs no validation
+///   technical profile of ours: it is the tenant's page, whose strings are the tenant's
+///   Localization policy's (README, "Your own pages (sign-in, sign-up) keep the strings of your
+///   Localization policy"), and a content definition of ours would have to copy and override
+///   them in our five languages;
 /// - the wait page's `UserMessageIfRequestTimeout` is the API's pending message in that
 ///   language, marker included, and no other string of ours starts with the marker;
 /// - every string (ours, and every `userMessage` of the API) whose English text names the English
@@ -1153,12 +1328,22 @@ fn check_localization(ours: &[(&str, Document)]) -> Vec<String> {
             .cloned()
             .unwrap_or_default();
         let at = format!("page '{page_id}' (content definition '{content}')");
+        let needed = page_strings(ours, page);
         let Some(definition) = ours
             .iter()
             .flat_map(|(_, d)| descendants(d.root(), "ContentDefinition"))
             .find(|c| c.attribute("Id") == Some(content.as_str()))
         else {
-            problems.push(format!("{at}: the content definition is not ours, so its strings cannot be localized without overriding the tenant's"));
+            // The tenant's page (say the starter pack's sign-in page): fine while nothing on it is
+            // ours, whose strings only our own content definition could localize.
+            let ours_on_it: Vec<&StringKey> = needed
+                .iter()
+                .filter(|k| **k != ux("button_continue"))
+                .collect();
+            let validations = validations_of_ours(ours, page);
+            if !ours_on_it.is_empty() || !validations.is_empty() {
+                problems.push(format!("{at}: the content definition is not ours, so its strings cannot be localized without overriding the tenant's, yet the page shows or sets strings of ours {ours_on_it:?} or runs validation technical profiles of ours {validations:?}"));
+            }
             continue;
         };
         let references: BTreeMap<String, String> =
@@ -1193,64 +1378,6 @@ fn check_localization(ours: &[(&str, Document)]) -> Vec<String> {
                 "{at}: references LocalizedResources for {:?}, not exactly {tags:?}",
                 references.keys().collect::<Vec<_>>()
             ));
-        }
-        // What English must have.
-        let mut needed: Vec<StringKey> = vec![ux("button_continue")];
-        for claim in child(page, "OutputClaims")
-            .into_iter()
-            .chain(child(page, "InputClaims"))
-            .flat_map(|c| descendants(c, "OutputClaim").chain(descendants(c, "InputClaim")))
-            .filter_map(|c| c.attribute("ClaimTypeReferenceId"))
-        {
-            let Some(claim_type) = ours
-                .iter()
-                .flat_map(|(_, d)| descendants(d.root(), "ClaimType"))
-                .find(|t| t.attribute("Id") == Some(claim))
-            else {
-                continue;
-            };
-            if child(claim_type, "UserInputType").is_none() {
-                continue; // not shown
-            }
-            needed.push(claim_string(claim, "DisplayName"));
-            if child(claim_type, "UserHelpText").is_some() {
-                needed.push(claim_string(claim, "UserHelpText"));
-            }
-            if descendants(claim_type, "Pattern").any(|p| p.attribute("HelpText").is_some()) {
-                needed.push(claim_string(claim, "PatternHelpText"));
-            }
-        }
-        let rest_validation = descendants(page, "ValidationTechnicalProfile")
-            .filter_map(|v| v.attribute("ReferenceId"))
-            .any(|id| merged(ours, id).iter().any(|d| is_rest(*d)));
-        if rest_validation {
-            needed.extend(REST_ERROR_MESSAGES.iter().map(|k| error_message(k)));
-        }
-        if meta.contains_key(ASSERTION_MESSAGE) {
-            needed.push(error_message(ASSERTION_MESSAGE));
-        }
-        for reference in descendants(page, "InputClaimsTransformation")
-            .chain(descendants(page, "OutputClaimsTransformation"))
-            .filter_map(|t| t.attribute("ReferenceId"))
-        {
-            let Some(transformation) = claims_transformation(ours, reference) else {
-                continue;
-            };
-            if transformation.attribute("TransformationMethod")
-                == Some("GetLocalizedStringsTransformation")
-            {
-                needed.extend(
-                    descendants(transformation, "OutputClaim")
-                        .filter_map(|c| c.attribute("TransformationClaimType"))
-                        .map(|id| {
-                            (
-                                "GetLocalizedStringsTransformationClaimType".to_owned(),
-                                String::new(),
-                                id.to_owned(),
-                            )
-                        }),
-                );
-            }
         }
         let english = &strings[0];
         for key in &needed {
