@@ -4269,3 +4269,113 @@ fn a_weakened_lost_phone_journey_is_reported() {
         );
     }
 }
+
+/// The lost phone's pages (AuthyPhoneRecovery=true): the email page's strings are all localized,
+/// and its password page may stay on the tenant's sign-in content definition only while nothing
+/// on it is ours. Each property broken once is reported.
+#[test]
+fn the_lost_phone_pages_are_localized() {
+    let files = recovery_sample();
+    assert_eq!(localization_problems(&files), Vec::<String>::new());
+    let signin = r#"<TechnicalProfile Id="SelfAsserted-AuthyRecovery-LocalAccountSignin">"#;
+    let email_en = r#"<LocalizedResources Id="api.selfasserted.authyrecoveryemail.en">"#;
+    let email_de = r#"<LocalizedResources Id="api.selfasserted.authyrecoveryemail.de">"#;
+    let email_es = r#"<LocalizedResources Id="api.selfasserted.authyrecoveryemail.es">"#;
+    let tenant_page = "page 'SelfAsserted-AuthyRecovery-LocalAccountSignin' (content definition 'api.localaccountsignin'): the content definition is not ours, so its strings cannot be localized without overriding the tenant's";
+    let email_page = "page 'SelfAsserted-AuthyRecoveryEmail' (content definition 'api.selfasserted.authyrecoveryemail')";
+    let control = "AuthyRecoveryEmailVerificationControl";
+    let cases: Vec<(&str, Vec<PolicyText>, String)> = vec![
+        (
+            "a claim of ours shown on the tenant's sign-in page",
+            replaced_after(
+                &files,
+                signin,
+                r#"<OutputClaim ClaimTypeReferenceId="objectId" />"#,
+                r#"<OutputClaim ClaimTypeReferenceId="objectId" /><OutputClaim ClaimTypeReferenceId="authyRecoveryEmail" />"#,
+            ),
+            format!("{tenant_page}, yet the page shows or sets strings of ours [(\"ClaimType\", \"authyRecoveryEmail\", \"DisplayName\")"),
+        ),
+        (
+            "a message of ours set on the tenant's sign-in page",
+            replaced_after(
+                &files,
+                signin,
+                "<Item Key=\"setting.operatingMode\">Email</Item>",
+                "<Item Key=\"setting.operatingMode\">Email</Item><Item Key=\"UserMessageIfThrottled\">Too many codes.</Item>",
+            ),
+            format!("{tenant_page}, yet the page shows or sets strings of ours [(\"ErrorMessage\", \"\", \"UserMessageIfThrottled\")]"),
+        ),
+        (
+            "a validation of ours on the tenant's sign-in page",
+            replaced_after(
+                &files,
+                signin,
+                r#"<ValidationTechnicalProfile ReferenceId="login-NonInteractive" />"#,
+                r#"<ValidationTechnicalProfile ReferenceId="login-NonInteractive" /><ValidationTechnicalProfile ReferenceId="Authy-AssertRecoveryEmailIsDirectoryEmail" />"#,
+            ),
+            "runs validation technical profiles of ours [\"Authy-AssertRecoveryEmailIsDirectoryEmail\"]".to_owned(),
+        ),
+        (
+            "the display control's Send button not in English",
+            replaced_after(
+                &files,
+                email_en,
+                &format!(r#"<LocalizedString ElementType="DisplayControl" ElementId="{control}" StringId="but_send_code">Send verification code</LocalizedString>"#),
+                "",
+            ),
+            format!("{email_page}: no English string (\"DisplayControl\", \"{control}\", \"but_send_code\")"),
+        ),
+        (
+            "a German display control string missing",
+            replaced_after(
+                &files,
+                email_de,
+                &format!(r#"<LocalizedString ElementType="DisplayControl" ElementId="{control}" StringId="but_verify_code">Code prüfen</LocalizedString>"#),
+                "",
+            ),
+            format!("{email_page} [de]: strings differ from English: missing [(\"DisplayControl\", \"{control}\", \"but_verify_code\")]"),
+        ),
+        (
+            "the code claim of the display control not in English",
+            replaced_after(
+                &files,
+                email_en,
+                r#"ElementId="authyRecoveryVerificationCode" StringId="DisplayName""#,
+                r#"ElementId="authyRecoveryVerificationCode" StringId="PlaceholderText""#,
+            ),
+            format!("{email_page}: no English string (\"ClaimType\", \"authyRecoveryVerificationCode\", \"DisplayName\")"),
+        ),
+        (
+            "an SSPR message not in English",
+            replaced_after(
+                &files,
+                email_en,
+                r#"StringId="UserMessageIfChallengeExpired""#,
+                r#"StringId="UserMessageIfChallengeGone""#,
+            ),
+            format!("{email_page}: no English string (\"ErrorMessage\", \"\", \"UserMessageIfChallengeExpired\")"),
+        ),
+        (
+            "the address check's message not in English",
+            replaced_after(
+                &files,
+                email_en,
+                r#"StringId="UserMessageIfClaimsTransformationStringsAreNotEqual""#,
+                r#"StringId="UserMessageIfStringsDiffer""#,
+            ),
+            format!("{email_page}: no English string (\"ErrorMessage\", \"\", \"UserMessageIfClaimsTransformationStringsAreNotEqual\")"),
+        ),
+        (
+            "a Spanish text that names another Continue button",
+            replaced_after(&files, email_es, "Seleccione Continuar.", "Seleccione Siguiente."),
+            format!("{email_page} [es]: (\"DisplayControl\", \"{control}\", \"success_verify_code_msg\")"),
+        ),
+    ];
+    for (what, files, expected) in cases {
+        let problems = localization_problems(&files);
+        assert!(
+            problems.iter().any(|p| p.contains(&expected)),
+            "{what}: expected a problem with '{expected}', got {problems:#?}"
+        );
+    }
+}
