@@ -1259,6 +1259,8 @@ fn page_strings(ours: &[(&str, Document)], page: Node) -> BTreeSet<StringKey> {
 ///   Localization policy's (README, "Your own pages (sign-in, sign-up) keep the strings of your
 ///   Localization policy"), and a content definition of ours would have to copy and override
 ///   them in our five languages;
+/// - no page shows a claim of ours with a `DefaultValue` (a text that would be English in every
+///   language);
 /// - the wait page's `UserMessageIfRequestTimeout` is the API's pending message in that
 ///   language, marker included, and no other string of ours starts with the marker;
 /// - every string (ours, and every `userMessage` of the API) whose English text names the English
@@ -1329,6 +1331,21 @@ fn check_localization(ours: &[(&str, Document)]) -> Vec<String> {
             .unwrap_or_default();
         let at = format!("page '{page_id}' (content definition '{content}')");
         let needed = page_strings(ours, page);
+        // A text of ours fixed by a default value is English in every language.
+        for input in child(page, "InputClaims")
+            .into_iter()
+            .flat_map(|c| descendants(c, "InputClaim"))
+            .filter(|c| {
+                c.attribute("DefaultValue")
+                    .is_some_and(|v| !v.trim().is_empty())
+            })
+        {
+            let claim = input.attribute("ClaimTypeReferenceId").unwrap_or_default();
+            let shown = needed.contains(&claim_string(claim, "DisplayName"));
+            if shown {
+                problems.push(format!("{at}: shows claim '{claim}' with a DefaultValue, the same text in every language: take it from the page's LocalizedResources with a GetLocalizedStringsTransformation"));
+            }
+        }
         let Some(definition) = ours
             .iter()
             .flat_map(|(_, d)| descendants(d.root(), "ContentDefinition"))
@@ -4364,6 +4381,26 @@ fn the_lost_phone_pages_are_localized() {
                 r#"StringId="UserMessageIfStringsDiffer""#,
             ),
             format!("{email_page}: no English string (\"ErrorMessage\", \"\", \"UserMessageIfClaimsTransformationStringsAreNotEqual\")"),
+        ),
+        (
+            "the new phone's wait page paragraph fixed in English again",
+            replaced_after(
+                &files,
+                r#"<TechnicalProfile Id="SelfAsserted-AuthyRecoveryWaitForApproval">"#,
+                r#"<InputClaim ClaimTypeReferenceId="authyWaitMessage" />"#,
+                r#"<InputClaim ClaimTypeReferenceId="authyWaitMessage" DefaultValue="Select Continue." AlwaysUseDefaultValue="true" />"#,
+            ),
+            "page 'SelfAsserted-AuthyRecoveryWaitForApproval' (content definition 'api.selfasserted.authywait'): shows claim 'authyWaitMessage' with a DefaultValue".to_owned(),
+        ),
+        (
+            "the new phone's wait page paragraph missing in French",
+            replaced_after(
+                &files,
+                r#"<LocalizedResources Id="api.selfasserted.authywait.fr">"#,
+                r#"StringId="authyRecoveryWaitMessage""#,
+                r#"StringId="authyRecoveryWaitText""#,
+            ),
+            "page 'SelfAsserted-AuthyRecoveryWaitForApproval' (content definition 'api.selfasserted.authywait') [fr]: strings differ from English: missing [(\"GetLocalizedStringsTransformationClaimType\", \"\", \"authyRecoveryWaitMessage\")]".to_owned(),
         ),
         (
             "a Spanish text that names another Continue button",
