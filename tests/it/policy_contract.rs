@@ -13,7 +13,10 @@
 //!   the page's language as `uiLocale`, always `{Culture:RFC5646}`;
 //! - our pages are localized (`check_localization`): `SupportedLanguages` are exactly the API's
 //!   languages (`ReplaceAll`), every self-asserted page of ours has its own content definition
-//!   with `LocalizedResources` of ours in each language holding every string English has; the
+//!   with `LocalizedResources` of ours in each language holding every string English has (its
+//!   claims', display controls', messages', REST and SSPR strings), unless it is a tenant page
+//!   that shows and sets nothing of ours (the lost phone's password page); no page shows a text of
+//!   ours as a `DefaultValue`; the
 //!   wait page's timeout message is the API's pending message (marker included) in each language
 //!   and no other string carries the marker; a button a text names (the policies' or the API's)
 //!   is the page's `button_continue` in that language; the phone number's pattern help is the
