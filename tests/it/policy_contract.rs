@@ -13,7 +13,10 @@
 //!   the page's language as `uiLocale`, always `{Culture:RFC5646}`;
 //! - our pages are localized (`check_localization`): `SupportedLanguages` are exactly the API's
 //!   languages (`ReplaceAll`), every self-asserted page of ours has its own content definition
-//!   with `LocalizedResources` of ours in each language holding every string English has; the
+//!   with `LocalizedResources` of ours in each language holding every string English has (its
+//!   claims', display controls', messages', REST and SSPR strings), unless it is a tenant page
+//!   that shows and sets nothing of ours (the lost phone's password page); no page shows a text of
+//!   ours as a `DefaultValue`; the
 //!   wait page's timeout message is the API's pending message (marker included) in each language
 //!   and no other string carries the marker; a button a text names (the policies' or the API's)
 //!   is the page's `button_continue` in that language; the phone number's pattern help is the
@@ -1073,6 +1076,176 @@ fn starts_with_pending_marker(text: &str) -> bool {
     text.trim_start().starts_with(PENDING_MARKER.trim())
 }
 
+/// The strings of a verification display control, `ElementType="DisplayControl"` with `ElementId`
+/// the control's id (MS docs "localization-string-ids", "Verification display control user
+/// interface elements", page layout 2.1.0 or later).
+const VERIFICATION_CONTROL_STRINGS: [&str; 9] = [
+    "intro_msg",
+    "success_send_code_msg",
+    "failure_send_code_msg",
+    "success_verify_code_msg",
+    "failure_verify_code_msg",
+    "but_send_code",
+    "but_verify_code",
+    "but_send_new_code",
+    "but_change_claims",
+];
+/// The message B2C shows when Continue is selected before a verification display control
+/// verified its claims (same docs and section).
+const VERIFICATION_NOT_DONE_MESSAGE: &str = "UserMessageIfVerificationControlClaimsNotVerified";
+/// The error messages of a Microsoft Entra SSPR technical profile, by its `Operation`, which the
+/// self-asserted page shows and localizes (MS docs "aad-sspr-technical-profile", "UI elements";
+/// "localization-string-ids", "Microsoft Entra SSPR").
+const SSPR_SEND_CODE_MESSAGES: [&str; 2] = ["UserMessageIfInternalError", "UserMessageIfThrottled"];
+const SSPR_VERIFY_CODE_MESSAGES: [&str; 5] = [
+    "UserMessageIfChallengeExpired",
+    "UserMessageIfInternalError",
+    "UserMessageIfThrottled",
+    "UserMessageIfVerificationFailedNoRetry",
+    "UserMessageIfVerificationFailedRetryAllowed",
+];
+
+/// The validation technical profiles a self-asserted page runs: its own and those of the actions
+/// of the display controls it shows (technical profile ids, in document order).
+fn page_validations(ours: &[(&str, Document)], page: Node) -> Vec<String> {
+    let own = descendants(page, "ValidationTechnicalProfile")
+        .filter_map(|v| v.attribute("ReferenceId"))
+        .map(str::to_owned);
+    let controls = display_controls(ours, page)
+        .into_iter()
+        .flat_map(|control| {
+            descendants(control, "ValidationClaimsExchangeTechnicalProfile")
+                .filter_map(|v| v.attribute("TechnicalProfileReferenceId"))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        });
+    own.chain(controls).collect()
+}
+
+/// The display controls of ours a page shows (its `DisplayClaim`s with a
+/// `DisplayControlReferenceId`).
+fn display_controls<'a, 'i>(ours: &'a [(&str, Document<'i>)], page: Node) -> Vec<Node<'a, 'i>> {
+    descendants(page, "DisplayClaim")
+        .filter_map(|c| c.attribute("DisplayControlReferenceId"))
+        .filter_map(|id| {
+            ours.iter()
+                .flat_map(|(_, d)| descendants(d.root(), "DisplayControl"))
+                .find(|c| c.attribute("Id") == Some(id))
+        })
+        .collect()
+}
+
+/// The validation technical profiles a page runs (see [`page_validations`]) that our files define:
+/// their error messages are ours.
+fn validations_of_ours(ours: &[(&str, Document)], page: Node) -> Vec<String> {
+    page_validations(ours, page)
+        .into_iter()
+        .filter(|id| !merged(ours, id).is_empty())
+        .collect()
+}
+
+/// What the English `LocalizedResources` of a self-asserted page of ours must hold:
+/// `button_continue`; the `DisplayName` (and `UserHelpText`, `PatternHelpText` where the claim
+/// type has them) of every claim of ours with a `UserInputType` that it shows (input, output and
+/// display claims, and the display claims of its display controls); a verification display
+/// control's strings and `UserMessageIfVerificationControlClaimsNotVerified`; every `UserMessageIf…`
+/// message its metadata sets (the assertion messages, say); the REST error messages of every REST
+/// validation technical profile and the messages of every Microsoft Entra SSPR one (its own or its
+/// display controls'); the strings its `GetLocalizedStringsTransformation`s take. Claims of the
+/// tenant's chain are not ours to localize (their strings are the tenant's Localization policy's).
+fn page_strings(ours: &[(&str, Document)], page: Node) -> BTreeSet<StringKey> {
+    let mut needed: BTreeSet<StringKey> = BTreeSet::from([ux("button_continue")]);
+    let controls = display_controls(ours, page);
+    let shown = ["OutputClaims", "InputClaims", "DisplayClaims"]
+        .into_iter()
+        .filter_map(|list| child(page, list))
+        .chain(controls.iter().filter_map(|c| child(*c, "DisplayClaims")))
+        .flat_map(|list| {
+            descendants(list, "OutputClaim")
+                .chain(descendants(list, "InputClaim"))
+                .chain(descendants(list, "DisplayClaim"))
+                .filter_map(|c| c.attribute("ClaimTypeReferenceId"))
+                .collect::<Vec<_>>()
+        });
+    for claim in shown {
+        let Some(claim_type) = ours
+            .iter()
+            .flat_map(|(_, d)| descendants(d.root(), "ClaimType"))
+            .find(|t| t.attribute("Id") == Some(claim))
+        else {
+            continue; // the tenant's
+        };
+        if child(claim_type, "UserInputType").is_none() {
+            continue; // not shown
+        }
+        needed.insert(claim_string(claim, "DisplayName"));
+        if child(claim_type, "UserHelpText").is_some() {
+            needed.insert(claim_string(claim, "UserHelpText"));
+        }
+        if descendants(claim_type, "Pattern").any(|p| p.attribute("HelpText").is_some()) {
+            needed.insert(claim_string(claim, "PatternHelpText"));
+        }
+    }
+    for control in &controls {
+        if control.attribute("UserInterfaceControlType") == Some("VerificationControl") {
+            let id = control.attribute("Id").unwrap_or_default();
+            needed.extend(
+                VERIFICATION_CONTROL_STRINGS
+                    .iter()
+                    .map(|s| ("DisplayControl".to_owned(), id.to_owned(), (*s).to_owned())),
+            );
+            needed.insert(error_message(VERIFICATION_NOT_DONE_MESSAGE));
+        }
+    }
+    needed.extend(
+        metadata(page)
+            .keys()
+            .filter(|k| k.starts_with("UserMessageIf"))
+            .map(|k| error_message(k)),
+    );
+    for id in page_validations(ours, page) {
+        let definitions = merged(ours, &id);
+        if definitions.iter().any(|d| is_rest(*d)) {
+            needed.extend(REST_ERROR_MESSAGES.iter().map(|k| error_message(k)));
+        }
+        if handler(&definitions).contains("AadSsprProtocolProvider") {
+            let operation = definitions
+                .iter()
+                .rev()
+                .find_map(|d| metadata(*d).get("Operation").cloned());
+            let messages: &[&str] = match operation.as_deref() {
+                Some("SendCode") => &SSPR_SEND_CODE_MESSAGES,
+                _ => &SSPR_VERIFY_CODE_MESSAGES,
+            };
+            needed.extend(messages.iter().map(|k| error_message(k)));
+        }
+    }
+    for reference in descendants(page, "InputClaimsTransformation")
+        .chain(descendants(page, "OutputClaimsTransformation"))
+        .filter_map(|t| t.attribute("ReferenceId"))
+    {
+        let Some(transformation) = claims_transformation(ours, reference) else {
+            continue;
+        };
+        if transformation.attribute("TransformationMethod")
+            == Some("GetLocalizedStringsTransformation")
+        {
+            needed.extend(
+                descendants(transformation, "OutputClaim")
+                    .filter_map(|c| c.attribute("TransformationClaimType"))
+                    .map(|id| {
+                        (
+                            "GetLocalizedStringsTransformationClaimType".to_owned(),
+                            String::new(),
+                            id.to_owned(),
+                        )
+                    }),
+            );
+        }
+    }
+    needed
+}
+
 /// Our pages localized in exactly the API's languages (`src/messages.toml`), in agreement with
 /// the API's texts:
 /// - one `<Localization Enabled="true">` whose `SupportedLanguages` are [`Language::ALL`],
@@ -1080,10 +1253,17 @@ fn starts_with_pending_marker(text: &str) -> bool {
 ///   Localization twice, which B2C refuses);
 /// - every self-asserted page of ours has a content definition of ours that references
 ///   `LocalizedResources` of ours for each language, each with the strings English has, none
-///   empty: the `DisplayName` (and `UserHelpText`, `PatternHelpText` where the claim type has
-///   them) of every claim it shows, `button_continue`, the REST error messages of every REST
-///   validation technical profile, the assertion message where the page sets one, and the
-///   strings its `GetLocalizedStringsTransformation`s take;
+///   empty, English with at least [`page_strings`] (its claims', display controls', messages'
+///   and REST, SSPR and `GetLocalizedStringsTransformation` strings);
+/// - except a page on a content definition of the tenant's chain (the lost phone's password
+///   page on the starter pack's `api.localaccountsignin`) that shows only the chain's claims,
+///   sets no `UserMessageIf…` message, shows no display control of ours and runs no validation
+///   technical profile of ours: it is the tenant's page, whose strings are the tenant's
+///   Localization policy's (README, "Your own pages (sign-in, sign-up) keep the strings of your
+///   Localization policy"), and a content definition of ours would have to copy and override
+///   them in our five languages;
+/// - no page shows a claim of ours with a `DefaultValue` (a text that would be English in every
+///   language);
 /// - the wait page's `UserMessageIfRequestTimeout` is the API's pending message in that
 ///   language, marker included, and no other string of ours starts with the marker;
 /// - every string (ours, and every `userMessage` of the API) whose English text names the English
@@ -1153,12 +1333,37 @@ fn check_localization(ours: &[(&str, Document)]) -> Vec<String> {
             .cloned()
             .unwrap_or_default();
         let at = format!("page '{page_id}' (content definition '{content}')");
+        let needed = page_strings(ours, page);
+        // A text of ours fixed by a default value is English in every language.
+        for input in child(page, "InputClaims")
+            .into_iter()
+            .flat_map(|c| descendants(c, "InputClaim"))
+            .filter(|c| {
+                c.attribute("DefaultValue")
+                    .is_some_and(|v| !v.trim().is_empty())
+            })
+        {
+            let claim = input.attribute("ClaimTypeReferenceId").unwrap_or_default();
+            let shown = needed.contains(&claim_string(claim, "DisplayName"));
+            if shown {
+                problems.push(format!("{at}: shows claim '{claim}' with a DefaultValue, the same text in every language: take it from the page's LocalizedResources with a GetLocalizedStringsTransformation"));
+            }
+        }
         let Some(definition) = ours
             .iter()
             .flat_map(|(_, d)| descendants(d.root(), "ContentDefinition"))
             .find(|c| c.attribute("Id") == Some(content.as_str()))
         else {
-            problems.push(format!("{at}: the content definition is not ours, so its strings cannot be localized without overriding the tenant's"));
+            // The tenant's page (say the starter pack's sign-in page): fine while nothing on it is
+            // ours, whose strings only our own content definition could localize.
+            let ours_on_it: Vec<&StringKey> = needed
+                .iter()
+                .filter(|k| **k != ux("button_continue"))
+                .collect();
+            let validations = validations_of_ours(ours, page);
+            if !ours_on_it.is_empty() || !validations.is_empty() {
+                problems.push(format!("{at}: the content definition is not ours, so its strings cannot be localized without overriding the tenant's, yet the page shows or sets strings of ours {ours_on_it:?} or runs validation technical profiles of ours {validations:?}"));
+            }
             continue;
         };
         let references: BTreeMap<String, String> =
@@ -1193,64 +1398,6 @@ fn check_localization(ours: &[(&str, Document)]) -> Vec<String> {
                 "{at}: references LocalizedResources for {:?}, not exactly {tags:?}",
                 references.keys().collect::<Vec<_>>()
             ));
-        }
-        // What English must have.
-        let mut needed: Vec<StringKey> = vec![ux("button_continue")];
-        for claim in child(page, "OutputClaims")
-            .into_iter()
-            .chain(child(page, "InputClaims"))
-            .flat_map(|c| descendants(c, "OutputClaim").chain(descendants(c, "InputClaim")))
-            .filter_map(|c| c.attribute("ClaimTypeReferenceId"))
-        {
-            let Some(claim_type) = ours
-                .iter()
-                .flat_map(|(_, d)| descendants(d.root(), "ClaimType"))
-                .find(|t| t.attribute("Id") == Some(claim))
-            else {
-                continue;
-            };
-            if child(claim_type, "UserInputType").is_none() {
-                continue; // not shown
-            }
-            needed.push(claim_string(claim, "DisplayName"));
-            if child(claim_type, "UserHelpText").is_some() {
-                needed.push(claim_string(claim, "UserHelpText"));
-            }
-            if descendants(claim_type, "Pattern").any(|p| p.attribute("HelpText").is_some()) {
-                needed.push(claim_string(claim, "PatternHelpText"));
-            }
-        }
-        let rest_validation = descendants(page, "ValidationTechnicalProfile")
-            .filter_map(|v| v.attribute("ReferenceId"))
-            .any(|id| merged(ours, id).iter().any(|d| is_rest(*d)));
-        if rest_validation {
-            needed.extend(REST_ERROR_MESSAGES.iter().map(|k| error_message(k)));
-        }
-        if meta.contains_key(ASSERTION_MESSAGE) {
-            needed.push(error_message(ASSERTION_MESSAGE));
-        }
-        for reference in descendants(page, "InputClaimsTransformation")
-            .chain(descendants(page, "OutputClaimsTransformation"))
-            .filter_map(|t| t.attribute("ReferenceId"))
-        {
-            let Some(transformation) = claims_transformation(ours, reference) else {
-                continue;
-            };
-            if transformation.attribute("TransformationMethod")
-                == Some("GetLocalizedStringsTransformation")
-            {
-                needed.extend(
-                    descendants(transformation, "OutputClaim")
-                        .filter_map(|c| c.attribute("TransformationClaimType"))
-                        .map(|id| {
-                            (
-                                "GetLocalizedStringsTransformationClaimType".to_owned(),
-                                String::new(),
-                                id.to_owned(),
-                            )
-                        }),
-                );
-            }
         }
         let english = &strings[0];
         for key in &needed {
@@ -4138,6 +4285,136 @@ fn a_weakened_lost_phone_journey_is_reported() {
         let problems = check_all(&files, pack.as_deref(), &api);
         assert!(
             problems.iter().any(|p| p.contains(expected)),
+            "{what}: expected a problem with '{expected}', got {problems:#?}"
+        );
+    }
+}
+
+/// The lost phone's pages (AuthyPhoneRecovery=true): the email page's strings are all localized,
+/// and its password page may stay on the tenant's sign-in content definition only while nothing
+/// on it is ours. Each property broken once is reported.
+#[test]
+fn the_lost_phone_pages_are_localized() {
+    let files = recovery_sample();
+    assert_eq!(localization_problems(&files), Vec::<String>::new());
+    let signin = r#"<TechnicalProfile Id="SelfAsserted-AuthyRecovery-LocalAccountSignin">"#;
+    let email_en = r#"<LocalizedResources Id="api.selfasserted.authyrecoveryemail.en">"#;
+    let email_de = r#"<LocalizedResources Id="api.selfasserted.authyrecoveryemail.de">"#;
+    let email_es = r#"<LocalizedResources Id="api.selfasserted.authyrecoveryemail.es">"#;
+    let tenant_page = "page 'SelfAsserted-AuthyRecovery-LocalAccountSignin' (content definition 'api.localaccountsignin'): the content definition is not ours, so its strings cannot be localized without overriding the tenant's";
+    let email_page = "page 'SelfAsserted-AuthyRecoveryEmail' (content definition 'api.selfasserted.authyrecoveryemail')";
+    let control = "AuthyRecoveryEmailVerificationControl";
+    let cases: Vec<(&str, Vec<PolicyText>, String)> = vec![
+        (
+            "a claim of ours shown on the tenant's sign-in page",
+            replaced_after(
+                &files,
+                signin,
+                r#"<OutputClaim ClaimTypeReferenceId="objectId" />"#,
+                r#"<OutputClaim ClaimTypeReferenceId="objectId" /><OutputClaim ClaimTypeReferenceId="authyRecoveryEmail" />"#,
+            ),
+            format!("{tenant_page}, yet the page shows or sets strings of ours [(\"ClaimType\", \"authyRecoveryEmail\", \"DisplayName\")"),
+        ),
+        (
+            "a message of ours set on the tenant's sign-in page",
+            replaced_after(
+                &files,
+                signin,
+                "<Item Key=\"setting.operatingMode\">Email</Item>",
+                "<Item Key=\"setting.operatingMode\">Email</Item><Item Key=\"UserMessageIfThrottled\">Too many codes.</Item>",
+            ),
+            format!("{tenant_page}, yet the page shows or sets strings of ours [(\"ErrorMessage\", \"\", \"UserMessageIfThrottled\")]"),
+        ),
+        (
+            "a validation of ours on the tenant's sign-in page",
+            replaced_after(
+                &files,
+                signin,
+                r#"<ValidationTechnicalProfile ReferenceId="login-NonInteractive" />"#,
+                r#"<ValidationTechnicalProfile ReferenceId="login-NonInteractive" /><ValidationTechnicalProfile ReferenceId="Authy-AssertRecoveryEmailIsDirectoryEmail" />"#,
+            ),
+            "runs validation technical profiles of ours [\"Authy-AssertRecoveryEmailIsDirectoryEmail\"]".to_owned(),
+        ),
+        (
+            "the display control's Send button not in English",
+            replaced_after(
+                &files,
+                email_en,
+                &format!(r#"<LocalizedString ElementType="DisplayControl" ElementId="{control}" StringId="but_send_code">Send verification code</LocalizedString>"#),
+                "",
+            ),
+            format!("{email_page}: no English string (\"DisplayControl\", \"{control}\", \"but_send_code\")"),
+        ),
+        (
+            "a German display control string missing",
+            replaced_after(
+                &files,
+                email_de,
+                &format!(r#"<LocalizedString ElementType="DisplayControl" ElementId="{control}" StringId="but_verify_code">Code prüfen</LocalizedString>"#),
+                "",
+            ),
+            format!("{email_page} [de]: strings differ from English: missing [(\"DisplayControl\", \"{control}\", \"but_verify_code\")]"),
+        ),
+        (
+            "the code claim of the display control not in English",
+            replaced_after(
+                &files,
+                email_en,
+                r#"ElementId="authyRecoveryVerificationCode" StringId="DisplayName""#,
+                r#"ElementId="authyRecoveryVerificationCode" StringId="PlaceholderText""#,
+            ),
+            format!("{email_page}: no English string (\"ClaimType\", \"authyRecoveryVerificationCode\", \"DisplayName\")"),
+        ),
+        (
+            "an SSPR message not in English",
+            replaced_after(
+                &files,
+                email_en,
+                r#"StringId="UserMessageIfChallengeExpired""#,
+                r#"StringId="UserMessageIfChallengeGone""#,
+            ),
+            format!("{email_page}: no English string (\"ErrorMessage\", \"\", \"UserMessageIfChallengeExpired\")"),
+        ),
+        (
+            "the address check's message not in English",
+            replaced_after(
+                &files,
+                email_en,
+                r#"StringId="UserMessageIfClaimsTransformationStringsAreNotEqual""#,
+                r#"StringId="UserMessageIfStringsDiffer""#,
+            ),
+            format!("{email_page}: no English string (\"ErrorMessage\", \"\", \"UserMessageIfClaimsTransformationStringsAreNotEqual\")"),
+        ),
+        (
+            "the new phone's wait page paragraph fixed in English again",
+            replaced_after(
+                &files,
+                r#"<TechnicalProfile Id="SelfAsserted-AuthyRecoveryWaitForApproval">"#,
+                r#"<InputClaim ClaimTypeReferenceId="authyWaitMessage" />"#,
+                r#"<InputClaim ClaimTypeReferenceId="authyWaitMessage" DefaultValue="Select Continue." AlwaysUseDefaultValue="true" />"#,
+            ),
+            "page 'SelfAsserted-AuthyRecoveryWaitForApproval' (content definition 'api.selfasserted.authywait'): shows claim 'authyWaitMessage' with a DefaultValue".to_owned(),
+        ),
+        (
+            "the new phone's wait page paragraph missing in French",
+            replaced_after(
+                &files,
+                r#"<LocalizedResources Id="api.selfasserted.authywait.fr">"#,
+                r#"StringId="authyRecoveryWaitMessage""#,
+                r#"StringId="authyRecoveryWaitText""#,
+            ),
+            "page 'SelfAsserted-AuthyRecoveryWaitForApproval' (content definition 'api.selfasserted.authywait') [fr]: strings differ from English: missing [(\"GetLocalizedStringsTransformationClaimType\", \"\", \"authyRecoveryWaitMessage\")]".to_owned(),
+        ),
+        (
+            "a Spanish text that names another Continue button",
+            replaced_after(&files, email_es, "Seleccione Continuar.", "Seleccione Siguiente."),
+            format!("{email_page} [es]: (\"DisplayControl\", \"{control}\", \"success_verify_code_msg\")"),
+        ),
+    ];
+    for (what, files, expected) in cases {
+        let problems = localization_problems(&files);
+        assert!(
+            problems.iter().any(|p| p.contains(&expected)),
             "{what}: expected a problem with '{expected}', got {problems:#?}"
         );
     }
