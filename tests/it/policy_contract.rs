@@ -1219,6 +1219,15 @@ fn page_strings(ours: &[(&str, Document)], page: Node) -> BTreeSet<StringKey> {
             };
             needed.extend(messages.iter().map(|k| error_message(k)));
         }
+        // The message a failed assertion shows (MS docs "boolean-transformations",
+        // AssertBooleanClaimIsEqualToValue; "string-transformations", AssertStringClaimsAreEqual).
+        for reference in transformations_of(&definitions, "OutputClaimsTransformation") {
+            let method = claims_transformation(ours, &reference)
+                .and_then(|t| t.attribute("TransformationMethod"));
+            if let Some(message) = method.and_then(assertion_message) {
+                needed.insert(error_message(message));
+            }
+        }
     }
     for reference in descendants(page, "InputClaimsTransformation")
         .chain(descendants(page, "OutputClaimsTransformation"))
@@ -1246,6 +1255,18 @@ fn page_strings(ours: &[(&str, Document)], page: Node) -> BTreeSet<StringKey> {
     needed
 }
 
+/// The self-asserted technical profile's message id for a failed assertion of a claims
+/// transformation method (MS docs "boolean-transformations": the page's
+/// `UserMessageIfClaimsTransformationBooleanValueIsNotEqual`; "string-transformations":
+/// `UserMessageIfClaimsTransformationStringsAreNotEqual`); `None` for a method that asserts nothing.
+fn assertion_message(method: &str) -> Option<&'static str> {
+    match method {
+        "AssertBooleanClaimIsEqualToValue" => Some(ASSERTION_MESSAGE),
+        "AssertStringClaimsAreEqual" => Some("UserMessageIfClaimsTransformationStringsAreNotEqual"),
+        _ => None,
+    }
+}
+
 /// Our pages localized in exactly the API's languages (`src/messages.toml`), in agreement with
 /// the API's texts:
 /// - one `<Localization Enabled="true">` whose `SupportedLanguages` are [`Language::ALL`],
@@ -1254,7 +1275,7 @@ fn page_strings(ours: &[(&str, Document)], page: Node) -> BTreeSet<StringKey> {
 /// - every self-asserted page of ours has a content definition of ours that references
 ///   `LocalizedResources` of ours for each language, each with the strings English has, none
 ///   empty, English with at least [`page_strings`] (its claims', display controls', messages'
-///   and REST, SSPR and `GetLocalizedStringsTransformation` strings);
+///   and REST, SSPR, failed assertions' and `GetLocalizedStringsTransformation` strings);
 /// - except a page on a content definition of the tenant's chain (the lost phone's password
 ///   page on the starter pack's `api.localaccountsignin`) that shows only the chain's claims,
 ///   sets no `UserMessageIf…` message, shows no display control of ours and runs no validation
@@ -4479,6 +4500,21 @@ fn the_lost_phone_pages_are_localized() {
                 r#"StringId="UserMessageIfStringsDiffer""#,
             ),
             format!("{email_page}: no English string (\"ErrorMessage\", \"\", \"UserMessageIfClaimsTransformationStringsAreNotEqual\")"),
+        ),
+        (
+            "the no-address check's message neither set on the page nor in English",
+            replaced_after(
+                &replaced_after(
+                    &files,
+                    r#"<TechnicalProfile Id="SelfAsserted-AuthyRecoveryEmail">"#,
+                    r#"<Item Key="UserMessageIfClaimsTransformationBooleanValueIsNotEqual">"#,
+                    r#"<Item Key="UserMessageIfNoAddress">"#,
+                ),
+                email_en,
+                r#"StringId="UserMessageIfClaimsTransformationBooleanValueIsNotEqual""#,
+                r#"StringId="UserMessageIfNoAddress""#,
+            ),
+            format!("{email_page}: no English string (\"ErrorMessage\", \"\", \"UserMessageIfClaimsTransformationBooleanValueIsNotEqual\")"),
         ),
         (
             "the new phone's wait page paragraph fixed in English again",
