@@ -1219,6 +1219,15 @@ fn page_strings(ours: &[(&str, Document)], page: Node) -> BTreeSet<StringKey> {
             };
             needed.extend(messages.iter().map(|k| error_message(k)));
         }
+        // The message a failed assertion shows (MS docs "boolean-transformations",
+        // AssertBooleanClaimIsEqualToValue; "string-transformations", AssertStringClaimsAreEqual).
+        for reference in transformations_of(&definitions, "OutputClaimsTransformation") {
+            let method = claims_transformation(ours, &reference)
+                .and_then(|t| t.attribute("TransformationMethod"));
+            if let Some(message) = method.and_then(assertion_message) {
+                needed.insert(error_message(message));
+            }
+        }
     }
     for reference in descendants(page, "InputClaimsTransformation")
         .chain(descendants(page, "OutputClaimsTransformation"))
@@ -1246,6 +1255,18 @@ fn page_strings(ours: &[(&str, Document)], page: Node) -> BTreeSet<StringKey> {
     needed
 }
 
+/// The self-asserted technical profile's message id for a failed assertion of a claims
+/// transformation method (MS docs "boolean-transformations": the page's
+/// `UserMessageIfClaimsTransformationBooleanValueIsNotEqual`; "string-transformations":
+/// `UserMessageIfClaimsTransformationStringsAreNotEqual`); `None` for a method that asserts nothing.
+fn assertion_message(method: &str) -> Option<&'static str> {
+    match method {
+        "AssertBooleanClaimIsEqualToValue" => Some(ASSERTION_MESSAGE),
+        "AssertStringClaimsAreEqual" => Some("UserMessageIfClaimsTransformationStringsAreNotEqual"),
+        _ => None,
+    }
+}
+
 /// Our pages localized in exactly the API's languages (`src/messages.toml`), in agreement with
 /// the API's texts:
 /// - one `<Localization Enabled="true">` whose `SupportedLanguages` are [`Language::ALL`],
@@ -1254,7 +1275,7 @@ fn page_strings(ours: &[(&str, Document)], page: Node) -> BTreeSet<StringKey> {
 /// - every self-asserted page of ours has a content definition of ours that references
 ///   `LocalizedResources` of ours for each language, each with the strings English has, none
 ///   empty, English with at least [`page_strings`] (its claims', display controls', messages'
-///   and REST, SSPR and `GetLocalizedStringsTransformation` strings);
+///   and REST, SSPR, failed assertions' and `GetLocalizedStringsTransformation` strings);
 /// - except a page on a content definition of the tenant's chain (the lost phone's password
 ///   page on the starter pack's `api.localaccountsignin`) that shows only the chain's claims,
 ///   sets no `UserMessageIf…` message, shows no display control of ours and runs no validation
@@ -1701,9 +1722,68 @@ fn check_claims_transformation_profiles(ours: &[(&str, Document)]) -> Vec<String
     problems
 }
 
+/// Where a page's validations, in the order B2C runs them (its validation technical profiles
+/// that stop the page on failure, each one's output claims transformations in order), first fail
+/// unless `claim` exists (DoesClaimExist into a boolean, then AssertBooleanClaimIsEqualToValue
+/// true on that boolean, nothing overwriting it in between), and first assert that `claim` equals
+/// `other` (AssertStringClaimsAreEqual): positions in that sequence (MS docs
+/// "general-transformations" DoesClaimExist, "boolean-transformations", "string-transformations").
+fn existence_and_equality_checks(
+    all: &[(&str, Document)],
+    page: &[Node],
+    claim: &str,
+    other: &str,
+) -> (Option<usize>, Option<usize>) {
+    let (claim, other) = (claim.to_lowercase(), other.to_lowercase());
+    let sequence: Vec<Node> = page
+        .iter()
+        .flat_map(|d| descendants(*d, "ValidationTechnicalProfile"))
+        .filter(|v| {
+            v.attribute("ContinueOnError") != Some("true") && child(*v, "Preconditions").is_none()
+        })
+        .filter_map(|v| v.attribute("ReferenceId"))
+        .flat_map(|v| transformations_of(&merged(all, v), "OutputClaimsTransformation"))
+        .filter_map(|r| claims_transformation(all, &r))
+        .collect();
+    let mut flag: Option<String> = None;
+    let mut exists_at = None;
+    let mut equal_at = None;
+    for (at, t) in sequence.iter().enumerate() {
+        let method = t.attribute("TransformationMethod").unwrap_or_default();
+        let output = transformation_claim(*t, "OutputClaim", "outputClaim");
+        if method == "DoesClaimExist"
+            && transformation_claim(*t, "InputClaim", "inputClaim").as_deref()
+                == Some(claim.as_str())
+        {
+            flag = output;
+        } else if method == "AssertBooleanClaimIsEqualToValue"
+            && flag.is_some()
+            && transformation_claim(*t, "InputClaim", "inputClaim") == flag
+            && transformation_parameter(*t, "valueToCompareTo")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        {
+            exists_at = exists_at.or(Some(at));
+        } else if method == "AssertStringClaimsAreEqual" {
+            let inputs: BTreeSet<String> = descendants(*t, "InputClaim")
+                .filter_map(|c| c.attribute("ClaimTypeReferenceId"))
+                .map(str::to_lowercase)
+                .collect();
+            if inputs == BTreeSet::from([claim.clone(), other.clone()]) {
+                equal_at = equal_at.or(Some(at));
+            }
+        } else if descendants(*t, "OutputClaim")
+            .any(|c| c.attribute("ClaimTypeReferenceId").map(str::to_lowercase) == flag)
+        {
+            flag = None; // something else wrote the boolean after the existence check
+        }
+    }
+    (exists_at, equal_at)
+}
+
 /// The lost-phone journey: the authy id is written only after the password of a local account,
 /// then a one-time code mailed to the account's own address (read from the directory, shown
-/// read-only, checked again on Continue), then the new phone's enrolment and a push approved on
+/// read-only, checked again on Continue: first that the account has one at all, then that the
+/// verified address is it), then the new phone's enrolment and a push approved on
 /// it; no step can be skipped (no precondition but the write's, every step's technical profile
 /// with the no-op session provider); its wait page runs the sign-in wait page's validations.
 /// (That no journey writes an authy id before a push approved on it: [`check_write_after_approval`];
@@ -1870,6 +1950,17 @@ fn check_recovery_journeys(ours: &[(&str, Document)], all: &[(&str, Document)]) 
                         });
                     if !checked {
                         problems.push(format!("{}: '{id}' does not assert on Continue that '{claim}' is still the directory's {DIRECTORY_EMAIL_CLAIM} (AssertStringClaimsAreEqual): a read-only field is still a form field", at(step)));
+                    }
+                    // An account without the directory's address (signs in by user name only): the
+                    // docs do not say what AssertStringClaimsAreEqual does with an absent input claim,
+                    // so the page must fail first on the address's absence.
+                    let (exists_at, equal_at) =
+                        existence_and_equality_checks(all, &page, DIRECTORY_EMAIL_CLAIM, &claim);
+                    match (exists_at, equal_at) {
+                        (Some(e), Some(q)) if e < q => {}
+                        (None, _) => problems.push(format!("{}: '{id}' does not fail on Continue when the account has no {DIRECTORY_EMAIL_CLAIM} (DoesClaimExist, then AssertBooleanClaimIsEqualToValue true): for an account that signs in by user name only, the address check would compare the form's '{claim}' with an absent claim", at(step))),
+                        (Some(_), None) => {} // reported above: no address check at all
+                        _ => problems.push(format!("{}: '{id}' checks that the account has a {DIRECTORY_EMAIL_CLAIM} only after comparing '{claim}' with it: the check must come first", at(step))),
                     }
                 }
             }
@@ -4251,6 +4342,31 @@ fn a_weakened_lost_phone_journey_is_reported() {
             "does not assert on Continue",
         ),
         (
+            "no check on Continue that the account has an email address",
+            replaced_after(&recovery.files, r#"Id="SelfAsserted-AuthyRecoveryEmail""#, r#"<ValidationTechnicalProfile ReferenceId="Authy-AssertAccountHasDirectoryEmail" />"#, ""),
+            "does not fail on Continue when the account has no signInNames.emailAddress",
+        ),
+        (
+            "the check that the account has an email address after the address comparison",
+            replaced_after(
+                &replaced_after(&recovery.files, r#"Id="SelfAsserted-AuthyRecoveryEmail""#, r#"<ValidationTechnicalProfile ReferenceId="Authy-AssertAccountHasDirectoryEmail" />"#, ""),
+                r#"Id="SelfAsserted-AuthyRecoveryEmail""#,
+                r#"<ValidationTechnicalProfile ReferenceId="Authy-AssertRecoveryEmailIsDirectoryEmail" />"#,
+                r#"<ValidationTechnicalProfile ReferenceId="Authy-AssertRecoveryEmailIsDirectoryEmail" /><ValidationTechnicalProfile ReferenceId="Authy-AssertAccountHasDirectoryEmail" />"#,
+            ),
+            "only after comparing",
+        ),
+        (
+            "the existence check asserting false",
+            replaced_after(&recovery.files, r#"Id="AssertAccountHasDirectoryEmail""#, r#"Value="true""#, r#"Value="false""#),
+            "does not fail on Continue when the account has no signInNames.emailAddress",
+        ),
+        (
+            "the existence check on another claim",
+            replaced_after(&recovery.files, r#"Id="CheckAccountHasDirectoryEmail""#, r#"ClaimTypeReferenceId="signInNames.emailAddress""#, r#"ClaimTypeReferenceId="authyRecoveryEmail""#),
+            "does not fail on Continue when the account has no signInNames.emailAddress",
+        ),
+        (
             "an SSO session skipping the password page",
             replaced_after(&recovery.files, r#"Id="SelfAsserted-AuthyRecovery-LocalAccountSignin""#, r#"<UseTechnicalProfileForSessionManagement ReferenceId="SM-Noop" />"#, r#"<UseTechnicalProfileForSessionManagement ReferenceId="SM-AAD" />"#),
             "not the no-op provider",
@@ -4384,6 +4500,21 @@ fn the_lost_phone_pages_are_localized() {
                 r#"StringId="UserMessageIfStringsDiffer""#,
             ),
             format!("{email_page}: no English string (\"ErrorMessage\", \"\", \"UserMessageIfClaimsTransformationStringsAreNotEqual\")"),
+        ),
+        (
+            "the no-address check's message neither set on the page nor in English",
+            replaced_after(
+                &replaced_after(
+                    &files,
+                    r#"<TechnicalProfile Id="SelfAsserted-AuthyRecoveryEmail">"#,
+                    r#"<Item Key="UserMessageIfClaimsTransformationBooleanValueIsNotEqual">"#,
+                    r#"<Item Key="UserMessageIfNoAddress">"#,
+                ),
+                email_en,
+                r#"StringId="UserMessageIfClaimsTransformationBooleanValueIsNotEqual""#,
+                r#"StringId="UserMessageIfNoAddress""#,
+            ),
+            format!("{email_page}: no English string (\"ErrorMessage\", \"\", \"UserMessageIfClaimsTransformationBooleanValueIsNotEqual\")"),
         ),
         (
             "the new phone's wait page paragraph fixed in English again",
