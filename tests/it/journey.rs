@@ -1030,6 +1030,50 @@ fn default_value(text: &str) -> serde_json::Value {
     }
 }
 
+/// The B2C tenant of a test: its rendered policies, the handler their REST technical profiles
+/// call, and its directory.
+struct Tenant<'a> {
+    files: &'a [crate::policy_contract::PolicyText],
+    app: &'a crate::support::TestApp,
+    directory: Directory,
+}
+
+impl<'a> Tenant<'a> {
+    /// A tenant with the policies `files`, calling `app`, with an empty directory.
+    fn new(
+        files: &'a [crate::policy_contract::PolicyText],
+        app: &'a crate::support::TestApp,
+    ) -> Self {
+        Self {
+            files,
+            app,
+            directory: Directory::default(),
+        }
+    }
+
+    /// `user` enrolled earlier: the directory holds the authy id of their phone (returned).
+    async fn enrol(&mut self, user: &User) -> String {
+        let authy_id = self.app.register(&user.phone).await;
+        self.directory
+            .authy_ids
+            .insert(user.object_id.clone(), authy_id.clone());
+        authy_id
+    }
+
+    /// [`run_journey`] in this tenant.
+    async fn run(&mut self, journey_id: &str, user: &User, session: &mut SsoSession) -> Vec<Did> {
+        run_journey(
+            self.files,
+            journey_id,
+            self.app,
+            user,
+            session,
+            &mut self.directory,
+        )
+        .await
+    }
+}
+
 /// Runs journey `journey_id` of the rendered policies `files` for `user`, in `session`, against
 /// `directory` and the handler `app`, as B2C runs it: each step's preconditions, then its
 /// technical profile (our layer's read from the policy; the starter pack's few emulated). Ends
@@ -1491,19 +1535,6 @@ async fn spawn_for_journeys() -> (crate::support::TestApp, FakeAuthy) {
     .await
 }
 
-/// `user` enrolled earlier: the directory holds the authy id of their phone.
-async fn enrolled_user(
-    app: &crate::support::TestApp,
-    user: &User,
-    directory: &mut Directory,
-) -> String {
-    let authy_id = app.register(&user.phone).await;
-    directory
-        .authy_ids
-        .insert(user.object_id.clone(), authy_id.clone());
-    authy_id
-}
-
 /// Frank, who signs in with his password and types `phone` on a phone page.
 fn user(phone: &str) -> User {
     User {
@@ -1522,19 +1553,13 @@ async fn a_second_application_in_the_sso_session_gets_no_second_push() {
     let files = crate::policy_contract::sample();
     let (app, authy) = spawn_for_journeys().await;
     let user = user("+1 425 555 0200");
-    let mut directory = Directory::default();
-    let authy_id = enrolled_user(&app, &user, &mut directory).await;
+    let mut tenant = Tenant::new(&files, &app);
+    let authy_id = tenant.enrol(&user).await;
     let mut session = SsoSession::default();
 
-    let first = run_journey(
-        &files,
-        "SignUpOrSignInWithAuthy",
-        &app,
-        &user,
-        &mut session,
-        &mut directory,
-    )
-    .await;
+    let first = tenant
+        .run("SignUpOrSignInWithAuthy", &user, &mut session)
+        .await;
     assert!(
         first.contains(&Did::Approved(authy_id.clone())),
         "{first:?}"
@@ -1551,15 +1576,9 @@ async fn a_second_application_in_the_sso_session_gets_no_second_push() {
         json!(authy_id)
     );
     // A second application, same browser: the session approved this authy id.
-    let second = run_journey(
-        &files,
-        "SignUpOrSignInWithAuthy",
-        &app,
-        &user,
-        &mut session,
-        &mut directory,
-    )
-    .await;
+    let second = tenant
+        .run("SignUpOrSignInWithAuthy", &user, &mut session)
+        .await;
     assert_eq!(
         pushes(&authy),
         1,
@@ -1576,15 +1595,9 @@ async fn a_second_application_in_the_sso_session_gets_no_second_push() {
     assert_eq!(second.last(), Some(&Did::SentClaims));
 
     // Another browser (no session): a push again.
-    let third = run_journey(
-        &files,
-        "SignUpOrSignInWithAuthy",
-        &app,
-        &user,
-        &mut SsoSession::default(),
-        &mut directory,
-    )
-    .await;
+    let third = tenant
+        .run("SignUpOrSignInWithAuthy", &user, &mut SsoSession::default())
+        .await;
     assert!(third.contains(&Did::Approved(authy_id)), "{third:?}");
     assert_eq!(pushes(&authy), 2);
 }
@@ -1594,33 +1607,21 @@ async fn after_the_authy_id_is_cleared_or_changed_the_session_skips_nothing() {
     let files = crate::policy_contract::sample();
     let (app, authy) = spawn_for_journeys().await;
     let mut user = user("+1 425 555 0201");
-    let mut directory = Directory::default();
-    let old_id = enrolled_user(&app, &user, &mut directory).await;
+    let mut tenant = Tenant::new(&files, &app);
+    let old_id = tenant.enrol(&user).await;
     let mut session = SsoSession::default();
-    run_journey(
-        &files,
-        "SignUpOrSignInWithAuthy",
-        &app,
-        &user,
-        &mut session,
-        &mut directory,
-    )
-    .await;
+    tenant
+        .run("SignUpOrSignInWithAuthy", &user, &mut session)
+        .await;
     assert_eq!(pushes(&authy), 1);
 
     // deploy/clear-authy-id.sh (lost phone): the next journey, same session, enrols and pushes,
     // and writes the authy id only after the approval.
-    directory.authy_ids.remove(&user.object_id);
+    tenant.directory.authy_ids.remove(&user.object_id);
     user.phone = "+1 425 555 0202".into();
-    let enrolment = run_journey(
-        &files,
-        "SignUpOrSignInWithAuthy",
-        &app,
-        &user,
-        &mut session,
-        &mut directory,
-    )
-    .await;
+    let enrolment = tenant
+        .run("SignUpOrSignInWithAuthy", &user, &mut session)
+        .await;
     let new_id = "14255550202".to_owned();
     assert_eq!(pushes(&authy), 2, "{enrolment:?}");
     let phone_page = enrolment
@@ -1636,19 +1637,13 @@ async fn after_the_authy_id_is_cleared_or_changed_the_session_skips_nothing() {
         phone_page.is_some() && phone_page < approved && approved < written,
         "{enrolment:?}"
     );
-    assert_eq!(directory.authy_ids[&user.object_id], new_id);
+    assert_eq!(tenant.directory.authy_ids[&user.object_id], new_id);
 
     // The phone change (profile edit) in the same session: both pushes, always.
     user.phone = "+1 425 555 0203".into();
-    let change = run_journey(
-        &files,
-        "ProfileEditAuthyPhone",
-        &app,
-        &user,
-        &mut session,
-        &mut directory,
-    )
-    .await;
+    let change = tenant
+        .run("ProfileEditAuthyPhone", &user, &mut session)
+        .await;
     assert_eq!(pushes(&authy), 4, "{change:?}");
     let changed_id = "14255550203".to_owned();
     assert!(
@@ -1664,15 +1659,9 @@ async fn after_the_authy_id_is_cleared_or_changed_the_session_skips_nothing() {
     assert!(approved.is_some() && approved < written, "{change:?}");
 
     // A sign-in in the same session with the changed authy id: the session approved another one.
-    let after_change = run_journey(
-        &files,
-        "SignUpOrSignInWithAuthy",
-        &app,
-        &user,
-        &mut session,
-        &mut directory,
-    )
-    .await;
+    let after_change = tenant
+        .run("SignUpOrSignInWithAuthy", &user, &mut session)
+        .await;
     assert!(
         after_change.contains(&Did::Approved(changed_id)),
         "{after_change:?}"
@@ -1686,29 +1675,17 @@ async fn password_reset_pushes_even_in_a_session_and_sets_the_password_only_afte
     let files = crate::policy_contract::sample();
     let (app, authy) = spawn_for_journeys().await;
     let mut user = user("+1 425 555 0204");
-    let mut directory = Directory::default();
-    let authy_id = enrolled_user(&app, &user, &mut directory).await;
+    let mut tenant = Tenant::new(&files, &app);
+    let authy_id = tenant.enrol(&user).await;
     let mut session = SsoSession::default();
-    run_journey(
-        &files,
-        "SignUpOrSignInWithAuthy",
-        &app,
-        &user,
-        &mut session,
-        &mut directory,
-    )
-    .await;
+    tenant
+        .run("SignUpOrSignInWithAuthy", &user, &mut session)
+        .await;
     assert_eq!(pushes(&authy), 1);
 
-    let reset = run_journey(
-        &files,
-        "PasswordResetWithAuthy",
-        &app,
-        &user,
-        &mut session,
-        &mut directory,
-    )
-    .await;
+    let reset = tenant
+        .run("PasswordResetWithAuthy", &user, &mut session)
+        .await;
     assert_eq!(
         pushes(&authy),
         2,
@@ -1722,17 +1699,11 @@ async fn password_reset_pushes_even_in_a_session_and_sets_the_password_only_afte
 
     // A user without an authy id enrols first: phone page, push on the new phone, authy id
     // written after its approval, then the password.
-    directory.authy_ids.clear();
+    tenant.directory.authy_ids.clear();
     user.phone = "+1 425 555 0205".into();
-    let reset = run_journey(
-        &files,
-        "PasswordResetWithAuthy",
-        &app,
-        &user,
-        &mut SsoSession::default(),
-        &mut directory,
-    )
-    .await;
+    let reset = tenant
+        .run("PasswordResetWithAuthy", &user, &mut SsoSession::default())
+        .await;
     let new_id = "14255550205".to_owned();
     let order: Vec<Option<usize>> = [
         Did::Page("SelfAsserted-AuthyPhoneEnrollment".into()),
@@ -1755,19 +1726,13 @@ async fn with_mfa_per_session_false_every_journey_pushes() {
     let files = crate::policy_contract::sample_with(&[("AuthyMfaPerSession", "false")]);
     let (app, authy) = spawn_for_journeys().await;
     let user = user("+1 425 555 0206");
-    let mut directory = Directory::default();
-    enrolled_user(&app, &user, &mut directory).await;
+    let mut tenant = Tenant::new(&files, &app);
+    tenant.enrol(&user).await;
     let mut session = SsoSession::default();
     for journey in 1..=2 {
-        run_journey(
-            &files,
-            "SignUpOrSignInWithAuthy",
-            &app,
-            &user,
-            &mut session,
-            &mut directory,
-        )
-        .await;
+        tenant
+            .run("SignUpOrSignInWithAuthy", &user, &mut session)
+            .await;
         assert_eq!(pushes(&authy), journey);
     }
     assert!(session.participants.is_empty());
@@ -1785,13 +1750,9 @@ fn pushed_to(authy: &FakeAuthy) -> Vec<String> {
         .collect()
 }
 
-/// Erin, enrolled in `directory` with an old phone she has lost, now with `new_phone`: her
+/// Erin, enrolled in `tenant` with an old phone she has lost, now with `new_phone`: her
 /// password, her mailbox. Also her old authy id.
-async fn erin_with_lost_phone(
-    app: &crate::support::TestApp,
-    directory: &mut Directory,
-    new_phone: &str,
-) -> (User, String) {
+async fn erin_with_lost_phone(tenant: &mut Tenant<'_>, new_phone: &str) -> (User, String) {
     let mut erin = User {
         object_id: uuid::Uuid::new_v4().to_string(),
         email: "Erin@Example.com".into(),
@@ -1801,29 +1762,17 @@ async fn erin_with_lost_phone(
         tampers_email: None,
         phone: "+1 425 555 0199".into(),
     };
-    let old = enrolled_user(app, &erin, directory).await;
+    let old = tenant.enrol(&erin).await;
     erin.phone = new_phone.into();
     (erin, old)
 }
 
 /// Runs the lost-phone journey for `user` in a new browser (its pages use SM-Noop: no session
 /// would skip anything).
-async fn recover(
-    app: &crate::support::TestApp,
-    user: &User,
-    directory: &mut Directory,
-) -> Vec<Did> {
-    let files = crate::policy_contract::recovery_sample();
-    let mut session = SsoSession::default();
-    run_journey(
-        &files,
-        "AuthyPhoneRecovery",
-        app,
-        user,
-        &mut session,
-        directory,
-    )
-    .await
+async fn recover(tenant: &mut Tenant<'_>, user: &User) -> Vec<Did> {
+    tenant
+        .run("AuthyPhoneRecovery", user, &mut SsoSession::default())
+        .await
 }
 
 /// The page a journey ended stuck at, and what it showed.
@@ -1841,11 +1790,12 @@ async fn a_lost_phone_is_replaced_only_after_the_email_code_and_a_push_approved_
         &[("APPROVAL_WAIT_SECONDS", "2")],
     )
     .await;
-    let mut directory = Directory::default();
-    let (erin, old) = erin_with_lost_phone(&app, &mut directory, "+1 425 555 0100").await;
+    let files = crate::policy_contract::recovery_sample();
+    let mut tenant = Tenant::new(&files, &app);
+    let (erin, old) = erin_with_lost_phone(&mut tenant, "+1 425 555 0100").await;
 
-    let did = recover(&app, &erin, &mut directory).await;
-    let new = directory.authy_ids[&erin.object_id].clone();
+    let did = recover(&mut tenant, &erin).await;
+    let new = tenant.directory.authy_ids[&erin.object_id].clone();
     assert_ne!(new, old, "the authy id was not replaced");
     let page = |id: &str| Did::Page(id.into());
     assert_eq!(
@@ -1871,19 +1821,23 @@ async fn a_push_denied_on_the_new_phone_writes_nothing_and_pauses_its_pushes() {
         &[("APPROVAL_WAIT_SECONDS", "2")],
     )
     .await;
-    let mut directory = Directory::default();
+    let files = crate::policy_contract::recovery_sample();
+    let mut tenant = Tenant::new(&files, &app);
     // +1 425 555 0101: the simulator denies its pushes.
-    let (erin, _) = erin_with_lost_phone(&app, &mut directory, "+1 425 555 0101").await;
-    let before = directory.clone();
+    let (erin, _) = erin_with_lost_phone(&mut tenant, "+1 425 555 0101").await;
+    let before = tenant.directory.clone();
 
-    let did = recover(&app, &erin, &mut directory).await;
+    let did = recover(&mut tenant, &erin).await;
     let (page, shown) = stuck_at(&did);
     assert_eq!(page, "SelfAsserted-AuthyRecoveryWaitForApproval", "{did:?}");
     assert!(shown.contains("change your password"), "{shown}");
-    assert_eq!(directory, before, "a denied push changed the directory");
+    assert_eq!(
+        tenant.directory, before,
+        "a denied push changed the directory"
+    );
     // The pause after a denial holds for the new authy id: another try sends nothing.
     let pushes_before = pushes(&authy);
-    let did = recover(&app, &erin, &mut directory).await;
+    let did = recover(&mut tenant, &erin).await;
     let (_, shown) = stuck_at(&did);
     assert!(shown.contains("paused"), "{shown}");
     assert_eq!(
@@ -1891,15 +1845,16 @@ async fn a_push_denied_on_the_new_phone_writes_nothing_and_pauses_its_pushes() {
         pushes_before,
         "a push went out during the pause"
     );
-    assert_eq!(directory, before);
+    assert_eq!(tenant.directory, before);
 }
 
 #[tokio::test]
 async fn without_the_accounts_mail_or_password_nothing_is_enrolled_or_written() {
     let (app, authy) = spawn_app_counting_pushes(Duration::from_millis(300)).await;
-    let mut directory = Directory::default();
-    let (erin, _) = erin_with_lost_phone(&app, &mut directory, "+1 425 555 0100").await;
-    let before = directory.clone();
+    let files = crate::policy_contract::recovery_sample();
+    let mut tenant = Tenant::new(&files, &app);
+    let (erin, _) = erin_with_lost_phone(&mut tenant, "+1 425 555 0100").await;
+    let before = tenant.directory.clone();
     let registered = || {
         authy
             .requests()
@@ -1914,7 +1869,7 @@ async fn without_the_accounts_mail_or_password_nothing_is_enrolled_or_written() 
         reads_mail_of: vec!["mallory@example.net".into()],
         ..erin
     };
-    let did = recover(&app, &attacker, &mut directory).await;
+    let did = recover(&mut tenant, &attacker).await;
     let (page, shown) = stuck_at(&did);
     assert_eq!(page, "SelfAsserted-AuthyRecoveryEmail", "{did:?}");
     assert!(shown.contains("code has not been entered"), "{shown}");
@@ -1924,7 +1879,7 @@ async fn without_the_accounts_mail_or_password_nothing_is_enrolled_or_written() 
         tampers_email: Some("mallory@example.net".into()),
         ..attacker
     };
-    let did = recover(&app, &attacker, &mut directory).await;
+    let did = recover(&mut tenant, &attacker).await;
     let (page, shown) = stuck_at(&did);
     assert_eq!(page, "SelfAsserted-AuthyRecoveryEmail", "{did:?}");
     assert!(
@@ -1938,7 +1893,7 @@ async fn without_the_accounts_mail_or_password_nothing_is_enrolled_or_written() 
         reads_mail_of: vec!["Erin@Example.com".into()],
         ..attacker
     };
-    let did = recover(&app, &guesser, &mut directory).await;
+    let did = recover(&mut tenant, &guesser).await;
     assert_eq!(
         stuck_at(&did),
         (
@@ -1947,7 +1902,7 @@ async fn without_the_accounts_mail_or_password_nothing_is_enrolled_or_written() 
         )
     );
 
-    assert_eq!(directory, before, "the directory changed");
+    assert_eq!(tenant.directory, before, "the directory changed");
     assert_eq!(registered(), registered_before, "a phone was enrolled");
     assert_eq!(pushes(&authy), 0, "a push was sent");
 }
