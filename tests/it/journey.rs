@@ -1535,6 +1535,19 @@ async fn spawn_for_journeys() -> (crate::support::TestApp, FakeAuthy) {
     .await
 }
 
+/// Asserts that the journey `did` every one of `expected`, in that order (other entries between
+/// them allowed).
+fn assert_in_order(did: &[Did], expected: &[Did]) {
+    let at: Vec<Option<usize>> = expected
+        .iter()
+        .map(|e| did.iter().position(|d| d == e))
+        .collect();
+    assert!(
+        at.iter().all(Option::is_some) && at.windows(2).all(|w| w[0] < w[1]),
+        "expected {expected:?} in this order in {did:?}"
+    );
+}
+
 /// Frank, who signs in with his password and types `phone` on a phone page.
 fn user(phone: &str) -> User {
     User {
@@ -1624,18 +1637,13 @@ async fn after_the_authy_id_is_cleared_or_changed_the_session_skips_nothing() {
         .await;
     let new_id = "14255550202".to_owned();
     assert_eq!(pushes(&authy), 2, "{enrolment:?}");
-    let phone_page = enrolment
-        .iter()
-        .position(|d| *d == Did::Page("SelfAsserted-AuthyPhoneEnrollment".into()));
-    let approved = enrolment
-        .iter()
-        .position(|d| *d == Did::Approved(new_id.clone()));
-    let written = enrolment
-        .iter()
-        .position(|d| *d == Did::WroteAuthyId(new_id.clone()));
-    assert!(
-        phone_page.is_some() && phone_page < approved && approved < written,
-        "{enrolment:?}"
+    assert_in_order(
+        &enrolment,
+        &[
+            Did::Page("SelfAsserted-AuthyPhoneEnrollment".into()),
+            Did::Approved(new_id.clone()),
+            Did::WroteAuthyId(new_id.clone()),
+        ],
     );
     assert_eq!(tenant.directory.authy_ids[&user.object_id], new_id);
 
@@ -1650,13 +1658,13 @@ async fn after_the_authy_id_is_cleared_or_changed_the_session_skips_nothing() {
         change.contains(&Did::Approved(new_id.clone())),
         "{change:?}"
     );
-    let approved = change
-        .iter()
-        .position(|d| *d == Did::Approved(changed_id.clone()));
-    let written = change
-        .iter()
-        .position(|d| *d == Did::WroteAuthyId(changed_id.clone()));
-    assert!(approved.is_some() && approved < written, "{change:?}");
+    assert_in_order(
+        &change,
+        &[
+            Did::Approved(changed_id.clone()),
+            Did::WroteAuthyId(changed_id.clone()),
+        ],
+    );
 
     // A sign-in in the same session with the changed authy id: the session approved another one.
     let after_change = tenant
@@ -1691,11 +1699,10 @@ async fn password_reset_pushes_even_in_a_session_and_sets_the_password_only_afte
         2,
         "password reset in a session must push: {reset:?}"
     );
-    let approved = reset
-        .iter()
-        .position(|d| *d == Did::Approved(authy_id.clone()));
-    let password = reset.iter().position(|d| *d == Did::WrotePassword);
-    assert!(approved.is_some() && approved < password, "{reset:?}");
+    assert_in_order(
+        &reset,
+        &[Did::Approved(authy_id.clone()), Did::WrotePassword],
+    );
 
     // A user without an authy id enrols first: phone page, push on the new phone, authy id
     // written after its approval, then the password.
@@ -1705,18 +1712,14 @@ async fn password_reset_pushes_even_in_a_session_and_sets_the_password_only_afte
         .run("PasswordResetWithAuthy", &user, &mut SsoSession::default())
         .await;
     let new_id = "14255550205".to_owned();
-    let order: Vec<Option<usize>> = [
-        Did::Page("SelfAsserted-AuthyPhoneEnrollment".into()),
-        Did::Approved(new_id.clone()),
-        Did::WroteAuthyId(new_id),
-        Did::WrotePassword,
-    ]
-    .iter()
-    .map(|d| reset.iter().position(|r| r == d))
-    .collect();
-    assert!(
-        order.iter().all(Option::is_some) && order.windows(2).all(|w| w[0] < w[1]),
-        "{reset:?}"
+    assert_in_order(
+        &reset,
+        &[
+            Did::Page("SelfAsserted-AuthyPhoneEnrollment".into()),
+            Did::Approved(new_id.clone()),
+            Did::WroteAuthyId(new_id),
+            Did::WrotePassword,
+        ],
     );
     assert_eq!(pushes(&authy), 3);
 }
