@@ -4,21 +4,25 @@
 //! its validation technical profiles in order, their input and output claims by the policy's
 //! names, `{Context:CorrelationId}` and `{Context:IPAddress}` resolved per journey.
 //!
-//! The lost-phone tests ([`RecoveryJourney`]) run the journey `AuthyPhoneRecovery` of the policy
-//! rendered with `AuthyPhoneRecovery=true` step by step: the password page, the directory read,
-//! the email page (its verification display control and its validation), the phone page and the
-//! wait page through their REST technical profiles against the handler, the directory write,
-//! each step read from its technical profile; the directory and the mailboxes are emulated.
-//!
 //! The whole-journey tests ([`run_journey`]) run a journey of the rendered policy step by step:
-//! preconditions, pages (their validation technical profiles over HTTP), claims transformation
-//! technical profiles, the directory's authy id, and a B2C SSO session ([`SsoSession`],
-//! emulating `DefaultSSOSessionProvider`) shared by the journeys of one browser. They show one
-//! push per session for the same authy id, a push again after the authy id was cleared or
-//! changed, and the password reset's push before its new password. Mutations seen to fail them:
-//! the session precondition's value "True" → "False", a skip on `isActiveAuthyMFASession` alone,
-//! the wait page with SM-AuthyMFA as its session management, the new password step moved before
-//! the push.
+//! preconditions, pages ([`Page`]: a password page, an email page with its verification display
+//! control and its claims transformation validation, pages whose validation technical profiles
+//! call the API over HTTP), claims transformation technical profiles, directory reads (with their
+//! `CopyClaim`) and writes against an emulated [`Directory`], and a B2C SSO session
+//! ([`SsoSession`], emulating `DefaultSSOSessionProvider`) shared by the journeys of one browser.
+//!
+//! They show one push per session for the same authy id, a push again after the authy id was
+//! cleared or changed, and the password reset's push before its new password. Mutations of
+//! `policies/AuthyExtensions.xml` seen to fail them: the session precondition's value "True" →
+//! "False", a skip on `isActiveAuthyMFASession` alone, the wait page with SM-AuthyMFA as its
+//! session management, the new password step moved before the push.
+//!
+//! With the policy rendered with `AuthyPhoneRecovery=true` they run the lost-phone journey
+//! `AuthyPhoneRecovery`: the authy id is replaced only after the email code and a push approved on
+//! the new phone; a denied push writes nothing; without the account's mailbox, with the read-only
+//! address changed, or with a wrong password nothing is enrolled, pushed or written. Mutations
+//! seen to fail them: the write step moved before the wait page, the address check
+//! (`Authy-AssertRecoveryEmailIsDirectoryEmail`) removed from the email page.
 
 use std::time::{Duration, Instant};
 
@@ -933,479 +937,6 @@ async fn a_b2c_retry_of_create_approval_request_sends_no_second_push() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The lost-phone journey as B2C runs it, from the rendered policy (AuthyPhoneRecovery=true)
-
-/// The one local account of the lost-phone tests: what the directory holds.
-#[derive(Clone, Debug, PartialEq)]
-struct Account {
-    object_id: String,
-    /// `signInNames.emailAddress`: the address it signs in with.
-    email: String,
-    password: String,
-    /// `extension_authyId`.
-    authy_id: Option<String>,
-}
-
-/// What the person at the browser knows, has and does.
-struct Person {
-    /// The sign-in name and password typed on the password page.
-    sign_in: (String, String),
-    /// The mailboxes they can read.
-    reads_mail_of: Vec<String>,
-    /// An address they put into the read-only email field before Send code (a form field is
-    /// still a form field), if any.
-    tampers_email: Option<String>,
-    /// The new phone's number typed on the phone page.
-    new_phone: String,
-}
-
-/// One orchestration step of the journey, as the emulation runs it.
-#[derive(Debug)]
-enum RecoveryStep {
-    /// A self-asserted page validated by `login-NonInteractive`: the account's password.
-    Password,
-    /// An AAD Read: directory attributes into claims, then its `CopyClaim` transformations
-    /// (input claim, output claim).
-    DirectoryRead {
-        outputs: Vec<String>,
-        copies: Vec<(String, String)>,
-    },
-    /// The email page: its verification display control sends a code to `claim` and verifies it;
-    /// on Continue its `AssertStringClaimsAreEqual` validations compare claims (ignoring case).
-    EmailPage {
-        claim: String,
-        asserts_equal: Vec<(String, String)>,
-        message: String,
-    },
-    /// A page whose validations call the API (the phone page, the wait page).
-    ApiPage {
-        id: String,
-        page: WaitPage,
-    },
-    /// An AAD Write of these claims (when its preconditions let it run).
-    DirectoryWrite {
-        persisted: Vec<String>,
-        skip_unless: Vec<String>,
-    },
-    SendClaims,
-}
-
-/// Where a run of the journey ended.
-#[derive(Debug)]
-enum Ended {
-    /// SendClaims: the token was issued.
-    TokenIssued,
-    /// The user could not leave a page (`step` is its index); what it showed.
-    StuckAt { step: usize, shown: String },
-}
-
-/// The journey `AuthyPhoneRecovery` as the rendered policy (with AuthyPhoneRecovery=true)
-/// defines it: its steps in order, each read from its technical profile.
-struct RecoveryJourney {
-    steps: Vec<RecoveryStep>,
-}
-
-impl RecoveryJourney {
-    fn from_policy() -> Self {
-        use b2c_authy::policy_check::{child, descendants, merged, metadata, text};
-        let files = crate::policy_contract::recovery_sample();
-        let docs = crate::policy_contract::parse(&files);
-        let journey = docs
-            .iter()
-            .flat_map(|(_, d)| descendants(d.root(), "UserJourney"))
-            .find(|j| j.attribute("Id") == Some("AuthyPhoneRecovery"))
-            .expect("the rendered policy has no journey AuthyPhoneRecovery");
-        let transformations = |definitions: &[roxmltree::Node], method: &str| {
-            definitions
-                .iter()
-                .flat_map(|d| descendants(*d, "OutputClaimsTransformation"))
-                .filter_map(|r| r.attribute("ReferenceId"))
-                .filter_map(|id| {
-                    docs.iter()
-                        .flat_map(|(_, d)| descendants(d.root(), "ClaimsTransformation"))
-                        .find(|t| t.attribute("Id") == Some(id))
-                })
-                .filter(|t| t.attribute("TransformationMethod") == Some(method))
-                .map(|t| {
-                    let claims: Vec<String> = descendants(t, "InputClaim")
-                        .chain(descendants(t, "OutputClaim"))
-                        .map(|c| c.attribute("ClaimTypeReferenceId").unwrap().to_owned())
-                        .collect();
-                    (claims[0].clone(), claims[1].clone())
-                })
-                .collect::<Vec<_>>()
-        };
-        let mut steps = Vec::new();
-        for step in descendants(journey, "OrchestrationStep") {
-            if step.attribute("Type") == Some("SendClaims") {
-                steps.push(RecoveryStep::SendClaims);
-                continue;
-            }
-            let id = descendants(step, "ClaimsExchange")
-                .find_map(|e| e.attribute("TechnicalProfileReferenceId"))
-                .unwrap();
-            let tp = merged(&docs, id);
-            let meta: std::collections::BTreeMap<_, _> =
-                tp.iter().flat_map(|d| metadata(*d)).collect();
-            let validations: Vec<String> = tp
-                .iter()
-                .flat_map(|d| descendants(*d, "ValidationTechnicalProfile"))
-                .map(|v| v.attribute("ReferenceId").unwrap().to_owned())
-                .collect();
-            let claims = |element: &'static str| -> Vec<String> {
-                tp.iter()
-                    .flat_map(|d| descendants(*d, element))
-                    .map(|c| c.attribute("ClaimTypeReferenceId").unwrap().to_owned())
-                    .collect()
-            };
-            let display_control = tp
-                .iter()
-                .flat_map(|d| descendants(*d, "DisplayClaim"))
-                .find_map(|c| c.attribute("DisplayControlReferenceId"));
-            steps.push(if validations.iter().any(|v| v == "login-NonInteractive") {
-                RecoveryStep::Password
-            } else if let Some(control) = display_control {
-                let control = docs
-                    .iter()
-                    .flat_map(|(_, d)| descendants(d.root(), "DisplayControl"))
-                    .find(|c| c.attribute("Id") == Some(control))
-                    .unwrap();
-                assert_eq!(
-                    control.attribute("UserInterfaceControlType"),
-                    Some("VerificationControl")
-                );
-                let claim = descendants(control, "DisplayClaim")
-                    .find(|c| c.attribute("ControlClaimType").is_none())
-                    .and_then(|c| c.attribute("ClaimTypeReferenceId"))
-                    .unwrap()
-                    .to_owned();
-                let asserts_equal = validations
-                    .iter()
-                    .flat_map(|v| transformations(&merged(&docs, v), "AssertStringClaimsAreEqual"))
-                    .collect();
-                RecoveryStep::EmailPage {
-                    claim,
-                    asserts_equal,
-                    message: meta["UserMessageIfClaimsTransformationStringsAreNotEqual"].clone(),
-                }
-            } else if !validations.is_empty() {
-                RecoveryStep::ApiPage {
-                    id: id.to_owned(),
-                    page: WaitPage::from_files(&files, id),
-                }
-            } else if meta.get("Operation").map(String::as_str) == Some("Read") {
-                RecoveryStep::DirectoryRead {
-                    outputs: claims("OutputClaim"),
-                    copies: transformations(&tp, "CopyClaim"),
-                }
-            } else if meta.get("Operation").map(String::as_str) == Some("Write") {
-                let skip_unless = descendants(step, "Precondition")
-                    .map(|p| {
-                        assert_eq!(p.attribute("Type"), Some("ClaimsExist"));
-                        assert_eq!(p.attribute("ExecuteActionsIf"), Some("false"));
-                        text(child(p, "Value").unwrap())
-                    })
-                    .collect();
-                RecoveryStep::DirectoryWrite {
-                    persisted: claims("PersistedClaim"),
-                    skip_unless,
-                }
-            } else {
-                panic!("a step the emulation does not know: {id}");
-            });
-        }
-        Self { steps }
-    }
-
-    /// Runs the journey for `person` against `account` (the directory), with the handler `app`:
-    /// every page as B2C runs it, the API pages through their REST validation technical profiles.
-    /// The person selects Continue on a wait page until it passes or shows anything but a pending
-    /// message (then they stop).
-    async fn run(
-        &self,
-        app: &crate::support::TestApp,
-        account: &mut Account,
-        person: &Person,
-    ) -> Ended {
-        use serde_json::Value;
-        let journey = Journey::new();
-        let mut claims = serde_json::Map::new();
-        let mut mailbox: Vec<(String, String)> = Vec::new(); // (address, code) the SSPR service mailed
-        for (index, step) in self.steps.iter().enumerate() {
-            let stuck = |shown: &str| Ended::StuckAt {
-                step: index,
-                shown: shown.to_owned(),
-            };
-            match step {
-                RecoveryStep::Password => {
-                    let (name, password) = &person.sign_in;
-                    if !(name.eq_ignore_ascii_case(&account.email) && *password == account.password)
-                    {
-                        return stuck("Your password is incorrect.");
-                    }
-                    claims.insert("signInName".into(), json!(name));
-                    claims.insert("objectId".into(), json!(account.object_id));
-                }
-                RecoveryStep::DirectoryRead { outputs, copies } => {
-                    for claim in outputs {
-                        let value = match claim.as_str() {
-                            "signInNames.emailAddress" => json!(account.email),
-                            other => panic!("the directory read asks for {other}"),
-                        };
-                        claims.insert(claim.clone(), value);
-                    }
-                    for (from, to) in copies {
-                        let value = claims[from].clone();
-                        claims.insert(to.clone(), value);
-                    }
-                }
-                RecoveryStep::EmailPage {
-                    claim,
-                    asserts_equal,
-                    message,
-                } => {
-                    // Send code: to the field's value, pre-filled from the claim, unless the
-                    // person changed the form.
-                    let address = person
-                        .tampers_email
-                        .clone()
-                        .or_else(|| claims.get(claim).and_then(Value::as_str).map(str::to_owned))
-                        .unwrap_or_default();
-                    let code = format!("{:06}", fastrand::u32(0..1_000_000));
-                    mailbox.push((address.clone(), code.clone()));
-                    // Verify code: only with the mail of that address.
-                    if !person.reads_mail_of.contains(&address) {
-                        return stuck("The verification code has not been entered.");
-                    }
-                    let verified = mailbox.iter().any(|(a, c)| *a == address && *c == code);
-                    assert!(verified);
-                    claims.insert(claim.clone(), json!(address));
-                    // Continue: the page's validations.
-                    for (a, b) in asserts_equal {
-                        let value = |c: &String| {
-                            claims.get(c).and_then(Value::as_str).map(str::to_lowercase)
-                        };
-                        if value(a).is_none() || value(a) != value(b) {
-                            return stuck(message);
-                        }
-                    }
-                }
-                RecoveryStep::ApiPage { id, page } => {
-                    if page.functions() == ["Register"] {
-                        claims.insert("phoneNumber".into(), json!(person.new_phone));
-                        match page.select_continue(app, &journey, &mut claims).await {
-                            Shown::Passed => {
-                                claims.insert("newAuthyEnrollment".into(), json!(true));
-                            }
-                            Shown::Message { user_message, .. } => return stuck(&user_message),
-                        }
-                        continue;
-                    }
-                    assert_eq!(
-                        page.functions(),
-                        ["CreateApprovalRequest", "WaitForAuthyApproval"],
-                        "{id}"
-                    );
-                    loop {
-                        match page.select_continue(app, &journey, &mut claims).await {
-                            Shown::Passed => break,
-                            Shown::Message { code, .. } if code == "ApprovalPending" => {}
-                            Shown::Message { user_message, .. } => return stuck(&user_message),
-                        }
-                    }
-                }
-                RecoveryStep::DirectoryWrite {
-                    persisted,
-                    skip_unless,
-                } => {
-                    if skip_unless.iter().any(|c| !claims.contains_key(c)) {
-                        continue;
-                    }
-                    for claim in persisted {
-                        match claim.as_str() {
-                            "objectId" => assert_eq!(claims[claim], json!(account.object_id)),
-                            "extension_authyId" => {
-                                account.authy_id = claims[claim].as_str().map(str::to_owned);
-                            }
-                            other => panic!("the write persists {other}"),
-                        }
-                    }
-                }
-                RecoveryStep::SendClaims => return Ended::TokenIssued,
-            }
-        }
-        panic!("the journey has no SendClaims step");
-    }
-}
-
-/// The authy ids `authy` was asked to push to, in order.
-fn pushed_to(authy: &FakeAuthy) -> Vec<String> {
-    authy
-        .requests()
-        .iter()
-        .filter(|r| r.method == Method::POST && r.path.ends_with("/approval_requests"))
-        .filter_map(|r| r.path.split('/').rev().nth(1).map(str::to_owned))
-        .collect()
-}
-
-/// The account of the lost-phone tests: enrolled with an old phone, now lost.
-async fn account_with_lost_phone(app: &crate::support::TestApp) -> Account {
-    let (status, body) = app
-        .call(
-            "Register",
-            json!({"email": "erin@example.com", "phoneNumber": "+1 425 555 0199"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    Account {
-        object_id: uuid::Uuid::new_v4().to_string(),
-        email: "Erin@Example.com".into(),
-        password: "correct horse".into(),
-        authy_id: body["authyId"].as_str().map(str::to_owned),
-    }
-}
-
-/// Erin: her password, her mailbox, a new phone.
-fn erin(new_phone: &str) -> Person {
-    Person {
-        sign_in: ("erin@example.com".into(), "correct horse".into()),
-        reads_mail_of: vec!["Erin@Example.com".into()],
-        tampers_email: None,
-        new_phone: new_phone.into(),
-    }
-}
-
-#[tokio::test]
-async fn a_lost_phone_is_replaced_only_after_the_email_code_and_a_push_approved_on_the_new_phone() {
-    let recovery = RecoveryJourney::from_policy();
-    let kinds: Vec<String> = recovery
-        .steps
-        .iter()
-        .map(|s| {
-            format!("{s:?}")
-                .split([' ', '{', '('])
-                .next()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    assert_eq!(
-        kinds,
-        [
-            "Password",
-            "DirectoryRead",
-            "EmailPage",
-            "ApiPage",
-            "ApiPage",
-            "DirectoryWrite",
-            "SendClaims"
-        ]
-    );
-    let (app, authy) = spawn_app_counting_pushes_with(
-        Duration::from_millis(1500),
-        &[("APPROVAL_WAIT_SECONDS", "2")],
-    )
-    .await;
-    let mut account = account_with_lost_phone(&app).await;
-    let old = account.authy_id.clone().unwrap();
-
-    let ended = recovery
-        .run(&app, &mut account, &erin("+1 425 555 0100"))
-        .await;
-    assert!(matches!(ended, Ended::TokenIssued), "{ended:?}");
-    let new = account.authy_id.clone().unwrap();
-    assert_ne!(new, old, "the authy id was not replaced");
-    // The one push of the journey went to the new phone; the old one got none.
-    assert_eq!(pushed_to(&authy), [new]);
-}
-
-#[tokio::test]
-async fn a_push_denied_on_the_new_phone_writes_nothing_and_pauses_its_pushes() {
-    let recovery = RecoveryJourney::from_policy();
-    let (app, authy) = spawn_app_counting_pushes_with(
-        Duration::from_millis(300),
-        &[("APPROVAL_WAIT_SECONDS", "2")],
-    )
-    .await;
-    let mut account = account_with_lost_phone(&app).await;
-    let before = account.clone();
-
-    // +1 425 555 0101: the simulator denies its pushes.
-    let ended = recovery
-        .run(&app, &mut account, &erin("+1 425 555 0101"))
-        .await;
-    let Ended::StuckAt { step, shown } = ended else {
-        panic!("the journey went on after a denial: {ended:?}");
-    };
-    assert!(matches!(recovery.steps[step], RecoveryStep::ApiPage { .. }));
-    assert!(shown.contains("change your password"), "{shown}");
-    assert_eq!(account, before, "a denied push changed the directory");
-    // The pause after a denial holds for the new authy id: another try sends nothing.
-    let pushes_before = pushes(&authy);
-    let ended = recovery
-        .run(&app, &mut account, &erin("+1 425 555 0101"))
-        .await;
-    let Ended::StuckAt { shown, .. } = ended else {
-        panic!("{ended:?}");
-    };
-    assert!(shown.contains("paused"), "{shown}");
-    assert_eq!(
-        pushes(&authy),
-        pushes_before,
-        "a push went out during the pause"
-    );
-    assert_eq!(account, before);
-}
-
-#[tokio::test]
-async fn without_the_accounts_mail_or_password_nothing_is_enrolled_or_written() {
-    let recovery = RecoveryJourney::from_policy();
-    let (app, authy) = spawn_app_counting_pushes(Duration::from_millis(300)).await;
-    let mut account = account_with_lost_phone(&app).await;
-    let before = account.clone();
-    let registered = || {
-        authy
-            .requests()
-            .iter()
-            .filter(|r| r.path.ends_with("/users/new"))
-            .count()
-    };
-    let registered_before = registered();
-
-    // The password alone (an attacker who cannot read Erin's mail).
-    let mut attacker = erin("+1 425 555 0100");
-    attacker.reads_mail_of = vec!["mallory@example.net".into()];
-    let ended = recovery.run(&app, &mut account, &attacker).await;
-    assert!(
-        matches!(&ended, Ended::StuckAt { step, .. } if matches!(recovery.steps[*step], RecoveryStep::EmailPage { .. })),
-        "{ended:?}"
-    );
-    // The read-only field changed to the attacker's own address: the code arrives and verifies,
-    // but Continue finds that the verified address is not the account's.
-    attacker.tampers_email = Some("mallory@example.net".into());
-    let ended = recovery.run(&app, &mut account, &attacker).await;
-    let Ended::StuckAt { step, shown } = ended else {
-        panic!("{ended:?}");
-    };
-    assert!(matches!(
-        recovery.steps[step],
-        RecoveryStep::EmailPage { .. }
-    ));
-    assert!(
-        shown.contains("could not verify the email address"),
-        "{shown}"
-    );
-    // The mail alone, with a wrong password.
-    let mut guesser = erin("+1 425 555 0100");
-    guesser.sign_in.1 = "Tr0ub4dor&3".into();
-    let ended = recovery.run(&app, &mut account, &guesser).await;
-    assert!(matches!(ended, Ended::StuckAt { step: 0, .. }), "{ended:?}");
-
-    assert_eq!(account, before, "the directory changed");
-    assert_eq!(registered(), registered_before, "a phone was enrolled");
-    assert_eq!(pushes(&authy), 0, "a push was sent");
-}
-
 // Whole journeys as B2C runs them, from the rendered policy, in one SSO session
 
 /// The browser's B2C SSO session, emulating `DefaultSSOSessionProvider` (MS docs
@@ -1422,7 +953,7 @@ struct SsoSession {
 }
 
 /// The directory, as far as our journeys read and write it.
-#[derive(Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 struct Directory {
     /// objectId → extension_authyId.
     authy_ids: std::collections::BTreeMap<String, String>,
@@ -1443,14 +974,41 @@ enum Did {
     FromSession(String),
     /// The token was issued.
     SentClaims,
+    /// The user could not leave page `page` (self-asserted technical profile id): it showed
+    /// `shown`. The journey's last entry.
+    Stuck { page: String, shown: String },
 }
 
-/// The user who runs the journeys: a local account.
+/// The user who runs the journeys: a local account, and what the person at the browser knows,
+/// has and does.
 struct User {
-    object_id: &'static str,
-    email: &'static str,
+    object_id: String,
+    /// `signInNames.emailAddress`: the address the account signs in with.
+    email: String,
+    /// The account's password.
+    password: String,
+    /// The sign-in name and password they type on a password page.
+    signs_in_with: (String, String),
+    /// The mailboxes they can read.
+    reads_mail_of: Vec<String>,
+    /// An address they put into the read-only email field of a verification display control
+    /// before Send code (a form field is still a form field), if any.
+    tampers_email: Option<String>,
     /// What they type on the phone page.
     phone: String,
+}
+
+impl User {
+    /// The claims the starter pack's sign-in page (or its email discovery page) gives.
+    fn signed_in(&self, claims: &mut serde_json::Map<String, serde_json::Value>) {
+        claims.insert("objectId".into(), json!(self.object_id));
+        claims.insert("email".into(), json!(self.email));
+        claims.insert("signInName".into(), json!(self.signs_in_with.0));
+        claims.insert(
+            "authenticationSource".into(),
+            json!("localAccountAuthentication"),
+        );
+    }
 }
 
 /// A B2C claim value as a precondition's `ClaimEquals` compares it: a boolean as .NET spells it.
@@ -1472,9 +1030,54 @@ fn default_value(text: &str) -> serde_json::Value {
     }
 }
 
+/// The B2C tenant of a test: its rendered policies, the handler their REST technical profiles
+/// call, and its directory.
+struct Tenant<'a> {
+    files: &'a [crate::policy_contract::PolicyText],
+    app: &'a crate::support::TestApp,
+    directory: Directory,
+}
+
+impl<'a> Tenant<'a> {
+    /// A tenant with the policies `files`, calling `app`, with an empty directory.
+    fn new(
+        files: &'a [crate::policy_contract::PolicyText],
+        app: &'a crate::support::TestApp,
+    ) -> Self {
+        Self {
+            files,
+            app,
+            directory: Directory::default(),
+        }
+    }
+
+    /// `user` enrolled earlier: the directory holds the authy id of their phone (returned).
+    async fn enrol(&mut self, user: &User) -> String {
+        let authy_id = self.app.register(&user.phone).await;
+        self.directory
+            .authy_ids
+            .insert(user.object_id.clone(), authy_id.clone());
+        authy_id
+    }
+
+    /// [`run_journey`] in this tenant.
+    async fn run(&mut self, journey_id: &str, user: &User, session: &mut SsoSession) -> Vec<Did> {
+        run_journey(
+            self.files,
+            journey_id,
+            self.app,
+            user,
+            session,
+            &mut self.directory,
+        )
+        .await
+    }
+}
+
 /// Runs journey `journey_id` of the rendered policies `files` for `user`, in `session`, against
 /// `directory` and the handler `app`, as B2C runs it: each step's preconditions, then its
-/// technical profile (our layer's read from the policy; the starter pack's few emulated).
+/// technical profile (our layer's read from the policy; the starter pack's few emulated). Ends
+/// at SendClaims, or at a page the user cannot leave ([`Did::Stuck`]).
 async fn run_journey(
     files: &[crate::policy_contract::PolicyText],
     journey_id: &str,
@@ -1581,91 +1184,41 @@ async fn run_journey(
             .next_back()
             .unwrap_or_default();
         match tp {
-            // The starter pack's, emulated: the user signs in with email and password, or
-            // verifies their email for a password reset.
-            "SelfAsserted-LocalAccountSignin-Email" | "LocalAccountDiscoveryUsingEmailAddress" => {
+            // The starter pack's, emulated: the user verifies their email for a password reset.
+            "LocalAccountDiscoveryUsingEmailAddress" => {
                 did.push(Did::Page(tp.to_owned()));
-                claims.insert("objectId".into(), json!(user.object_id));
-                claims.insert("email".into(), json!(user.email));
-                claims.insert("signInName".into(), json!(user.email));
-                claims.insert(
-                    "authenticationSource".into(),
-                    json!("localAccountAuthentication"),
-                );
+                user.signed_in(&mut claims);
             }
             "AAD-UserReadUsingObjectId" => {}
             "LocalAccountWritePasswordUsingObjectId" => {
                 did.push(Did::Page(tp.to_owned()));
                 did.push(Did::WrotePassword);
             }
-            _ if handler.contains("SelfAssertedAttributeProvider") => {
+            // The starter pack's sign-in page (validated by its login-NonInteractive), and ours.
+            _ if tp == "SelfAsserted-LocalAccountSignin-Email"
+                || handler.contains("SelfAssertedAttributeProvider") =>
+            {
                 did.push(Did::Page(tp.to_owned()));
-                let page = WaitPage::from_files(files, tp);
-                if definitions
-                    .iter()
-                    .flat_map(|d| descendants(*d, "OutputClaim"))
-                    .any(|c| c.attribute("ClaimTypeReferenceId") == Some("phoneNumber"))
-                {
-                    claims.insert("phoneNumber".into(), json!(user.phone));
-                }
-                let mut passed = false;
-                for _ in 0..12 {
-                    match page.select_continue(app, &b2c_journey, &mut claims).await {
-                        Shown::Passed => {
-                            passed = true;
-                            break;
-                        }
-                        Shown::Message { code, .. } => {
-                            assert_eq!(code, "ApprovalPending", "{tp}");
-                        }
-                    }
-                }
-                assert!(passed, "{tp}: not passed after 12 Continues");
-                if page.functions().contains(&"WaitForAuthyApproval") {
-                    let authy_id = claims["extension_authyId"].as_str().unwrap().to_owned();
-                    did.push(Did::Approved(authy_id));
-                }
-                for c in definitions
-                    .iter()
-                    .flat_map(|d| descendants(*d, "OutputClaim"))
-                {
-                    if c.attribute("AlwaysUseDefaultValue") == Some("true") {
-                        claims.insert(
-                            c.attribute("ClaimTypeReferenceId").unwrap().to_owned(),
-                            default_value(c.attribute("DefaultValue").unwrap()),
-                        );
-                    }
+                let page = Page {
+                    files,
+                    docs: &docs,
+                    id: tp,
+                    definitions: &definitions,
+                };
+                let continued = page
+                    .select_continue(app, &b2c_journey, user, &mut claims, &mut did)
+                    .await;
+                if let Err(shown) = continued {
+                    did.push(Did::Stuck {
+                        page: tp.to_owned(),
+                        shown,
+                    });
+                    return did;
                 }
             }
             _ if handler.contains("ClaimsTransformationProtocolProvider") => {
-                for c in definitions
-                    .iter()
-                    .flat_map(|d| descendants(*d, "InputClaim"))
-                {
-                    if c.attribute("Required") == Some("true") {
-                        let id = c.attribute("ClaimTypeReferenceId").unwrap();
-                        assert!(claims.contains_key(id), "{tp}: required {id} missing");
-                    }
-                }
-                for c in definitions
-                    .iter()
-                    .flat_map(|d| descendants(*d, "OutputClaim"))
-                {
-                    if c.attribute("AlwaysUseDefaultValue") == Some("true") {
-                        claims.insert(
-                            c.attribute("ClaimTypeReferenceId").unwrap().to_owned(),
-                            default_value(c.attribute("DefaultValue").unwrap()),
-                        );
-                    }
-                }
-                let references: Vec<String> = definitions
-                    .iter()
-                    .flat_map(|d| descendants(*d, "OutputClaimsTransformation"))
-                    .filter_map(|r| r.attribute("ReferenceId"))
-                    .map(str::to_owned)
-                    .collect();
-                for reference in references {
-                    apply_transformation(&docs, &reference, &mut claims);
+                if let Err(key) = run_claims_transformations(&docs, &definitions, &mut claims) {
+                    panic!("{tp}: {key}");
                 }
             }
             _ if tp.starts_with("AAD-") => {
@@ -1678,9 +1231,25 @@ async fn run_journey(
                 let object_id = claims["objectId"].as_str().unwrap().to_owned();
                 match operation.as_str() {
                     "Read" => {
-                        claims.remove("extension_authyId");
-                        if let Some(id) = directory.authy_ids.get(&object_id) {
-                            claims.insert("extension_authyId".into(), json!(id));
+                        for c in definitions
+                            .iter()
+                            .flat_map(|d| descendants(*d, "OutputClaim"))
+                        {
+                            let claim = c.attribute("ClaimTypeReferenceId").unwrap();
+                            let value = match claim {
+                                "extension_authyId" => directory.authy_ids.get(&object_id),
+                                "signInNames.emailAddress" => Some(&user.email),
+                                other => panic!("{tp} reads {other}"),
+                            };
+                            claims.remove(claim);
+                            if let Some(value) = value {
+                                claims.insert(claim.to_owned(), json!(value));
+                            }
+                        }
+                        if let Err(key) =
+                            run_claims_transformations(&docs, &definitions, &mut claims)
+                        {
+                            panic!("{tp}: {key}");
                         }
                     }
                     "Write" => {
@@ -1697,14 +1266,205 @@ async fn run_journey(
     panic!("{journey_id} ended without SendClaims");
 }
 
+/// A self-asserted page of the rendered policies `files` (parsed: `docs`): technical profile
+/// `id`, its merged `definitions` (none for the starter pack's sign-in page).
+struct Page<'a, 'input> {
+    files: &'a [crate::policy_contract::PolicyText],
+    docs: &'a [b2c_authy::policy_check::Parsed<'input>],
+    id: &'a str,
+    definitions: &'a [roxmltree::Node<'a, 'input>],
+}
+
+impl Page<'_, '_> {
+    /// The user fills the page in and selects Continue until it passes (then its output claims
+    /// with `AlwaysUseDefaultValue` are set), or until it shows a message other than "approval
+    /// pending": `Err` with that message. The page's kind comes from the policy: a password page
+    /// (validated by the starter pack's `login-NonInteractive`, emulated), an email page (a
+    /// verification display control, then claims transformation validations), or a page whose
+    /// validations call the API ([`WaitPage`]: the phone page, a wait page). A passed wait page
+    /// adds [`Did::Approved`] to `did`.
+    async fn select_continue(
+        &self,
+        app: &crate::support::TestApp,
+        journey: &Journey,
+        user: &User,
+        claims: &mut serde_json::Map<String, serde_json::Value>,
+        did: &mut Vec<Did>,
+    ) -> Result<(), String> {
+        use b2c_authy::policy_check::{descendants, merged, metadata};
+        let validations: Vec<&str> = if self.id == "SelfAsserted-LocalAccountSignin-Email" {
+            vec!["login-NonInteractive"]
+        } else {
+            self.definitions
+                .iter()
+                .flat_map(|d| descendants(*d, "ValidationTechnicalProfile"))
+                .filter_map(|v| v.attribute("ReferenceId"))
+                .collect()
+        };
+        let display_control = self
+            .definitions
+            .iter()
+            .flat_map(|d| descendants(*d, "DisplayClaim"))
+            .find_map(|c| c.attribute("DisplayControlReferenceId"));
+        if validations == ["login-NonInteractive"] {
+            let (name, password) = &user.signs_in_with;
+            if !(name.eq_ignore_ascii_case(&user.email) && *password == user.password) {
+                return Err("Your password is incorrect.".into());
+            }
+            user.signed_in(claims);
+        } else if let Some(control) = display_control {
+            verify_email(self.docs, control, user, claims)?;
+            let meta: std::collections::BTreeMap<_, _> =
+                self.definitions.iter().flat_map(|d| metadata(*d)).collect();
+            for validation in validations {
+                run_claims_transformations(self.docs, &merged(self.docs, validation), claims)
+                    .map_err(|key| meta[key].clone())?;
+            }
+        } else {
+            self.call_the_api(app, journey, user, claims, did).await?;
+        }
+        for c in self
+            .definitions
+            .iter()
+            .flat_map(|d| descendants(*d, "OutputClaim"))
+        {
+            if c.attribute("AlwaysUseDefaultValue") == Some("true") {
+                claims.insert(
+                    c.attribute("ClaimTypeReferenceId").unwrap().to_owned(),
+                    default_value(c.attribute("DefaultValue").unwrap()),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The phone page or a wait page: the user types their phone (if the page asks for it) and
+    /// selects Continue while it answers "approval pending" (at most 12 times).
+    async fn call_the_api(
+        &self,
+        app: &crate::support::TestApp,
+        journey: &Journey,
+        user: &User,
+        claims: &mut serde_json::Map<String, serde_json::Value>,
+        did: &mut Vec<Did>,
+    ) -> Result<(), String> {
+        use b2c_authy::policy_check::descendants;
+        let page = WaitPage::from_files(self.files, self.id);
+        if self
+            .definitions
+            .iter()
+            .flat_map(|d| descendants(*d, "OutputClaim"))
+            .any(|c| c.attribute("ClaimTypeReferenceId") == Some("phoneNumber"))
+        {
+            claims.insert("phoneNumber".into(), json!(user.phone));
+        }
+        for _ in 0..12 {
+            match page.select_continue(app, journey, claims).await {
+                Shown::Passed => {
+                    if page.functions().contains(&"WaitForAuthyApproval") {
+                        let authy_id = claims["extension_authyId"].as_str().unwrap().to_owned();
+                        did.push(Did::Approved(authy_id));
+                    }
+                    return Ok(());
+                }
+                Shown::Message { code, .. } if code == "ApprovalPending" => {}
+                Shown::Message { user_message, .. } => return Err(user_message),
+            }
+        }
+        panic!("{}: not passed after 12 Continues", self.id);
+    }
+}
+
+/// The verification display control `control_id` of an email page (MS docs
+/// "display-control-verification"), as `user` works it: Send code mails a code to the field's
+/// value (pre-filled from its claim, unless they changed the form); Verify code passes only with
+/// the mail of that address. `Err`: the page's message when the code was not verified.
+fn verify_email(
+    docs: &[b2c_authy::policy_check::Parsed],
+    control_id: &str,
+    user: &User,
+    claims: &mut serde_json::Map<String, serde_json::Value>,
+) -> Result<(), String> {
+    use b2c_authy::policy_check::descendants;
+    let control = docs
+        .iter()
+        .flat_map(|(_, d)| descendants(d.root(), "DisplayControl"))
+        .find(|c| c.attribute("Id") == Some(control_id))
+        .unwrap_or_else(|| panic!("no display control {control_id}"));
+    assert_eq!(
+        control.attribute("UserInterfaceControlType"),
+        Some("VerificationControl")
+    );
+    let claim = descendants(control, "DisplayClaim")
+        .find(|c| c.attribute("ControlClaimType").is_none())
+        .and_then(|c| c.attribute("ClaimTypeReferenceId"))
+        .unwrap();
+    let address = user
+        .tampers_email
+        .clone()
+        .or_else(|| {
+            claims
+                .get(claim)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    if !user.reads_mail_of.contains(&address) {
+        return Err("The verification code has not been entered.".into());
+    }
+    claims.insert(claim.to_owned(), json!(address));
+    Ok(())
+}
+
+/// Runs a claims transformation technical profile (merged `definitions`) on `claims` as B2C
+/// does: its required input claims checked, its output claims with `AlwaysUseDefaultValue` set,
+/// then its output claims transformations in order. `Err`: the metadata key of the page message
+/// of the assertion that failed.
+fn run_claims_transformations(
+    docs: &[b2c_authy::policy_check::Parsed],
+    definitions: &[roxmltree::Node],
+    claims: &mut serde_json::Map<String, serde_json::Value>,
+) -> Result<(), &'static str> {
+    use b2c_authy::policy_check::descendants;
+    for c in definitions
+        .iter()
+        .flat_map(|d| descendants(*d, "InputClaim"))
+    {
+        if c.attribute("Required") == Some("true") {
+            let id = c.attribute("ClaimTypeReferenceId").unwrap();
+            assert!(claims.contains_key(id), "required {id} missing");
+        }
+    }
+    for c in definitions
+        .iter()
+        .flat_map(|d| descendants(*d, "OutputClaim"))
+    {
+        if c.attribute("AlwaysUseDefaultValue") == Some("true") {
+            claims.insert(
+                c.attribute("ClaimTypeReferenceId").unwrap().to_owned(),
+                default_value(c.attribute("DefaultValue").unwrap()),
+            );
+        }
+    }
+    let references: Vec<&str> = definitions
+        .iter()
+        .flat_map(|d| descendants(*d, "OutputClaimsTransformation"))
+        .filter_map(|r| r.attribute("ReferenceId"))
+        .collect();
+    for reference in references {
+        apply_transformation(docs, reference, claims)?;
+    }
+    Ok(())
+}
+
 /// Applies claims transformation `id` of `docs` to `claims`, as B2C does, for the methods our
-/// layer's claims transformation technical profiles use (MS docs "general-transformations",
-/// "string-transformations").
+/// layer's technical profiles use (MS docs "general-transformations", "string-transformations").
+/// `Err`: an `AssertStringClaimsAreEqual` failed; the metadata key of the message its page shows.
 fn apply_transformation(
     docs: &[b2c_authy::policy_check::Parsed],
     id: &str,
     claims: &mut serde_json::Map<String, serde_json::Value>,
-) {
+) -> Result<(), &'static str> {
     use b2c_authy::policy_check::descendants;
     let t = docs
         .iter()
@@ -1747,8 +1507,22 @@ fn apply_transformation(
             };
             claims.insert(claim("OutputClaim", "outputClaim"), json!(equal));
         }
+        "AssertStringClaimsAreEqual" => {
+            assert_eq!(parameter("stringComparison"), "ordinalIgnoreCase");
+            let value = |kind: &str| {
+                claims
+                    .get(&claim("InputClaim", kind))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_lowercase)
+            };
+            let one = value("inputClaim1");
+            if one.is_none() || one != value("inputClaim2") {
+                return Err("UserMessageIfClaimsTransformationStringsAreNotEqual");
+            }
+        }
         other => panic!("{id}: no emulation of {other}"),
     }
+    Ok(())
 }
 
 /// A handler against a push-counting simulator that approves after 300 ms, the wait answering
@@ -1761,23 +1535,28 @@ async fn spawn_for_journeys() -> (crate::support::TestApp, FakeAuthy) {
     .await
 }
 
-/// `user` enrolled earlier: the directory holds the authy id of their phone.
-async fn enrolled_user(
-    app: &crate::support::TestApp,
-    user: &User,
-    directory: &mut Directory,
-) -> String {
-    let authy_id = app.register(&user.phone).await;
-    directory
-        .authy_ids
-        .insert(user.object_id.to_owned(), authy_id.clone());
-    authy_id
+/// Asserts that the journey `did` every one of `expected`, in that order (other entries between
+/// them allowed).
+fn assert_in_order(did: &[Did], expected: &[Did]) {
+    let at: Vec<Option<usize>> = expected
+        .iter()
+        .map(|e| did.iter().position(|d| d == e))
+        .collect();
+    assert!(
+        at.iter().all(Option::is_some) && at.windows(2).all(|w| w[0] < w[1]),
+        "expected {expected:?} in this order in {did:?}"
+    );
 }
 
+/// Frank, who signs in with his password and types `phone` on a phone page.
 fn user(phone: &str) -> User {
     User {
-        object_id: "5b0d1a3c-9f2e-4c61-8d7a-2e4f6a8b0c1d",
-        email: "frank@example.com",
+        object_id: "5b0d1a3c-9f2e-4c61-8d7a-2e4f6a8b0c1d".into(),
+        email: "frank@example.com".into(),
+        password: "hunter2 hunter2".into(),
+        signs_in_with: ("frank@example.com".into(), "hunter2 hunter2".into()),
+        reads_mail_of: vec!["frank@example.com".into()],
+        tampers_email: None,
         phone: phone.to_owned(),
     }
 }
@@ -1787,19 +1566,13 @@ async fn a_second_application_in_the_sso_session_gets_no_second_push() {
     let files = crate::policy_contract::sample();
     let (app, authy) = spawn_for_journeys().await;
     let user = user("+1 425 555 0200");
-    let mut directory = Directory::default();
-    let authy_id = enrolled_user(&app, &user, &mut directory).await;
+    let mut tenant = Tenant::new(&files, &app);
+    let authy_id = tenant.enrol(&user).await;
     let mut session = SsoSession::default();
 
-    let first = run_journey(
-        &files,
-        "SignUpOrSignInWithAuthy",
-        &app,
-        &user,
-        &mut session,
-        &mut directory,
-    )
-    .await;
+    let first = tenant
+        .run("SignUpOrSignInWithAuthy", &user, &mut session)
+        .await;
     assert!(
         first.contains(&Did::Approved(authy_id.clone())),
         "{first:?}"
@@ -1816,15 +1589,9 @@ async fn a_second_application_in_the_sso_session_gets_no_second_push() {
         json!(authy_id)
     );
     // A second application, same browser: the session approved this authy id.
-    let second = run_journey(
-        &files,
-        "SignUpOrSignInWithAuthy",
-        &app,
-        &user,
-        &mut session,
-        &mut directory,
-    )
-    .await;
+    let second = tenant
+        .run("SignUpOrSignInWithAuthy", &user, &mut session)
+        .await;
     assert_eq!(
         pushes(&authy),
         1,
@@ -1841,15 +1608,9 @@ async fn a_second_application_in_the_sso_session_gets_no_second_push() {
     assert_eq!(second.last(), Some(&Did::SentClaims));
 
     // Another browser (no session): a push again.
-    let third = run_journey(
-        &files,
-        "SignUpOrSignInWithAuthy",
-        &app,
-        &user,
-        &mut SsoSession::default(),
-        &mut directory,
-    )
-    .await;
+    let third = tenant
+        .run("SignUpOrSignInWithAuthy", &user, &mut SsoSession::default())
+        .await;
     assert!(third.contains(&Did::Approved(authy_id)), "{third:?}");
     assert_eq!(pushes(&authy), 2);
 }
@@ -1859,85 +1620,56 @@ async fn after_the_authy_id_is_cleared_or_changed_the_session_skips_nothing() {
     let files = crate::policy_contract::sample();
     let (app, authy) = spawn_for_journeys().await;
     let mut user = user("+1 425 555 0201");
-    let mut directory = Directory::default();
-    let old_id = enrolled_user(&app, &user, &mut directory).await;
+    let mut tenant = Tenant::new(&files, &app);
+    let old_id = tenant.enrol(&user).await;
     let mut session = SsoSession::default();
-    run_journey(
-        &files,
-        "SignUpOrSignInWithAuthy",
-        &app,
-        &user,
-        &mut session,
-        &mut directory,
-    )
-    .await;
+    tenant
+        .run("SignUpOrSignInWithAuthy", &user, &mut session)
+        .await;
     assert_eq!(pushes(&authy), 1);
 
     // deploy/clear-authy-id.sh (lost phone): the next journey, same session, enrols and pushes,
     // and writes the authy id only after the approval.
-    directory.authy_ids.remove(user.object_id);
+    tenant.directory.authy_ids.remove(&user.object_id);
     user.phone = "+1 425 555 0202".into();
-    let enrolment = run_journey(
-        &files,
-        "SignUpOrSignInWithAuthy",
-        &app,
-        &user,
-        &mut session,
-        &mut directory,
-    )
-    .await;
+    let enrolment = tenant
+        .run("SignUpOrSignInWithAuthy", &user, &mut session)
+        .await;
     let new_id = "14255550202".to_owned();
     assert_eq!(pushes(&authy), 2, "{enrolment:?}");
-    let phone_page = enrolment
-        .iter()
-        .position(|d| *d == Did::Page("SelfAsserted-AuthyPhoneEnrollment".into()));
-    let approved = enrolment
-        .iter()
-        .position(|d| *d == Did::Approved(new_id.clone()));
-    let written = enrolment
-        .iter()
-        .position(|d| *d == Did::WroteAuthyId(new_id.clone()));
-    assert!(
-        phone_page.is_some() && phone_page < approved && approved < written,
-        "{enrolment:?}"
+    assert_in_order(
+        &enrolment,
+        &[
+            Did::Page("SelfAsserted-AuthyPhoneEnrollment".into()),
+            Did::Approved(new_id.clone()),
+            Did::WroteAuthyId(new_id.clone()),
+        ],
     );
-    assert_eq!(directory.authy_ids[user.object_id], new_id);
+    assert_eq!(tenant.directory.authy_ids[&user.object_id], new_id);
 
     // The phone change (profile edit) in the same session: both pushes, always.
     user.phone = "+1 425 555 0203".into();
-    let change = run_journey(
-        &files,
-        "ProfileEditAuthyPhone",
-        &app,
-        &user,
-        &mut session,
-        &mut directory,
-    )
-    .await;
+    let change = tenant
+        .run("ProfileEditAuthyPhone", &user, &mut session)
+        .await;
     assert_eq!(pushes(&authy), 4, "{change:?}");
     let changed_id = "14255550203".to_owned();
     assert!(
         change.contains(&Did::Approved(new_id.clone())),
         "{change:?}"
     );
-    let approved = change
-        .iter()
-        .position(|d| *d == Did::Approved(changed_id.clone()));
-    let written = change
-        .iter()
-        .position(|d| *d == Did::WroteAuthyId(changed_id.clone()));
-    assert!(approved.is_some() && approved < written, "{change:?}");
+    assert_in_order(
+        &change,
+        &[
+            Did::Approved(changed_id.clone()),
+            Did::WroteAuthyId(changed_id.clone()),
+        ],
+    );
 
     // A sign-in in the same session with the changed authy id: the session approved another one.
-    let after_change = run_journey(
-        &files,
-        "SignUpOrSignInWithAuthy",
-        &app,
-        &user,
-        &mut session,
-        &mut directory,
-    )
-    .await;
+    let after_change = tenant
+        .run("SignUpOrSignInWithAuthy", &user, &mut session)
+        .await;
     assert!(
         after_change.contains(&Did::Approved(changed_id)),
         "{after_change:?}"
@@ -1951,66 +1683,43 @@ async fn password_reset_pushes_even_in_a_session_and_sets_the_password_only_afte
     let files = crate::policy_contract::sample();
     let (app, authy) = spawn_for_journeys().await;
     let mut user = user("+1 425 555 0204");
-    let mut directory = Directory::default();
-    let authy_id = enrolled_user(&app, &user, &mut directory).await;
+    let mut tenant = Tenant::new(&files, &app);
+    let authy_id = tenant.enrol(&user).await;
     let mut session = SsoSession::default();
-    run_journey(
-        &files,
-        "SignUpOrSignInWithAuthy",
-        &app,
-        &user,
-        &mut session,
-        &mut directory,
-    )
-    .await;
+    tenant
+        .run("SignUpOrSignInWithAuthy", &user, &mut session)
+        .await;
     assert_eq!(pushes(&authy), 1);
 
-    let reset = run_journey(
-        &files,
-        "PasswordResetWithAuthy",
-        &app,
-        &user,
-        &mut session,
-        &mut directory,
-    )
-    .await;
+    let reset = tenant
+        .run("PasswordResetWithAuthy", &user, &mut session)
+        .await;
     assert_eq!(
         pushes(&authy),
         2,
         "password reset in a session must push: {reset:?}"
     );
-    let approved = reset
-        .iter()
-        .position(|d| *d == Did::Approved(authy_id.clone()));
-    let password = reset.iter().position(|d| *d == Did::WrotePassword);
-    assert!(approved.is_some() && approved < password, "{reset:?}");
+    assert_in_order(
+        &reset,
+        &[Did::Approved(authy_id.clone()), Did::WrotePassword],
+    );
 
     // A user without an authy id enrols first: phone page, push on the new phone, authy id
     // written after its approval, then the password.
-    directory.authy_ids.clear();
+    tenant.directory.authy_ids.clear();
     user.phone = "+1 425 555 0205".into();
-    let reset = run_journey(
-        &files,
-        "PasswordResetWithAuthy",
-        &app,
-        &user,
-        &mut SsoSession::default(),
-        &mut directory,
-    )
-    .await;
+    let reset = tenant
+        .run("PasswordResetWithAuthy", &user, &mut SsoSession::default())
+        .await;
     let new_id = "14255550205".to_owned();
-    let order: Vec<Option<usize>> = [
-        Did::Page("SelfAsserted-AuthyPhoneEnrollment".into()),
-        Did::Approved(new_id.clone()),
-        Did::WroteAuthyId(new_id),
-        Did::WrotePassword,
-    ]
-    .iter()
-    .map(|d| reset.iter().position(|r| r == d))
-    .collect();
-    assert!(
-        order.iter().all(Option::is_some) && order.windows(2).all(|w| w[0] < w[1]),
-        "{reset:?}"
+    assert_in_order(
+        &reset,
+        &[
+            Did::Page("SelfAsserted-AuthyPhoneEnrollment".into()),
+            Did::Approved(new_id.clone()),
+            Did::WroteAuthyId(new_id),
+            Did::WrotePassword,
+        ],
     );
     assert_eq!(pushes(&authy), 3);
 }
@@ -2020,20 +1729,183 @@ async fn with_mfa_per_session_false_every_journey_pushes() {
     let files = crate::policy_contract::sample_with(&[("AuthyMfaPerSession", "false")]);
     let (app, authy) = spawn_for_journeys().await;
     let user = user("+1 425 555 0206");
-    let mut directory = Directory::default();
-    enrolled_user(&app, &user, &mut directory).await;
+    let mut tenant = Tenant::new(&files, &app);
+    tenant.enrol(&user).await;
     let mut session = SsoSession::default();
     for journey in 1..=2 {
-        run_journey(
-            &files,
-            "SignUpOrSignInWithAuthy",
-            &app,
-            &user,
-            &mut session,
-            &mut directory,
-        )
-        .await;
+        tenant
+            .run("SignUpOrSignInWithAuthy", &user, &mut session)
+            .await;
         assert_eq!(pushes(&authy), journey);
     }
     assert!(session.participants.is_empty());
+}
+
+// The lost-phone journey (AuthyPhoneRecovery, rendered with AuthyPhoneRecovery=true)
+
+/// The authy ids `authy` was asked to push to, in order.
+fn pushed_to(authy: &FakeAuthy) -> Vec<String> {
+    authy
+        .requests()
+        .iter()
+        .filter(|r| r.method == Method::POST && r.path.ends_with("/approval_requests"))
+        .filter_map(|r| r.path.split('/').rev().nth(1).map(str::to_owned))
+        .collect()
+}
+
+/// Erin, enrolled in `tenant` with an old phone she has lost, now with `new_phone`: her
+/// password, her mailbox. Also her old authy id.
+async fn erin_with_lost_phone(tenant: &mut Tenant<'_>, new_phone: &str) -> (User, String) {
+    let mut erin = User {
+        object_id: uuid::Uuid::new_v4().to_string(),
+        email: "Erin@Example.com".into(),
+        password: "correct horse".into(),
+        signs_in_with: ("erin@example.com".into(), "correct horse".into()),
+        reads_mail_of: vec!["Erin@Example.com".into()],
+        tampers_email: None,
+        phone: "+1 425 555 0199".into(),
+    };
+    let old = tenant.enrol(&erin).await;
+    erin.phone = new_phone.into();
+    (erin, old)
+}
+
+/// Runs the lost-phone journey for `user` in a new browser (its pages use SM-Noop: no session
+/// would skip anything).
+async fn recover(tenant: &mut Tenant<'_>, user: &User) -> Vec<Did> {
+    tenant
+        .run("AuthyPhoneRecovery", user, &mut SsoSession::default())
+        .await
+}
+
+/// The page a journey ended stuck at, and what it showed.
+fn stuck_at(did: &[Did]) -> (&str, &str) {
+    match did.last() {
+        Some(Did::Stuck { page, shown }) => (page, shown),
+        _ => panic!("the journey was not stuck at a page: {did:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_lost_phone_is_replaced_only_after_the_email_code_and_a_push_approved_on_the_new_phone() {
+    let (app, authy) = spawn_app_counting_pushes_with(
+        Duration::from_millis(1500),
+        &[("APPROVAL_WAIT_SECONDS", "2")],
+    )
+    .await;
+    let files = crate::policy_contract::recovery_sample();
+    let mut tenant = Tenant::new(&files, &app);
+    let (erin, old) = erin_with_lost_phone(&mut tenant, "+1 425 555 0100").await;
+
+    let did = recover(&mut tenant, &erin).await;
+    let new = tenant.directory.authy_ids[&erin.object_id].clone();
+    assert_ne!(new, old, "the authy id was not replaced");
+    let page = |id: &str| Did::Page(id.into());
+    assert_eq!(
+        did,
+        [
+            page("SelfAsserted-AuthyRecovery-LocalAccountSignin"),
+            page("SelfAsserted-AuthyRecoveryEmail"),
+            page("SelfAsserted-AuthyPhoneEnrollment"),
+            page("SelfAsserted-AuthyRecoveryWaitForApproval"),
+            Did::Approved(new.clone()),
+            Did::WroteAuthyId(new.clone()),
+            Did::SentClaims,
+        ]
+    );
+    // The one push of the journey went to the new phone; the old one got none.
+    assert_eq!(pushed_to(&authy), [new]);
+}
+
+#[tokio::test]
+async fn a_push_denied_on_the_new_phone_writes_nothing_and_pauses_its_pushes() {
+    let (app, authy) = spawn_app_counting_pushes_with(
+        Duration::from_millis(300),
+        &[("APPROVAL_WAIT_SECONDS", "2")],
+    )
+    .await;
+    let files = crate::policy_contract::recovery_sample();
+    let mut tenant = Tenant::new(&files, &app);
+    // +1 425 555 0101: the simulator denies its pushes.
+    let (erin, _) = erin_with_lost_phone(&mut tenant, "+1 425 555 0101").await;
+    let before = tenant.directory.clone();
+
+    let did = recover(&mut tenant, &erin).await;
+    let (page, shown) = stuck_at(&did);
+    assert_eq!(page, "SelfAsserted-AuthyRecoveryWaitForApproval", "{did:?}");
+    assert!(shown.contains("change your password"), "{shown}");
+    assert_eq!(
+        tenant.directory, before,
+        "a denied push changed the directory"
+    );
+    // The pause after a denial holds for the new authy id: another try sends nothing.
+    let pushes_before = pushes(&authy);
+    let did = recover(&mut tenant, &erin).await;
+    let (_, shown) = stuck_at(&did);
+    assert!(shown.contains("paused"), "{shown}");
+    assert_eq!(
+        pushes(&authy),
+        pushes_before,
+        "a push went out during the pause"
+    );
+    assert_eq!(tenant.directory, before);
+}
+
+#[tokio::test]
+async fn without_the_accounts_mail_or_password_nothing_is_enrolled_or_written() {
+    let (app, authy) = spawn_app_counting_pushes(Duration::from_millis(300)).await;
+    let files = crate::policy_contract::recovery_sample();
+    let mut tenant = Tenant::new(&files, &app);
+    let (erin, _) = erin_with_lost_phone(&mut tenant, "+1 425 555 0100").await;
+    let before = tenant.directory.clone();
+    let registered = || {
+        authy
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/users/new"))
+            .count()
+    };
+    let registered_before = registered();
+
+    // The password alone (an attacker who cannot read Erin's mail).
+    let attacker = User {
+        reads_mail_of: vec!["mallory@example.net".into()],
+        ..erin
+    };
+    let did = recover(&mut tenant, &attacker).await;
+    let (page, shown) = stuck_at(&did);
+    assert_eq!(page, "SelfAsserted-AuthyRecoveryEmail", "{did:?}");
+    assert!(shown.contains("code has not been entered"), "{shown}");
+    // The read-only field changed to the attacker's own address: the code arrives and verifies,
+    // but Continue finds that the verified address is not the account's.
+    let attacker = User {
+        tampers_email: Some("mallory@example.net".into()),
+        ..attacker
+    };
+    let did = recover(&mut tenant, &attacker).await;
+    let (page, shown) = stuck_at(&did);
+    assert_eq!(page, "SelfAsserted-AuthyRecoveryEmail", "{did:?}");
+    assert!(
+        shown.contains("could not verify the email address"),
+        "{shown}"
+    );
+    // The mail alone, with a wrong password.
+    let guesser = User {
+        signs_in_with: ("erin@example.com".into(), "Tr0ub4dor&3".into()),
+        tampers_email: None,
+        reads_mail_of: vec!["Erin@Example.com".into()],
+        ..attacker
+    };
+    let did = recover(&mut tenant, &guesser).await;
+    assert_eq!(
+        stuck_at(&did),
+        (
+            "SelfAsserted-AuthyRecovery-LocalAccountSignin",
+            "Your password is incorrect."
+        )
+    );
+
+    assert_eq!(tenant.directory, before, "the directory changed");
+    assert_eq!(registered(), registered_before, "a phone was enrolled");
+    assert_eq!(pushes(&authy), 0, "a push was sent");
 }

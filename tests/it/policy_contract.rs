@@ -2758,21 +2758,27 @@ fn variant(name: &str) -> &'static Variant {
         .unwrap_or_else(|| panic!("no variant {name}"))
 }
 
-/// `files` with one text replacement in `file`, which must change it.
-fn replaced(files: &[PolicyText], file: &str, from: &str, to: &str) -> Vec<PolicyText> {
+/// `files` with the text of `file` edited by `edit`, which must change it (else the test fails,
+/// saying that `what` is not in `file`): the one place every mutation helper below edits.
+fn edited(
+    files: &[PolicyText],
+    file: &str,
+    what: &str,
+    edit: impl Fn(&str) -> String,
+) -> Vec<PolicyText> {
     let mutated: Vec<PolicyText> = files
         .iter()
-        .map(|(f, t)| {
-            let t = if f == file {
-                t.replacen(from, to, 1)
-            } else {
-                t.clone()
-            };
-            (f.clone(), t)
-        })
+        .map(|(f, t)| (f.clone(), if f == file { edit(t) } else { t.clone() }))
         .collect();
-    assert_ne!(mutated, files, "'{from}' is not in {file}");
+    assert_ne!(mutated, files, "{what} is not in {file}");
     mutated
+}
+
+/// `files` with one text replacement in `file`, which must change it.
+fn replaced(files: &[PolicyText], file: &str, from: &str, to: &str) -> Vec<PolicyText> {
+    edited(files, file, &format!("'{from}'"), |t| {
+        t.replacen(from, to, 1)
+    })
 }
 
 #[test]
@@ -2972,18 +2978,7 @@ fn renaming_a_field_in_the_api_breaks_the_contract() {
 
 /// Applies one text replacement to the rendered extensions policy.
 fn mutate(from: &str, to: &str) -> Vec<PolicyText> {
-    let mutated: Vec<PolicyText> = sample()
-        .into_iter()
-        .map(|(f, t)| {
-            if f == LAYER_FILE {
-                (f, t.replacen(from, to, 1))
-            } else {
-                (f, t)
-            }
-        })
-        .collect();
-    assert_ne!(mutated, sample(), "'{from}' is not in {LAYER_FILE}");
-    mutated
+    replaced(&sample(), LAYER_FILE, from, to)
 }
 
 #[test]
@@ -4135,18 +4130,9 @@ fn rendered_policies_pass_check_b2c_policies() {
 
 /// Applies one text replacement, everywhere, to the rendered extensions policy.
 fn mutate_all(from: &str, to: &str) -> Vec<PolicyText> {
-    let mutated: Vec<PolicyText> = sample()
-        .into_iter()
-        .map(|(f, t)| {
-            if f == LAYER_FILE {
-                (f, t.replace(from, to))
-            } else {
-                (f, t)
-            }
-        })
-        .collect();
-    assert_ne!(mutated, sample(), "'{from}' is not in {LAYER_FILE}");
-    mutated
+    edited(&sample(), LAYER_FILE, &format!("'{from}'"), |t| {
+        t.replace(from, to)
+    })
 }
 
 /// The localization problems of `files`.
@@ -4261,21 +4247,11 @@ fn our_pages_are_localized_in_the_apis_languages() {
 /// `files` with the first `from` after the first `anchor` in our layer replaced by `to` (which
 /// must change it).
 fn replaced_after(files: &[PolicyText], anchor: &str, from: &str, to: &str) -> Vec<PolicyText> {
-    let mutated: Vec<PolicyText> = files
-        .iter()
-        .map(|(f, t)| {
-            let t = match t.find(anchor).filter(|_| f == LAYER_FILE) {
-                Some(at) => format!("{}{}", &t[..at], t[at..].replacen(from, to, 1)),
-                None => t.clone(),
-            };
-            (f.clone(), t)
-        })
-        .collect();
-    assert_ne!(
-        mutated, files,
-        "'{from}' is not after '{anchor}' in {LAYER_FILE}"
-    );
-    mutated
+    let what = format!("'{from}' after '{anchor}'");
+    edited(files, LAYER_FILE, &what, |t| match t.find(anchor) {
+        Some(at) => format!("{}{}", &t[..at], t[at..].replacen(from, to, 1)),
+        None => t.to_owned(),
+    })
 }
 
 /// Each property of the lost-phone journey, broken once in a rendered copy, is reported.

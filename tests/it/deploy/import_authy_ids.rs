@@ -2,18 +2,13 @@
 //! users, different existing authy ids), that it writes only what changes (a second run
 //! writes nothing), and how it looks users up in Microsoft Graph.
 //!
-//! The stub `az` holds the tenant's users in the file `AZ_STUB_USERS` (`objectId<TAB>
-//! signInName<TAB>authyId` lines), answers the script's look-ups from it and applies its
-//! PATCHes to it, so a second run sees what the first one wrote.
+//! The stub tenant: [`super::graph_users`].
 
 use std::fs;
 use std::process::Command;
 
-use super::{assert_no_call, run, Run, Sandbox, TENANT};
-
-/// The b2c-extensions-app client id the tests pass, and the Graph attribute it gives.
-const CLIENT_ID: &str = "ABCDEF01-2345-6789-ABCD-EF0123456789";
-const ATTRIBUTE: &str = "extension_abcdef0123456789abcdef0123456789_authyId";
+use super::graph_users::{assert_not_shown, patches, users, ATTRIBUTE, CLIENT_ID};
+use super::{assert_no_call, graph_users, run, Sandbox, TENANT};
 
 const ALICE: &str = "11111111-aaaa-4aaa-8aaa-111111111111";
 const BOB: &str = "22222222-bbbb-4bbb-8bbb-222222222222";
@@ -28,45 +23,12 @@ const USERS: &str = "11111111-aaaa-4aaa-8aaa-111111111111\talice@example.com\t
 ";
 
 fn tenant(name: &str) -> Sandbox {
-    let sb = Sandbox::new(name);
-    sb.write("users.tsv", USERS);
-    sb
+    graph_users::tenant(name, USERS)
 }
 
 /// The script with the tenant and client id flags and `--csv ids.csv`.
 fn import(sb: &Sandbox) -> Command {
-    let mut cmd = sb.command("import-authy-ids.sh");
-    cmd.env("AZ_STUB_USERS", sb.path("users.tsv"));
-    cmd.args([
-        "--tenant",
-        TENANT,
-        "--extensions-app-client-id",
-        CLIENT_ID,
-        "--csv",
-        "ids.csv",
-    ]);
-    cmd
-}
-
-fn users(sb: &Sandbox) -> String {
-    fs::read_to_string(sb.path("users.tsv")).unwrap()
-}
-
-fn patches(sb: &Sandbox) -> Vec<String> {
-    sb.az_calls()
-        .into_iter()
-        .filter(|c| c.starts_with("az rest --method patch"))
-        .collect()
-}
-
-/// Nothing of `secrets` (sign-in names, authy ids) appears in the output.
-fn assert_not_shown(out: &Run, secrets: &[&str]) {
-    for s in secrets {
-        assert!(
-            !out.stdout.contains(s) && !out.stderr.contains(s),
-            "{s:?} shown\n{out}"
-        );
-    }
+    graph_users::script(sb, "import-authy-ids.sh", &["--csv", "ids.csv"])
 }
 
 #[test]

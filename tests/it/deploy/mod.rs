@@ -17,6 +17,7 @@ mod all_scripts;
 mod clear_authy_id;
 mod client_cert;
 mod deploy_code;
+mod graph_users;
 mod import_authy_ids;
 mod package;
 mod provision;
