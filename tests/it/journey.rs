@@ -20,9 +20,12 @@
 //! With the policy rendered with `AuthyPhoneRecovery=true` they run the lost-phone journey
 //! `AuthyPhoneRecovery`: the authy id is replaced only after the email code and a push approved on
 //! the new phone; a denied push writes nothing; without the account's mailbox, with the read-only
-//! address changed, or with a wrong password nothing is enrolled, pushed or written. Mutations
-//! seen to fail them: the write step moved before the wait page, the address check
-//! (`Authy-AssertRecoveryEmailIsDirectoryEmail`) removed from the email page.
+//! address changed, or with a wrong password nothing is enrolled, pushed or written; an account
+//! without an email address (user name only) stops on the email page even with an address of
+//! the attacker's in the form. Mutations seen to fail them: the write step moved before the wait
+//! page, the address check (`Authy-AssertRecoveryEmailIsDirectoryEmail`) or the existence check
+//! (`Authy-AssertAccountHasDirectoryEmail`) removed from the email page. Where MS docs leave
+//! B2C's handling of an absent input claim open, the emulation does the worst for us.
 
 use std::time::{Duration, Instant};
 
@@ -983,8 +986,11 @@ enum Did {
 /// has and does.
 struct User {
     object_id: String,
-    /// `signInNames.emailAddress`: the address the account signs in with.
+    /// `signInNames.emailAddress`: the address the account signs in with; empty for an account
+    /// that has none and signs in by [`User::user_name`] only.
     email: String,
+    /// `signInNames.userName`, for an account that signs in by user name.
+    user_name: Option<String>,
     /// The account's password.
     password: String,
     /// The sign-in name and password they type on a password page.
@@ -1002,7 +1008,9 @@ impl User {
     /// The claims the starter pack's sign-in page (or its email discovery page) gives.
     fn signed_in(&self, claims: &mut serde_json::Map<String, serde_json::Value>) {
         claims.insert("objectId".into(), json!(self.object_id));
-        claims.insert("email".into(), json!(self.email));
+        if !self.email.is_empty() {
+            claims.insert("email".into(), json!(self.email));
+        }
         claims.insert("signInName".into(), json!(self.signs_in_with.0));
         claims.insert(
             "authenticationSource".into(),
@@ -1238,7 +1246,9 @@ async fn run_journey(
                             let claim = c.attribute("ClaimTypeReferenceId").unwrap();
                             let value = match claim {
                                 "extension_authyId" => directory.authy_ids.get(&object_id),
-                                "signInNames.emailAddress" => Some(&user.email),
+                                "signInNames.emailAddress" => {
+                                    Some(&user.email).filter(|e| !e.is_empty())
+                                }
                                 other => panic!("{tp} reads {other}"),
                             };
                             claims.remove(claim);
@@ -1308,7 +1318,11 @@ impl Page<'_, '_> {
             .find_map(|c| c.attribute("DisplayControlReferenceId"));
         if validations == ["login-NonInteractive"] {
             let (name, password) = &user.signs_in_with;
-            if !(name.eq_ignore_ascii_case(&user.email) && *password == user.password) {
+            let account_name = |n: &str| {
+                (!user.email.is_empty() && n.eq_ignore_ascii_case(&user.email))
+                    || user.user_name.as_deref() == Some(n)
+            };
+            if !(account_name(name) && *password == user.password) {
                 return Err("Your password is incorrect.".into());
             }
             user.signed_in(claims);
@@ -1458,8 +1472,11 @@ fn run_claims_transformations(
 }
 
 /// Applies claims transformation `id` of `docs` to `claims`, as B2C does, for the methods our
-/// layer's technical profiles use (MS docs "general-transformations", "string-transformations").
-/// `Err`: an `AssertStringClaimsAreEqual` failed; the metadata key of the message its page shows.
+/// layer's technical profiles use (MS docs "general-transformations", "string-transformations",
+/// "boolean-transformations"). Where MS docs do not say what B2C does with an absent input claim
+/// (`CopyClaim`, `AssertStringClaimsAreEqual`), the emulation does the worst for us: the copy
+/// sets nothing and the assertion passes, so a journey safe here does not rely on either.
+/// `Err`: an assertion failed; the metadata key of the message its page shows.
 fn apply_transformation(
     docs: &[b2c_authy::policy_check::Parsed],
     id: &str,
@@ -1487,8 +1504,20 @@ fn apply_transformation(
     };
     match t.attribute("TransformationMethod").unwrap() {
         "CopyClaim" => {
-            let value = claims[&claim("InputClaim", "inputClaim")].clone();
-            claims.insert(claim("OutputClaim", "outputClaim"), value);
+            if let Some(value) = claims.get(&claim("InputClaim", "inputClaim")).cloned() {
+                claims.insert(claim("OutputClaim", "outputClaim"), value);
+            }
+        }
+        "DoesClaimExist" => {
+            let exists = claims.contains_key(&claim("InputClaim", "inputClaim"));
+            claims.insert(claim("OutputClaim", "outputClaim"), json!(exists));
+        }
+        "AssertBooleanClaimIsEqualToValue" => {
+            let expected = parameter("valueToCompareTo") == "true";
+            let value = claims.get(&claim("InputClaim", "inputClaim"));
+            if value.and_then(serde_json::Value::as_bool) != Some(expected) {
+                return Err("UserMessageIfClaimsTransformationBooleanValueIsNotEqual");
+            }
         }
         "CompareClaims" => {
             assert_eq!(parameter("operator"), "EQUAL");
@@ -1515,8 +1544,8 @@ fn apply_transformation(
                     .and_then(|v| v.as_str())
                     .map(str::to_lowercase)
             };
-            let one = value("inputClaim1");
-            if one.is_none() || one != value("inputClaim2") {
+            let (one, two) = (value("inputClaim1"), value("inputClaim2"));
+            if one.is_some() && two.is_some() && one != two {
                 return Err("UserMessageIfClaimsTransformationStringsAreNotEqual");
             }
         }
@@ -1557,6 +1586,7 @@ fn user(phone: &str) -> User {
         signs_in_with: ("frank@example.com".into(), "hunter2 hunter2".into()),
         reads_mail_of: vec!["frank@example.com".into()],
         tampers_email: None,
+        user_name: None,
         phone: phone.to_owned(),
     }
 }
@@ -1763,6 +1793,7 @@ async fn erin_with_lost_phone(tenant: &mut Tenant<'_>, new_phone: &str) -> (User
         signs_in_with: ("erin@example.com".into(), "correct horse".into()),
         reads_mail_of: vec!["Erin@Example.com".into()],
         tampers_email: None,
+        user_name: None,
         phone: "+1 425 555 0199".into(),
     };
     let old = tenant.enrol(&erin).await;
@@ -1908,4 +1939,50 @@ async fn without_the_accounts_mail_or_password_nothing_is_enrolled_or_written() 
     assert_eq!(tenant.directory, before, "the directory changed");
     assert_eq!(registered(), registered_before, "a phone was enrolled");
     assert_eq!(pushes(&authy), 0, "a push was sent");
+}
+
+#[tokio::test]
+async fn an_account_without_an_email_address_cannot_replace_its_phone() {
+    let (app, authy) = spawn_app_counting_pushes(Duration::from_millis(300)).await;
+    let files = crate::policy_contract::recovery_sample();
+    let mut tenant = Tenant::new(&files, &app);
+    // Ursula signs in by user name only: no signInNames.emailAddress in the directory. Whoever
+    // runs the journey has her password and, on the phone page, a new phone.
+    let object_id = uuid::Uuid::new_v4().to_string();
+    let ursula = |reads_mail_of: &[&str], tampers_email: Option<&str>, phone: &str| User {
+        object_id: object_id.clone(),
+        email: String::new(),
+        user_name: Some("ursula".into()),
+        password: "correct horse".into(),
+        signs_in_with: ("ursula".into(), "correct horse".into()),
+        reads_mail_of: reads_mail_of.iter().map(|m| (*m).to_owned()).collect(),
+        tampers_email: tampers_email.map(str::to_owned),
+        phone: phone.into(),
+    };
+    tenant.enrol(&ursula(&[], None, "+1 425 555 0199")).await;
+    let before = tenant.directory.clone();
+    let pushes_before = pushes(&authy);
+
+    // The email page has no address to send a code to.
+    let did = recover(&mut tenant, &ursula(&[], None, "+1 425 555 0100")).await;
+    assert_eq!(
+        stuck_at(&did).0,
+        "SelfAsserted-AuthyRecoveryEmail",
+        "{did:?}"
+    );
+    // Nor with an address of their own put into the read-only field: the code arrives and
+    // verifies, and Continue is refused for the account's missing address, before the address
+    // comparison (whose handling of an absent claim MS docs leave open; emulated as passing).
+    let mallory = "mallory@example.net";
+    let did = recover(
+        &mut tenant,
+        &ursula(&[mallory], Some(mallory), "+1 425 555 0100"),
+    )
+    .await;
+    let (page, shown) = stuck_at(&did);
+    assert_eq!(page, "SelfAsserted-AuthyRecoveryEmail", "{did:?}");
+    assert!(shown.contains("no email address"), "{shown}");
+
+    assert_eq!(tenant.directory, before, "the directory changed");
+    assert_eq!(pushes(&authy), pushes_before, "a push was sent");
 }

@@ -329,7 +329,7 @@ pub(crate) fn sample() -> Vec<PolicyText> {
 }
 
 /// The first environment's policies rendered with `AuthyPhoneRecovery` `true` (the lost-phone
-/// journey's tests, `journey::RecoveryJourney`).
+/// journey's tests, `journey::run_journey`).
 pub(crate) fn recovery_sample() -> Vec<PolicyText> {
     variant("SocialAndLocalAccounts/None/script=false/recovery=true")
         .files
