@@ -197,8 +197,9 @@ impl Drop for CancelGuard {
 }
 
 /// Per-invocation middleware: sets the invocation id (for `requestId` in error bodies), the
-/// invocation's language (English until the body's `uiLocale` is read), the deadline, a log span, and writes one log line per invocation with function, outcome code,
-/// HTTP status, duration, Authy status, invocation id and B2C correlation id.
+/// invocation's language (English until the body's `uiLocale` is read), the deadline, a log
+/// span, and writes one log line per invocation with function, outcome code, HTTP status,
+/// duration, Authy status, invocation id and B2C correlation id.
 async fn invocation(State(budget): State<Duration>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = invocation_id(&request);

@@ -3512,9 +3512,15 @@ fn template_definitions(template: &str) -> &str {
     &template[start..start + end]
 }
 
-/// What `script` prints, run by Node; `None` (after [`skip_or_fail`]) without Node.
-fn run_node(script: &str) -> Option<String> {
-    let output = match Command::new("node").arg("-e").arg(script).output() {
+/// What `script` prints, run by Node with `args` (its `process.argv[1..]`); `None` (after
+/// [`skip_or_fail`]) without Node.
+fn run_node(script: &str, args: &[String]) -> Option<String> {
+    let output = match Command::new("node")
+        .arg("-e")
+        .arg(script)
+        .args(args)
+        .output()
+    {
         Ok(output) => output,
         Err(e) => {
             skip_or_fail(&format!("node is not installed ({e})"));
@@ -3535,24 +3541,8 @@ fn run_is_pending_message(definitions: &str, texts: &[String]) -> Option<Vec<boo
     let script = format!(
         "{definitions}\nprocess.stdout.write(JSON.stringify(JSON.parse(process.argv[1]).map(isPendingMessage)));"
     );
-    let output = match Command::new("node")
-        .arg("-e")
-        .arg(&script)
-        .arg(serde_json::to_string(texts).unwrap())
-        .output()
-    {
-        Ok(output) => output,
-        Err(e) => {
-            skip_or_fail(&format!("node is not installed ({e})"));
-            return None;
-        }
-    };
-    assert!(
-        output.status.success(),
-        "node: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Some(serde_json::from_slice(&output.stdout).expect("a JSON array of booleans"))
+    let output = run_node(&script, &[serde_json::to_string(texts).unwrap()])?;
+    Some(serde_json::from_str(&output).expect("a JSON array of booleans"))
 }
 
 /// The texts whose `isPendingMessage` differs from "is an ApprovalPending userMessage".
@@ -3577,10 +3567,13 @@ fn pending_matcher_problems(template: &str) -> Option<Vec<String>> {
 fn the_wait_page_template_continues_after_exactly_the_apis_pending_messages() {
     let template = wait_template();
     // The script's marker is the API's, as Node reads the script's string.
-    let Some(marker) = run_node(&format!(
-        "{}\nprocess.stdout.write(JSON.stringify(PENDING_MARKER));",
-        template_definitions(&template)
-    )) else {
+    let Some(marker) = run_node(
+        &format!(
+            "{}\nprocess.stdout.write(JSON.stringify(PENDING_MARKER));",
+            template_definitions(&template)
+        ),
+        &[],
+    ) else {
         return;
     };
     assert_eq!(
@@ -3704,24 +3697,8 @@ fn clicks_on_fake_page(template: &str, answers: &[Vec<String>]) -> Option<u64> {
     let start = template.find("<script>").expect("<script>") + "<script>".len();
     let end = template.find("</script>").expect("</script>");
     let script = FAKE_PAGE.replace("/*SCRIPT*/", &template[start..end]);
-    let output = match Command::new("node")
-        .arg("-e")
-        .arg(&script)
-        .arg(serde_json::to_string(answers).unwrap())
-        .output()
-    {
-        Ok(output) => output,
-        Err(e) => {
-            skip_or_fail(&format!("node is not installed ({e})"));
-            return None;
-        }
-    };
-    assert!(
-        output.status.success(),
-        "node: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let output = run_node(&script, &[serde_json::to_string(answers).unwrap()])?;
+    let answer: serde_json::Value = serde_json::from_str(&output).unwrap();
     Some(answer["clicks"].as_u64().unwrap())
 }
 
