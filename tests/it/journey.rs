@@ -1068,6 +1068,16 @@ impl<'a> Tenant<'a> {
         authy_id
     }
 
+    /// `user` enrolled earlier ([`Tenant::enrol`]), then signed in once with a push in a new SSO
+    /// session: the authy id and that session.
+    async fn signed_in_in_a_session(&mut self, user: &User) -> (String, SsoSession) {
+        let authy_id = self.enrol(user).await;
+        let mut session = SsoSession::default();
+        self.run("SignUpOrSignInWithAuthy", user, &mut session)
+            .await;
+        (authy_id, session)
+    }
+
     /// [`run_journey`] in this tenant.
     async fn run(&mut self, journey_id: &str, user: &User, session: &mut SsoSession) -> Vec<Did> {
         run_journey(
@@ -1651,11 +1661,7 @@ async fn after_the_authy_id_is_cleared_or_changed_the_session_skips_nothing() {
     let (app, authy) = spawn_for_journeys().await;
     let mut user = user("+1 425 555 0201");
     let mut tenant = Tenant::new(&files, &app);
-    let old_id = tenant.enrol(&user).await;
-    let mut session = SsoSession::default();
-    tenant
-        .run("SignUpOrSignInWithAuthy", &user, &mut session)
-        .await;
+    let (old_id, mut session) = tenant.signed_in_in_a_session(&user).await;
     assert_eq!(pushes(&authy), 1);
 
     // deploy/clear-authy-id.sh (lost phone): the next journey, same session, enrols and pushes,
@@ -1714,11 +1720,7 @@ async fn password_reset_pushes_even_in_a_session_and_sets_the_password_only_afte
     let (app, authy) = spawn_for_journeys().await;
     let mut user = user("+1 425 555 0204");
     let mut tenant = Tenant::new(&files, &app);
-    let authy_id = tenant.enrol(&user).await;
-    let mut session = SsoSession::default();
-    tenant
-        .run("SignUpOrSignInWithAuthy", &user, &mut session)
-        .await;
+    let (authy_id, mut session) = tenant.signed_in_in_a_session(&user).await;
     assert_eq!(pushes(&authy), 1);
 
     let reset = tenant

@@ -2795,12 +2795,7 @@ fn layer_violations_are_reported() {
         ),
         settings,
     );
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("is a policy of the tenant's own chain")),
-        "{problems:#?}"
-    );
+    assert_reported(&problems, &["is a policy of the tenant's own chain"]);
     // A relying party that skips our layer.
     let problems = layer_chain_problems(
         &replaced(
@@ -2811,7 +2806,7 @@ fn layer_violations_are_reported() {
         ),
         settings,
     );
-    assert!(problems.iter().any(|p| p.contains("SignUpOrSigninAuthy.xml: BasePolicy is Some(\"B2C_1A_TrustFrameworkExtensions\"), not B2C_1A_AuthyExtensions")), "{problems:#?}");
+    assert_reported(&problems, &["SignUpOrSigninAuthy.xml: BasePolicy is Some(\"B2C_1A_TrustFrameworkExtensions\"), not B2C_1A_AuthyExtensions"]);
     // No marker.
     let problems = marker_problems(&replaced(
         &local.files,
@@ -2835,12 +2830,7 @@ fn layer_violations_are_reported() {
         ),
         SocialProviders::None,
     );
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("'Facebook-OAUTH', a social sign-in")),
-        "{problems:#?}"
-    );
+    assert_reported(&problems, &["'Facebook-OAUTH', a social sign-in"]);
     // SocialProviders=Facebook, but a journey without it.
     let facebook = variant("SocialAndLocalAccounts/Facebook/script=false");
     let problems = social_problems(
@@ -2852,15 +2842,13 @@ fn layer_violations_are_reported() {
         ),
         SocialProviders::Facebook,
     );
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("journey 'SignUpOrSignInWithAuthy' offers no Facebook-OAUTH")),
-        "{problems:#?}"
+    assert_reported(
+        &problems,
+        &["journey 'SignUpOrSignInWithAuthy' offers no Facebook-OAUTH"],
     );
     // ScriptExecution without the script, and none with it.
     let problems = script_problems(&replaced(&local.files, "SignUpOrSigninAuthy.xml", "<TechnicalProfile Id=\"PolicyProfile\">", "<UserJourneyBehaviors><ScriptExecution>Allow</ScriptExecution></UserJourneyBehaviors><TechnicalProfile Id=\"PolicyProfile\">"), false);
-    assert!(problems.iter().any(|p| p.contains("SignUpOrSigninAuthy.xml: ScriptExecution [\"Allow\"], but AuthyWaitPageScript is false")), "{problems:#?}");
+    assert_reported(&problems, &["SignUpOrSigninAuthy.xml: ScriptExecution [\"Allow\"], but AuthyWaitPageScript is false"]);
     let script = variant("LocalAccounts/None/script=true");
     let problems = script_problems(
         &replaced(
@@ -2871,7 +2859,7 @@ fn layer_violations_are_reported() {
         ),
         true,
     );
-    assert!(problems.iter().any(|p| p.contains("ProfileEditAuthy.xml: AuthyWaitPageScript is true but the relying party has ScriptExecution []")), "{problems:#?}");
+    assert_reported(&problems, &["ProfileEditAuthy.xml: AuthyWaitPageScript is true but the relying party has ScriptExecution []"]);
     // Our layer redefining a technical profile of the tenant's chain.
     let Some(pack) = starter_pack(StarterPack::LocalAccounts) else {
         return;
@@ -2885,12 +2873,7 @@ fn layer_violations_are_reported() {
         ),
         &pack,
     );
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("TechnicalProfile 'aad-userreadusingobjectid'")),
-        "{problems:#?}"
-    );
+    assert_reported(&problems, &["TechnicalProfile 'aad-userreadusingobjectid'"]);
 }
 
 #[test]
@@ -2937,11 +2920,9 @@ fn renaming_a_field_in_the_api_breaks_the_contract() {
     let mut api = api_contract();
     api.get_mut("Register").unwrap().returns.remove("authyId");
     let problems = check_all(&files, None, &api);
-    assert!(
-        problems.iter().any(|p| p.contains("REST-Authy-Register")
-            && p.contains("'authyId'")
-            && p.contains("never returns")),
-        "{problems:#?}"
+    assert_reported(
+        &problems,
+        &["REST-Authy-Register", "'authyId'", "never returns"],
     );
 
     // The sign-in code no longer returned: the page could not show it.
@@ -2951,13 +2932,13 @@ fn renaming_a_field_in_the_api_breaks_the_contract() {
         .returns
         .remove("signInCode");
     let problems = check_all(&files, None, &api);
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("REST-Authy-CreateApprovalRequest")
-                && p.contains("'signInCode'")
-                && p.contains("never returns")),
-        "{problems:#?}"
+    assert_reported(
+        &problems,
+        &[
+            "REST-Authy-CreateApprovalRequest",
+            "'signInCode'",
+            "never returns",
+        ],
     );
 
     let mut api = api_contract();
@@ -2966,13 +2947,13 @@ fn renaming_a_field_in_the_api_breaks_the_contract() {
         .reads
         .remove("approvalRequestId");
     let problems = check_all(&files, None, &api);
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("REST-Authy-WaitForAuthyApproval")
-                && p.contains("'approvalRequestId'")
-                && p.contains("does not read")),
-        "{problems:#?}"
+    assert_reported(
+        &problems,
+        &[
+            "REST-Authy-WaitForAuthyApproval",
+            "'approvalRequestId'",
+            "does not read",
+        ],
     );
 }
 
@@ -2988,12 +2969,7 @@ fn a_service_url_without_a_function_folder_breaks_the_contract() {
         None,
         &api_contract(),
     );
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("no folder WaitForApproval/function.json")),
-        "{problems:#?}"
-    );
+    assert_reported(&problems, &["no folder WaitForApproval/function.json"]);
 }
 
 #[test]
@@ -3044,11 +3020,9 @@ fn a_rest_profile_without_the_page_language_is_reported() {
         None,
         &api,
     );
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("metadata IncludeClaimResolvingInClaimsHandling must be true")),
-        "{problems:#?}"
+    assert_reported(
+        &problems,
+        &["metadata IncludeClaimResolvingInClaimsHandling must be true"],
     );
     // The API no longer reading it: every profile sends a claim it does not read.
     let mut api = api_contract();
@@ -3057,10 +3031,9 @@ fn a_rest_profile_without_the_page_language_is_reported() {
         .reads
         .remove(UI_LOCALE_CLAIM);
     let problems = check_all(&sample(), None, &api);
-    assert!(
-        problems.iter().any(|p| p.contains("sends claim 'uiLocale'")
-            && p.contains("REST-Authy-WaitForAuthyApproval")),
-        "{problems:#?}"
+    assert_reported(
+        &problems,
+        &["sends claim 'uiLocale'", "REST-Authy-WaitForAuthyApproval"],
     );
 }
 
@@ -3146,6 +3119,15 @@ fn reported(problems: &[String], expected: &[&str]) -> bool {
     problems
         .iter()
         .any(|p| expected.iter().all(|e| p.contains(e)))
+}
+
+/// Asserts that one of `problems` contains every one of `expected`.
+#[track_caller]
+fn assert_reported(problems: &[String], expected: &[&str]) {
+    assert!(
+        reported(problems, expected),
+        "expected a problem with {expected:?} in {problems:#?}"
+    );
 }
 
 #[test]
@@ -3968,11 +3950,9 @@ fn a_retry_limit_that_ends_the_wait_too_early_is_reported() {
             ..limits
         },
     );
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("MAX_CONTINUES = 10 automatic Continues do not outlast")),
-        "{problems:#?}"
+    assert_reported(
+        &problems,
+        &["MAX_CONTINUES = 10 automatic Continues do not outlast"],
     );
 }
 
